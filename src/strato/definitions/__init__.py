@@ -1,0 +1,1 @@
+"""Pure feature definitions and their validation: no I/O happens in this package."""

@@ -1,0 +1,240 @@
+"""`FeatureView`: a named, versioned, typed table of features about one or more entities."""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import timedelta
+from typing import Any, Literal
+
+from strato.definitions._naming import RESERVED_COLUMNS, check_name, check_tags
+from strato.definitions.entity import Entity
+from strato.definitions.field import Field
+from strato.errors import DefinitionError
+
+FileFormat = Literal["parquet", "csv", "delta"]
+
+
+@dataclass(frozen=True)
+class FileSource:
+    """A batch file (Parquet, CSV or a Delta table) that a view's rows can be loaded from."""
+
+    path: str
+    format: FileFormat = "parquet"
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.path, str) or not self.path:
+            raise DefinitionError(f"FileSource: path must be a non-empty string, got {self.path!r}")
+        if self.format not in ("parquet", "csv", "delta"):
+            raise DefinitionError(f"FileSource {self.path!r}: format must be parquet, csv or delta")
+
+    def to_spec(self) -> dict[str, Any]:
+        return {"type": "file", "path": self.path, "format": self.format}
+
+
+@dataclass(frozen=True)
+class FeatureView:
+    """A named, versioned table of features about one or more entities.
+
+    Rows are keyed by the entities' join keys and stamped with an event time (the
+    column named by `timestamp_field` in written frames). With a `ttl`, a value older
+    than `ttl` is treated as missing, both online and in point-in-time joins.
+
+    `version` and `data_version` are set by the registry on `apply`: `version` counts every
+    change; `data_version` names the version whose storage this one shares (it moves only
+    when a breaking change is applied as a new version).
+
+    >>> from datetime import timedelta
+    >>> from strato import Entity, FeatureView, Field, Float64, Int64
+    >>> user = Entity("user", join_keys={"user_id": Int64})
+    >>> stats = FeatureView("user_stats", entities=[user], ttl=timedelta(days=7),
+    ...                     schema=[Field("amount_mean_7d", Float64)])
+    >>> stats.feature_names
+    ('amount_mean_7d',)
+    """
+
+    name: str
+    entities: tuple[Entity, ...]
+    schema: tuple[Field, ...]
+    ttl: timedelta | None = None
+    source: FileSource | None = None
+    timestamp_field: str = "event_timestamp"
+    online: bool = True
+    offline: bool = True
+    description: str = ""
+    owner: str = ""
+    tags: dict[str, str] = field(default_factory=dict)
+    version: int | None = None
+    data_version: int | None = None
+
+    def __init__(
+        self,
+        name: str,
+        *,
+        entities: Sequence[Entity],
+        schema: Sequence[Field],
+        ttl: timedelta | None = None,
+        source: FileSource | None = None,
+        timestamp_field: str = "event_timestamp",
+        online: bool = True,
+        offline: bool = True,
+        description: str = "",
+        owner: str = "",
+        tags: dict[str, str] | None = None,
+        version: int | None = None,
+        data_version: int | None = None,
+    ):
+        check_name("feature view", name)
+        where = f"feature view {name!r}"
+        if not isinstance(entities, Sequence) or not entities or not all(isinstance(e, Entity) for e in entities):
+            raise DefinitionError(f"{where}: entities must be a non-empty list of Entity")
+        key_fields: dict[str, Field] = {}
+        for entity in entities:
+            for key in entity.join_keys:
+                if key.name in key_fields and key_fields[key.name].dtype != key.dtype:
+                    raise DefinitionError(f"{where}: join key {key.name!r} has two different types")
+                key_fields[key.name] = key
+        if not isinstance(schema, Sequence) or not all(isinstance(f, Field) for f in schema):
+            raise DefinitionError(f"{where}: schema must be a list of Field")
+        features: list[Field] = []
+        seen: set[str] = set()
+        for feature in schema:
+            if feature.name in key_fields:
+                # Feast lets the schema repeat join keys; accept it when the types agree.
+                if feature.dtype != key_fields[feature.name].dtype:
+                    raise DefinitionError(
+                        f"{where}: field {feature.name!r} is a join key of type "
+                        f"{key_fields[feature.name].dtype}, but the schema says {feature.dtype}"
+                    )
+                continue
+            if feature.name in seen:
+                raise DefinitionError(f"{where}: field {feature.name!r} appears twice in the schema")
+            if feature.name in RESERVED_COLUMNS or feature.name == timestamp_field:
+                raise DefinitionError(f"{where}: field {feature.name!r} is a reserved column name")
+            seen.add(feature.name)
+            features.append(feature)
+        if not features:
+            raise DefinitionError(f"{where}: schema needs at least one feature besides the join keys")
+        check_name("timestamp_field", timestamp_field, where=where)
+        if timestamp_field in key_fields:
+            raise DefinitionError(f"{where}: timestamp_field {timestamp_field!r} is also a join key")
+        if ttl is not None and (not isinstance(ttl, timedelta) or ttl <= timedelta(0)):
+            raise DefinitionError(f"{where}: ttl must be a positive timedelta or None, got {ttl!r}")
+        if source is not None and not isinstance(source, FileSource):
+            raise DefinitionError(f"{where}: source must be a FileSource or None")
+        if not (online or offline):
+            raise DefinitionError(f"{where}: a view must be online, offline or both")
+        for attr, value in (("version", version), ("data_version", data_version)):
+            if value is not None and (not isinstance(value, int) or value < 1):
+                raise DefinitionError(f"{where}: {attr} must be a positive integer, got {value!r}")
+        set_ = object.__setattr__
+        set_(self, "name", name)
+        set_(self, "entities", tuple(entities))
+        set_(self, "schema", tuple(features))
+        set_(self, "ttl", ttl)
+        set_(self, "source", source)
+        set_(self, "timestamp_field", timestamp_field)
+        set_(self, "online", bool(online))
+        set_(self, "offline", bool(offline))
+        set_(self, "description", str(description))
+        set_(self, "owner", str(owner))
+        set_(self, "tags", check_tags(where, tags or {}))
+        set_(self, "version", version)
+        set_(self, "data_version", data_version)
+
+    def __hash__(self) -> int:
+        return hash((self.name, self.version))
+
+    def __getitem__(self, features: Sequence[str]) -> FeatureViewProjection:
+        """Select some features, Feast style: ``view[["a", "b"]]``."""
+        return FeatureViewProjection(self, tuple(features))
+
+    @property
+    def join_keys(self) -> tuple[Field, ...]:
+        seen: dict[str, Field] = {}
+        for entity in self.entities:
+            for key in entity.join_keys:
+                seen.setdefault(key.name, key)
+        return tuple(seen.values())
+
+    @property
+    def join_key_names(self) -> tuple[str, ...]:
+        return tuple(k.name for k in self.join_keys)
+
+    @property
+    def feature_names(self) -> tuple[str, ...]:
+        return tuple(f.name for f in self.schema)
+
+    def feature(self, name: str) -> Field:
+        for f in self.schema:
+            if f.name == name:
+                return f
+        raise DefinitionError(f"feature view {self.name!r} has no feature {name!r}")
+
+    @property
+    def table_name(self) -> str:
+        """Storage name shared by the offline table and the online keyspace of this version."""
+        return f"{self.name}__v{self.data_version or 1}"
+
+    def with_versions(self, version: int, data_version: int) -> FeatureView:
+        return dataclasses.replace(self, version=version, data_version=data_version)
+
+    def to_spec(self) -> dict[str, Any]:
+        """The definition as plain data; registry-assigned versions are left out."""
+        return {
+            "name": self.name,
+            "entities": [e.name for e in self.entities],
+            "schema": [f.to_spec() for f in self.schema],
+            "ttl_seconds": self.ttl.total_seconds() if self.ttl is not None else None,
+            "source": self.source.to_spec() if self.source else None,
+            "timestamp_field": self.timestamp_field,
+            "online": self.online,
+            "offline": self.offline,
+            "description": self.description,
+            "owner": self.owner,
+            "tags": dict(self.tags),
+        }
+
+    @classmethod
+    def from_spec(
+        cls,
+        spec: dict[str, Any],
+        entities: dict[str, Entity],
+        *,
+        version: int | None = None,
+        data_version: int | None = None,
+    ) -> FeatureView:
+        missing = [e for e in spec["entities"] if e not in entities]
+        if missing:
+            raise DefinitionError(f"feature view {spec['name']!r} refers to unknown entities {missing}")
+        source = spec.get("source")
+        return cls(
+            spec["name"],
+            entities=[entities[e] for e in spec["entities"]],
+            schema=[Field.from_spec(f) for f in spec["schema"]],
+            ttl=timedelta(seconds=spec["ttl_seconds"]) if spec.get("ttl_seconds") is not None else None,
+            source=FileSource(source["path"], source.get("format", "parquet")) if source else None,
+            timestamp_field=spec.get("timestamp_field", "event_timestamp"),
+            online=spec.get("online", True),
+            offline=spec.get("offline", True),
+            description=spec.get("description", ""),
+            owner=spec.get("owner", ""),
+            tags=spec.get("tags"),
+            version=version,
+            data_version=data_version,
+        )
+
+
+@dataclass(frozen=True)
+class FeatureViewProjection:
+    """Some features of one view, as selected by ``view[["a", "b"]]``."""
+
+    view: FeatureView
+    features: tuple[str, ...]
+
+    def __post_init__(self) -> None:
+        if not self.features:
+            raise DefinitionError(f"selection of feature view {self.view.name!r} is empty")
+        for name in self.features:
+            self.view.feature(name)

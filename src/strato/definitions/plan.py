@@ -1,0 +1,188 @@
+"""The diff between the definitions in a feature repo and those in the registry.
+
+`make_plan` is pure: it decides, for each object, whether applying it adds it, leaves it
+alone, changes it compatibly (same storage, new version), or breaks it (refused unless a new
+version is asked for, which then gets fresh storage). Deleting is never implied by absence:
+it must be asked for by name.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Collection, Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Literal
+
+from strato.definitions.entity import Entity
+from strato.definitions.feature_service import FeatureService
+from strato.definitions.feature_view import FeatureView
+from strato.errors import BreakingChangeError, DefinitionError
+
+Definition = Entity | FeatureView | FeatureService
+ObjectKind = Literal["entity", "feature_view", "feature_service"]
+OBJECT_KINDS: tuple[ObjectKind, ...] = ("entity", "feature_view", "feature_service")
+
+
+def kind_of(obj: Definition) -> ObjectKind:
+    if isinstance(obj, Entity):
+        return "entity"
+    if isinstance(obj, FeatureView):
+        return "feature_view"
+    if isinstance(obj, FeatureService):
+        return "feature_service"
+    raise DefinitionError(f"not a Strato definition: {obj!r}")
+
+
+class Action(enum.StrEnum):
+    ADD = "add"
+    UNCHANGED = "unchanged"
+    UPDATE = "update"  # compatible: a new version sharing the old storage
+    NEW_VERSION = "new version"  # breaking, asked for: a new version with fresh storage
+    BREAKING = "breaking"  # breaking, not asked for: apply refuses the whole plan
+    DELETE = "delete"
+
+
+@dataclass(frozen=True)
+class Change:
+    kind: ObjectKind
+    name: str
+    action: Action
+    details: tuple[str, ...] = ()
+    definition: Definition | None = None
+
+    def describe(self) -> str:
+        text = f"{self.action.value:<11} {self.kind.replace('_', ' ')} {self.name}"
+        return text + (f": {'; '.join(self.details)}" if self.details else "")
+
+
+@dataclass(frozen=True)
+class Plan:
+    changes: tuple[Change, ...] = field(default_factory=tuple)
+
+    @property
+    def has_changes(self) -> bool:
+        return any(c.action is not Action.UNCHANGED for c in self.changes)
+
+    @property
+    def breaking(self) -> tuple[Change, ...]:
+        return tuple(c for c in self.changes if c.action is Action.BREAKING)
+
+    def raise_if_breaking(self) -> None:
+        if self.breaking:
+            lines = "; ".join(c.describe() for c in self.breaking)
+            raise BreakingChangeError(
+                f"refusing a breaking change ({lines}). Apply it as a new version "
+                "(strato apply --new-version NAME, or store.apply(..., new_version=[NAME])); "
+                "the old version's data stays readable as NAME@vN."
+            )
+
+
+def _view_diff(old: FeatureView, new: FeatureView) -> tuple[list[str], list[str]]:
+    """(compatible changes, breaking changes) between two versions of a view."""
+    compatible: list[str] = []
+    breaking: list[str] = []
+    if old.join_keys != new.join_keys:
+        breaking.append(f"join keys {list(old.join_key_names)} -> {list(new.join_key_names)}")
+    old_fields = {f.name: f for f in old.schema}
+    new_fields = {f.name: f for f in new.schema}
+    for name, f in old_fields.items():
+        if name not in new_fields:
+            breaking.append(f"removes field {name}")
+        elif new_fields[name].dtype != f.dtype:
+            breaking.append(f"retypes field {name} {f.dtype} -> {new_fields[name].dtype}")
+        elif new_fields[name] != f or new_fields[name].to_spec() != f.to_spec():
+            compatible.append(f"updates field {name}")
+    compatible.extend(f"adds field {name}" for name in new_fields if name not in old_fields)
+    old_spec, new_spec = old.to_spec(), new.to_spec()
+    for attr in ("ttl_seconds", "source", "timestamp_field", "online", "offline", "description", "owner", "tags"):
+        if old_spec[attr] != new_spec[attr]:
+            compatible.append(f"{attr} {old_spec[attr]!r} -> {new_spec[attr]!r}")
+    if old_spec["entities"] != new_spec["entities"] and not breaking:
+        compatible.append(f"entities {old_spec['entities']} -> {new_spec['entities']}")
+    return compatible, breaking
+
+
+def _generic_diff(old: Definition, new: Definition) -> list[str]:
+    old_spec, new_spec = old.to_spec(), new.to_spec()
+    return [f"{k} {old_spec.get(k)!r} -> {new_spec.get(k)!r}" for k in new_spec if old_spec.get(k) != new_spec.get(k)]
+
+
+def make_plan(
+    desired: Iterable[Definition],
+    current: Mapping[tuple[ObjectKind, str], Definition],
+    *,
+    new_version: Collection[str] = (),
+    delete: Collection[tuple[ObjectKind, str]] = (),
+) -> Plan:
+    """Diff `desired` against `current` (the registry's latest versions).
+
+    `new_version` names views whose breaking change is wanted as a new version; `delete`
+    names objects to remove. Objects in `current` but not in `desired` are left alone.
+    """
+    wanted: dict[tuple[ObjectKind, str], Definition] = {}
+    for obj in desired:
+        key = (kind_of(obj), obj.name)
+        if key in wanted:
+            raise DefinitionError(f"{key[0].replace('_', ' ')} {obj.name!r} is defined twice")
+        wanted[key] = obj
+    for key in delete:
+        if key in wanted:
+            raise DefinitionError(f"{key[0].replace('_', ' ')} {key[1]!r} is both defined and asked to be deleted")
+        if key not in current:
+            raise DefinitionError(f"cannot delete {key[0].replace('_', ' ')} {key[1]!r}: it is not in the registry")
+
+    after = {k: v for k, v in current.items() if k not in delete} | wanted
+    _check_references(after)
+
+    changes: list[Change] = []
+    for key, obj in wanted.items():
+        kind, name = key
+        old = current.get(key)
+        if old is None:
+            changes.append(Change(kind, name, Action.ADD, definition=obj))
+            continue
+        if isinstance(obj, FeatureView):
+            assert isinstance(old, FeatureView)
+            compatible, breaking = _view_diff(old, obj)
+            if breaking:
+                action = Action.NEW_VERSION if name in new_version else Action.BREAKING
+                changes.append(Change(kind, name, action, tuple(breaking + compatible), obj))
+            elif name in new_version:
+                changes.append(Change(kind, name, Action.NEW_VERSION, tuple(compatible), obj))
+            elif compatible:
+                changes.append(Change(kind, name, Action.UPDATE, tuple(compatible), obj))
+            else:
+                changes.append(Change(kind, name, Action.UNCHANGED, definition=obj))
+            continue
+        details = _generic_diff(old, obj)
+        if isinstance(obj, Entity) and isinstance(old, Entity) and obj.join_keys != old.join_keys:
+            changes.append(Change(kind, name, Action.BREAKING, ("changes join keys", *details), obj))
+        elif details:
+            changes.append(Change(kind, name, Action.UPDATE, tuple(details), obj))
+        else:
+            changes.append(Change(kind, name, Action.UNCHANGED, definition=obj))
+    changes.extend(Change(kind, name, Action.DELETE) for kind, name in delete)
+    return Plan(tuple(changes))
+
+
+def _check_references(objects: Mapping[tuple[ObjectKind, str], Definition]) -> None:
+    """Every view's entities and every service's features must exist after the plan."""
+    for (kind, name), obj in objects.items():
+        if isinstance(obj, FeatureView):
+            for entity in obj.entities:
+                if ("entity", entity.name) not in objects:
+                    raise DefinitionError(f"feature view {name!r} uses entity {entity.name!r}, which is not defined")
+        elif isinstance(obj, FeatureService):
+            for view_name, features in obj.features:
+                view = objects.get(("feature_view", view_name))
+                if not isinstance(view, FeatureView):
+                    raise DefinitionError(
+                        f"feature service {name!r} uses feature view {view_name!r}, which is not defined"
+                    )
+                for feature in features:
+                    if feature not in view.feature_names:
+                        raise DefinitionError(
+                            f"feature service {name!r} uses {view_name}:{feature}, but the view has no such feature"
+                        )
+        elif kind == "entity":
+            continue

@@ -1,0 +1,63 @@
+"""Every exception Strato raises, in one tree.
+
+    StratoError                      root: catch this to catch everything Strato raises
+    ├── UserError                    bad input; the message names the object, field, row or parameter
+    │   ├── DefinitionError          an Entity / Field / FeatureView / FeatureService is invalid
+    │   ├── ConfigError              strato.yaml, STRATO_* variables or arguments are invalid
+    │   ├── SchemaError              a batch of rows does not match the view's schema
+    │   ├── NotFoundError            a named object (view, feature, service, version) does not exist
+    │   ├── BreakingChangeError      apply would break a view; ask for a new version
+    │   └── PluginNotFoundError      no backend registered under that name (or its extra is missing)
+    └── BackendError                 an engine failed
+        ├── BackendUnavailable       transient: retrying may succeed (lock held, server down)
+        └── BackendFailure           terminal: retrying will not help (corrupt data, full disk)
+
+Faces (CLI, server) print a `UserError` as one line and exit non-zero; only `BackendError`s
+and genuine bugs deserve a traceback.
+"""
+
+from __future__ import annotations
+
+
+class StratoError(Exception):
+    """Root of every error Strato raises."""
+
+
+class UserError(StratoError):
+    """The caller gave bad input; retrying the same call will fail the same way."""
+
+
+class DefinitionError(UserError):
+    """A feature definition is invalid."""
+
+
+class ConfigError(UserError):
+    """The configuration is invalid."""
+
+
+class SchemaError(UserError):
+    """Rows do not match the schema of the view they are written to."""
+
+
+class NotFoundError(UserError):
+    """A named object does not exist."""
+
+
+class BreakingChangeError(UserError):
+    """An apply would change a view in a way old data cannot follow."""
+
+
+class PluginNotFoundError(UserError):
+    """No backend is registered under the requested name."""
+
+
+class BackendError(StratoError):
+    """A storage engine failed."""
+
+
+class BackendUnavailable(BackendError):
+    """Transient engine failure: the same call may succeed later."""
+
+
+class BackendFailure(BackendError):
+    """Terminal engine failure: retrying will not help."""

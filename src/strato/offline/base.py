@@ -1,0 +1,93 @@
+"""The offline-engine seam: read Delta snapshots, join them point-in-time, answer SQL.
+
+Engines never write: `offline.delta` is the one writer, and it hands engines immutable
+`TableSnapshot`s (a table version and its exact file list). An engine that reads Delta
+natively (Spark) may use `path` and `version`; one that does not (DuckDB) reads `files` —
+never a glob of the folder, which would resurrect files a later commit replaced.
+"""
+
+from __future__ import annotations
+
+import abc
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, ClassVar, Self
+
+import pyarrow as pa
+from pydantic import BaseModel, ConfigDict
+
+from strato.offline.pit import PitRequest
+from strato.types import TableVersion
+
+
+class EngineOptions(BaseModel):
+    """Base of every engine's options model; unknown keys are an error, not ignored."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, use_attribute_docstrings=True)
+
+
+@dataclass(frozen=True)
+class TableSnapshot:
+    """One committed version of one view's history table.
+
+    Columns: the join keys, ``event_timestamp``, the features, ``created_timestamp``.
+    Within a snapshot (join keys, event_timestamp, created_timestamp) is unique, so rule 2
+    ("ties go to the latest write") is: greatest created_timestamp wins.
+    """
+
+    name: str
+    path: str
+    version: TableVersion
+    files: tuple[str, ...]
+    schema: pa.Schema
+
+
+@dataclass(frozen=True)
+class Capabilities:
+    #: Can run `sql` over snapshots.
+    sql: bool = True
+
+
+class OfflineEngine(abc.ABC):
+    """Reads history tables; one instance per `FeatureStore`."""
+
+    name: ClassVar[str]
+    options_model: ClassVar[type[EngineOptions]]
+    capabilities: ClassVar[Capabilities]
+
+    @classmethod
+    @abc.abstractmethod
+    def open(cls, options: EngineOptions) -> Self:
+        """Start (or connect to) the engine."""
+
+    @abc.abstractmethod
+    def point_in_time_join(self, spine: pa.Table, requests: Sequence[PitRequest]) -> pa.Table:
+        """Design rule 3: `spine` plus, per request, its features as of each spine row.
+
+        The spine holds the join keys and ``event_timestamp`` (timestamp µs UTC). Output: the
+        spine's columns, in the spine's row order, then each request's output columns.
+        """
+
+    @abc.abstractmethod
+    def latest(
+        self, snapshot: TableSnapshot, key_names: Sequence[str], *, start: datetime | None, end: datetime
+    ) -> pa.RecordBatchReader:
+        """Per key, the winning row (rule 4) among rows with ``start <= event_timestamp < end``."""
+
+    @abc.abstractmethod
+    def read(self, snapshot: TableSnapshot) -> pa.Table:
+        """The whole snapshot, as stored."""
+
+    @abc.abstractmethod
+    def sql(self, query: str, tables: Sequence[TableSnapshot]) -> pa.Table:
+        """Run `query` with each snapshot visible as a table named by its `name`."""
+
+    @abc.abstractmethod
+    def close(self) -> None: ...
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.close()

@@ -1,0 +1,78 @@
+"""The online-store seam: one narrow interface every key-value backend implements.
+
+A backend only moves bytes. `online.codec` turns validated Arrow rows into (key, value)
+pairs and back, so every backend stores the same layout and decodes nothing itself. The
+one piece of logic a backend owns is design rule 4: on write, keep per key the value whose
+header (event time, then write time) is newer — `codec.is_newer` decides, and the backend
+applies it atomically inside its own transaction (LMDB write txn, Redis Lua script, …).
+"""
+
+from __future__ import annotations
+
+import abc
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any, ClassVar, Self
+
+from pydantic import BaseModel, ConfigDict
+
+
+class StoreOptions(BaseModel):
+    """Base of every backend's options model; unknown keys are an error, not ignored."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, use_attribute_docstrings=True)
+
+
+@dataclass(frozen=True)
+class Capabilities:
+    """What a backend can do, read by the core and by the contract tests alike."""
+
+    #: The engine expires keys itself (values are still checked against ttl on read).
+    native_ttl: bool = False
+    #: Data survives `close()` and a new `open()` with the same options.
+    persistent: bool = False
+    #: Largest number of keys one `write` or `read` call should carry.
+    max_batch_rows: int = 1_000_000
+
+
+class OnlineStore(abc.ABC):
+    """Latest feature values per (table, key), as opaque bytes laid out by `online.codec`.
+
+    `table` is a view version's storage name (``user_stats__v1``); a backend namespaces
+    keys by project and table so that projects and view versions never see each other.
+    """
+
+    name: ClassVar[str]
+    options_model: ClassVar[type[StoreOptions]]
+    capabilities: ClassVar[Capabilities]
+
+    @classmethod
+    @abc.abstractmethod
+    def open(cls, options: StoreOptions, *, project: str) -> Self:
+        """Connect to (or create) the store for `project`."""
+
+    @abc.abstractmethod
+    def write(self, table: str, keys: Sequence[bytes], values: Sequence[bytes]) -> int:
+        """Upsert `values[i]` under `keys[i]` unless the stored value is newer (rule 4).
+
+        The whole batch is one transaction: on error nothing is written. Later items win
+        over earlier ones with the same key and header. Returns how many keys changed.
+        """
+
+    @abc.abstractmethod
+    def read(self, table: str, keys: Sequence[bytes]) -> list[bytes | None]:
+        """The stored value for each key, or None where absent; one engine round trip."""
+
+    @abc.abstractmethod
+    def drop(self, table: str) -> None:
+        """Remove every key of `table`."""
+
+    @abc.abstractmethod
+    def close(self) -> None:
+        """Release connections and files; the object is unusable afterwards."""
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.close()

@@ -1,0 +1,246 @@
+"""Rows ↔ bytes for every key-value online backend, so that a backend only moves bytes.
+
+Value layout (little-endian), one value per (view version, entity key)::
+
+    event_ts_us  int64      design rule 4 compares these 16 bytes and nothing else
+    created_us   int64      write time: breaks ties between equal event times
+    nulls        ceil(n/8)  one bit per feature, in schema order; 1 = null
+    fixed part   the fixed-width features (numbers, bools, timestamps as µs, vectors) packed
+    var part     msgpack list of the variable-width features (strings, bytes, lists, maps)
+
+The header and fixed part form one numpy structured record, so a batch of N values decodes
+with a single ``np.frombuffer`` — no per-feature Python objects on the read path. Keys are
+the join-key values only (the backend adds project and table): a lone integer key packs to
+8 big-endian bytes, a lone string to its UTF-8; composite keys length-prefix each part.
+"""
+
+from __future__ import annotations
+
+import struct
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, Final
+
+import msgpack
+import numpy as np
+import numpy.typing as npt
+import pyarrow as pa
+
+from strato.definitions.feature_view import FeatureView
+from strato.definitions.field import Field
+from strato.errors import SchemaError
+from strato.types import Kind
+
+HEADER: Final = struct.Struct("<qq")
+HEADER_SIZE: Final = HEADER.size
+EVENT_TS: Final = "::event_ts"
+CREATED: Final = "::created"
+NULLS: Final = "::nulls"
+
+_NUMPY_DTYPES: Final[dict[Kind, str]] = {
+    Kind.INT32: "<i4",
+    Kind.INT64: "<i8",
+    Kind.FLOAT32: "<f4",
+    Kind.FLOAT64: "<f8",
+    Kind.BOOL: "?",
+    Kind.TIMESTAMP: "<i8",
+}
+_INT_KEY: Final = struct.Struct(">q")
+_LEN: Final = struct.Struct(">I")
+
+
+def is_newer(candidate: bytes, stored: bytes) -> bool:
+    """Rule 4: does `candidate` replace `stored`? Greater event time wins; ties go to the later write."""
+    return HEADER.unpack_from(candidate) >= HEADER.unpack_from(stored)
+
+
+def header(value: bytes) -> tuple[int, int]:
+    """(event_ts_us, created_us) of an encoded value."""
+    event_ts, created = HEADER.unpack_from(value)
+    return int(event_ts), int(created)
+
+
+def _fixed_numpy_dtype(f: Field) -> Any:
+    if f.dtype.kind is Kind.VECTOR:
+        return ("<f4", (f.dtype.size,))
+    return _NUMPY_DTYPES[f.dtype.kind]
+
+
+def _var_arrow_type(f: Field) -> pa.DataType:
+    """The Arrow type a var-width column travels as: timestamps inside lists/maps as int64 µs."""
+    dtype = f.dtype
+    if dtype.item is not None and dtype.item.kind is Kind.TIMESTAMP:
+        return pa.map_(pa.string(), pa.int64()) if dtype.kind is Kind.MAP else pa.list_(pa.int64())
+    return dtype.to_arrow()
+
+
+class KeyCodec:
+    """Join-key values → key bytes, for whole columns (writes) or one entity row (reads)."""
+
+    def __init__(self, join_keys: Sequence[Field]):
+        self.join_keys = tuple(join_keys)
+        self.names = tuple(k.name for k in join_keys)
+        self._int = tuple(k.dtype.kind in (Kind.INT32, Kind.INT64) for k in join_keys)
+
+    def encode_columns(self, columns: Sequence[pa.Array | pa.ChunkedArray]) -> list[bytes]:
+        """Keys for whole columns; the columns are already validated (typed, no nulls)."""
+        parts: list[list[bytes]] = []
+        for is_int, column in zip(self._int, columns, strict=True):
+            if is_int:
+                raw = np.asarray(column.to_numpy(), dtype=">i8").tobytes()
+                parts.append([raw[i : i + 8] for i in range(0, len(raw), 8)])
+            else:
+                values = column.to_pylist()
+                parts.append([v.encode() if isinstance(v, str) else bytes(v) for v in values])
+        if len(parts) == 1:
+            return parts[0]
+        return [self._join(row) for row in zip(*parts, strict=True)]
+
+    def _join(self, row: Sequence[bytes]) -> bytes:
+        return b"".join(p if is_int else _LEN.pack(len(p)) + p for is_int, p in zip(self._int, row, strict=True))
+
+    def encode_row(self, row: Mapping[str, Any], index: int) -> bytes:
+        """The key of one entity row (a dict of join-key values); errors name the row and key."""
+        parts: list[bytes] = []
+        for name, is_int in zip(self.names, self._int, strict=True):
+            try:
+                value = row[name]
+            except KeyError:
+                raise SchemaError(f"entity row {index}: missing join key {name!r}") from None
+            except TypeError:
+                raise SchemaError(f"entity row {index}: expected a dict of join keys, got {row!r}") from None
+            if is_int:
+                if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
+                    raise SchemaError(f"entity row {index}: join key {name!r} must be an integer, got {value!r}")
+                parts.append(_INT_KEY.pack(int(value)))
+            elif isinstance(value, str):
+                parts.append(value.encode())
+            elif isinstance(value, bytes):
+                parts.append(value)
+            else:
+                raise SchemaError(f"entity row {index}: join key {name!r} must be a string, got {value!r}")
+        return parts[0] if len(parts) == 1 else self._join(parts)
+
+
+@dataclass(frozen=True)
+class DecodedRows:
+    """N decoded values of one view: a structured array plus the variable-width columns."""
+
+    codec: ViewCodec
+    records: npt.NDArray[Any]
+    found: npt.NDArray[np.bool_]
+    var_rows: list[list[Any] | None] | None
+
+    @property
+    def event_ts_us(self) -> npt.NDArray[np.int64]:
+        return self.records[EVENT_TS]
+
+    def nulls(self, feature: str) -> npt.NDArray[np.bool_]:
+        """True where the feature is null in a found value (absent values are not counted)."""
+        index = self.codec.index[feature]
+        byte = self.records[NULLS][:, index >> 3]
+        return ((byte >> (index & 7)) & 1).astype(bool)
+
+    def any_nulls(self) -> bool:
+        return bool(self.records[NULLS].any())
+
+    def column(self, feature: str, valid: npt.NDArray[np.bool_]) -> pa.Array:
+        """One feature as an Arrow array; entries where `valid` is False become null."""
+        f = self.codec.fields[feature]
+        mask = ~valid | self.nulls(feature)
+        if f.dtype.is_fixed_width:
+            data = self.records[feature]
+            if f.dtype.kind is Kind.VECTOR:
+                size = f.dtype.size
+                assert size is not None
+                flat = pa.array(np.ascontiguousarray(data).reshape(-1), type=pa.float32())
+                return pa.FixedSizeListArray.from_arrays(flat, size, mask=pa.array(mask))
+            arr = pa.array(data, mask=mask)
+            return arr.cast(f.dtype.to_arrow()) if f.dtype.kind is Kind.TIMESTAMP else arr
+        slot = self.codec.var_slot[feature]
+        rows = self.var_rows or []
+        values = [None if m or row is None else row[slot] for m, row in zip(mask.tolist(), rows, strict=True)]
+        if f.dtype.kind is Kind.MAP:
+            values = [None if v is None else list(map(tuple, v)) for v in values]
+        arr = pa.array(values, type=_var_arrow_type(f))
+        return arr.cast(f.dtype.to_arrow()) if arr.type != f.dtype.to_arrow() else arr
+
+
+class ViewCodec:
+    """Encodes and decodes the online values of one view version. Build once per view, reuse."""
+
+    def __init__(self, view: FeatureView):
+        self.view = view
+        self.keys = KeyCodec(view.join_keys)
+        self.fields = {f.name: f for f in view.schema}
+        self.index = {f.name: i for i, f in enumerate(view.schema)}
+        self.fixed = [f for f in view.schema if f.dtype.is_fixed_width]
+        self.var = [f for f in view.schema if not f.dtype.is_fixed_width]
+        self.var_slot = {f.name: i for i, f in enumerate(self.var)}
+        self.null_bytes = (len(view.schema) + 7) // 8
+        self.record_dtype = np.dtype(
+            [(EVENT_TS, "<i8"), (CREATED, "<i8"), (NULLS, "u1", (self.null_bytes,))]
+            + [(f.name, _fixed_numpy_dtype(f)) for f in self.fixed]
+        )
+        self.record_size = self.record_dtype.itemsize
+        self._empty_record = bytes(self.record_size)
+
+    def encode(self, table: pa.Table, created_us: int) -> tuple[list[bytes], list[bytes]]:
+        """(keys, values) for validated rows with columns: join keys, ``event_timestamp``, features."""
+        n = table.num_rows
+        keys = self.keys.encode_columns([table.column(k) for k in self.keys.names])
+        records = np.zeros(n, dtype=self.record_dtype)
+        records[EVENT_TS] = table.column("event_timestamp").cast(pa.int64()).to_numpy()
+        records[CREATED] = created_us
+        null_matrix = np.zeros((n, self.null_bytes * 8), dtype=bool)
+        for f in self.fixed:
+            column = table.column(f.name).combine_chunks()
+            null_matrix[:, self.index[f.name]] = column.is_null().to_numpy(zero_copy_only=False)
+            records[f.name] = self._fixed_values(f, column)
+        var_columns = []
+        for f in self.var:
+            column = table.column(f.name).combine_chunks()
+            null_matrix[:, self.index[f.name]] = column.is_null().to_numpy(zero_copy_only=False)
+            var_columns.append(column.cast(_var_arrow_type(f)).to_pylist())
+        records[NULLS] = np.packbits(null_matrix, axis=1, bitorder="little")
+        raw = records.tobytes()
+        size = self.record_size
+        fixed_parts = [raw[i : i + size] for i in range(0, n * size, size)]
+        if not var_columns:
+            return keys, fixed_parts
+        packb = msgpack.packb
+        values = [
+            part + packb(list(row), use_bin_type=True)
+            for part, row in zip(fixed_parts, zip(*var_columns, strict=True), strict=True)
+        ]
+        return keys, values
+
+    @staticmethod
+    def _fixed_values(f: Field, column: pa.Array) -> npt.NDArray[Any]:
+        kind = f.dtype.kind
+        if kind is Kind.VECTOR:
+            size = f.dtype.size
+            assert size is not None
+            values = column.values.slice(column.offset * size, len(column) * size)
+            flat = values.fill_null(np.nan).to_numpy(zero_copy_only=False)
+            return flat.reshape(len(column), size)  # type: ignore[no-any-return]
+        if kind is Kind.TIMESTAMP:
+            column = column.cast(pa.int64())
+        fill = False if kind is Kind.BOOL else 0
+        return column.fill_null(fill).to_numpy(zero_copy_only=False)  # type: ignore[no-any-return]
+
+    def decode(self, values: Sequence[bytes | None]) -> DecodedRows:
+        """Decode the backend's answer for N keys (None = absent) in one numpy call."""
+        size = self.record_size
+        found = np.fromiter((v is not None for v in values), dtype=bool, count=len(values))
+        if self.var:
+            buf = b"".join(v[:size] if v is not None else self._empty_record for v in values)
+            unpackb = msgpack.unpackb
+            var_rows: list[list[Any] | None] | None = [
+                unpackb(v[size:], raw=False) if v is not None else None for v in values
+            ]
+        else:
+            buf = b"".join(v if v is not None else self._empty_record for v in values)
+            var_rows = None
+        records = np.frombuffer(buf, dtype=self.record_dtype)
+        return DecodedRows(self, records, found, var_rows)
