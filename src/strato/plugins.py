@@ -46,5 +46,7 @@ def load(seam: Seam, name: str) -> type:
         cls: type = ep.load()
     except ImportError as exc:
         hint = INSTALL_HINTS.get((seam, name), f"pip install 'strato[{name}]'")
-        raise PluginNotFoundError(f"{seam} backend {name!r} needs a driver that is not installed ({exc}); {hint}") from None
+        raise PluginNotFoundError(
+            f"{seam} backend {name!r} needs a driver that is not installed ({exc}); {hint}"
+        ) from None
     return cls

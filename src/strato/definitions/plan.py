@@ -16,7 +16,9 @@ from typing import Literal
 from strato.definitions.entity import Entity
 from strato.definitions.feature_service import FeatureService
 from strato.definitions.feature_view import FeatureView
+from strato.definitions.field import Field
 from strato.errors import BreakingChangeError, DefinitionError
+from strato.types import DType
 
 Definition = Entity | FeatureView | FeatureService
 ObjectKind = Literal["entity", "feature_view", "feature_service"]
@@ -77,11 +79,16 @@ class Plan:
             )
 
 
+def _key_signature(keys: Iterable[Field]) -> tuple[tuple[str, DType], ...]:
+    """What storage depends on in join keys: names, types and order, not descriptions or tags."""
+    return tuple((k.name, k.dtype) for k in keys)
+
+
 def _view_diff(old: FeatureView, new: FeatureView) -> tuple[list[str], list[str]]:
     """(compatible changes, breaking changes) between two versions of a view."""
     compatible: list[str] = []
     breaking: list[str] = []
-    if old.join_keys != new.join_keys:
+    if _key_signature(old.join_keys) != _key_signature(new.join_keys):
         breaking.append(f"join keys {list(old.join_key_names)} -> {list(new.join_key_names)}")
     old_fields = {f.name: f for f in old.schema}
     new_fields = {f.name: f for f in new.schema}
@@ -100,6 +107,10 @@ def _view_diff(old: FeatureView, new: FeatureView) -> tuple[list[str], list[str]
     if old_spec["entities"] != new_spec["entities"] and not breaking:
         compatible.append(f"entities {old_spec['entities']} -> {new_spec['entities']}")
     return compatible, breaking
+
+
+def _describe_keys(keys: Iterable[Field]) -> str:
+    return "[" + ", ".join(f"{k.name}: {k.dtype}" for k in keys) + "]"
 
 
 def _generic_diff(old: Definition, new: Definition) -> list[str]:
@@ -125,6 +136,7 @@ def make_plan(
         if key in wanted:
             raise DefinitionError(f"{key[0].replace('_', ' ')} {obj.name!r} is defined twice")
         wanted[key] = obj
+    delete = list(dict.fromkeys(delete))  # naming an object twice deletes it once
     for key in delete:
         if key in wanted:
             raise DefinitionError(f"{key[0].replace('_', ' ')} {key[1]!r} is both defined and asked to be deleted")
@@ -155,14 +167,38 @@ def make_plan(
                 changes.append(Change(kind, name, Action.UNCHANGED, definition=obj))
             continue
         details = _generic_diff(old, obj)
-        if isinstance(obj, Entity) and isinstance(old, Entity) and obj.join_keys != old.join_keys:
+        if (
+            isinstance(obj, Entity)
+            and isinstance(old, Entity)
+            and _key_signature(obj.join_keys) != _key_signature(old.join_keys)
+        ):
             changes.append(Change(kind, name, Action.BREAKING, ("changes join keys", *details), obj))
         elif details:
             changes.append(Change(kind, name, Action.UPDATE, tuple(details), obj))
         else:
             changes.append(Change(kind, name, Action.UNCHANGED, definition=obj))
     changes.extend(Change(kind, name, Action.DELETE) for kind, name in delete)
-    return Plan(tuple(changes))
+    plan = Plan(tuple(changes))
+    if not plan.breaking:  # a changed entity's keys are reported as breaking, not as a mismatch
+        _check_entity_keys(after)
+    return plan
+
+
+def _check_entity_keys(objects: Mapping[tuple[ObjectKind, str], Definition]) -> None:
+    """Each view's entities must have the join keys of the entities defined under their names.
+
+    The registry stores a view's entities by name and resolves them on load, so a view built
+    with a stale or different `Entity` object would silently come back with other keys.
+    """
+    for name, view in ((n, v) for (_, n), v in objects.items() if isinstance(v, FeatureView)):
+        for entity in view.entities:
+            defined = objects.get(("entity", entity.name))
+            if isinstance(defined, Entity) and _key_signature(defined.join_keys) != _key_signature(entity.join_keys):
+                raise DefinitionError(
+                    f"feature view {name!r} uses entity {entity.name!r} with join keys "
+                    f"{_describe_keys(entity.join_keys)}, but entity {entity.name!r} is defined with "
+                    f"{_describe_keys(defined.join_keys)}"
+                )
 
 
 def _check_references(objects: Mapping[tuple[ObjectKind, str], Definition]) -> None:

@@ -49,8 +49,11 @@ _INT_KEY: Final = struct.Struct(">q")
 _LEN: Final = struct.Struct(">I")
 
 
-def is_newer(candidate: bytes, stored: bytes) -> bool:
-    """Rule 4: does `candidate` replace `stored`? Greater event time wins; ties go to the later write."""
+def is_newer(candidate: bytes | memoryview, stored: bytes | memoryview) -> bool:
+    """Rule 4: does `candidate` replace `stored`? Greater event time wins; ties go to the later write.
+
+    Either may be a memoryview, so a backend can compare a value in place in the engine's buffer.
+    """
     return HEADER.unpack_from(candidate) >= HEADER.unpack_from(stored)
 
 
@@ -81,6 +84,7 @@ class KeyCodec:
         self.join_keys = tuple(join_keys)
         self.names = tuple(k.name for k in join_keys)
         self._int = tuple(k.dtype.kind in (Kind.INT32, Kind.INT64) for k in join_keys)
+        self._kinds = tuple(k.dtype.kind for k in join_keys)
 
     def encode_columns(self, columns: Sequence[pa.Array | pa.ChunkedArray]) -> list[bytes]:
         """Keys for whole columns; the columns are already validated (typed, no nulls)."""
@@ -102,7 +106,7 @@ class KeyCodec:
     def encode_row(self, row: Mapping[str, Any], index: int) -> bytes:
         """The key of one entity row (a dict of join-key values); errors name the row and key."""
         parts: list[bytes] = []
-        for name, is_int in zip(self.names, self._int, strict=True):
+        for name, is_int, kind in zip(self.names, self._int, self._kinds, strict=True):
             try:
                 value = row[name]
             except KeyError:
@@ -112,13 +116,22 @@ class KeyCodec:
             if is_int:
                 if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
                     raise SchemaError(f"entity row {index}: join key {name!r} must be an integer, got {value!r}")
-                parts.append(_INT_KEY.pack(int(value)))
+                try:
+                    parts.append(_INT_KEY.pack(int(value)))
+                except struct.error:
+                    raise SchemaError(
+                        f"entity row {index}: join key {name!r} is outside the 64-bit integer range: {value!r}"
+                    ) from None
             elif isinstance(value, str):
-                parts.append(value.encode())
+                try:
+                    parts.append(value.encode())
+                except UnicodeEncodeError:
+                    raise SchemaError(f"entity row {index}: join key {name!r} is not valid text: {value!r}") from None
             elif isinstance(value, bytes):
                 parts.append(value)
             else:
-                raise SchemaError(f"entity row {index}: join key {name!r} must be a string, got {value!r}")
+                expected = "bytes or a string" if kind is Kind.BYTES else "a string"
+                raise SchemaError(f"entity row {index}: join key {name!r} must be {expected}, got {value!r}")
         return parts[0] if len(parts) == 1 else self._join(parts)
 
 
@@ -185,8 +198,12 @@ class ViewCodec:
         self.record_size = self.record_dtype.itemsize
         self._empty_record = bytes(self.record_size)
 
-    def encode(self, table: pa.Table, created_us: int) -> tuple[list[bytes], list[bytes]]:
-        """(keys, values) for validated rows with columns: join keys, ``event_timestamp``, features."""
+    def encode(self, table: pa.Table, created_us: int | npt.NDArray[np.int64]) -> tuple[list[bytes], list[bytes]]:
+        """(keys, values) for validated rows with columns: join keys, ``event_timestamp``, features.
+
+        `created_us` is the write time, one for the batch or one per row (materialization
+        carries each row's offline write time, so ties resolve online as they do offline).
+        """
         n = table.num_rows
         keys = self.keys.encode_columns([table.column(k) for k in self.keys.names])
         records = np.zeros(n, dtype=self.record_dtype)

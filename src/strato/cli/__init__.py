@@ -1,0 +1,1 @@
+"""The `strato` command line."""

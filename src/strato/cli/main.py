@@ -1,0 +1,418 @@
+"""`strato`: manage a feature repo, load data, and look features up from the shell.
+
+Every command has ``--help``. A user error prints one line and exits 1; a backend
+failure prints one line and exits 2 (``--debug`` shows the traceback).
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+import typer
+
+from strato import __version__
+from strato.cli import render
+from strato.cli.loader import load_definitions
+from strato.config import CONFIG_FILE, load_config, write_default_config
+from strato.definitions.plan import ObjectKind
+from strato.errors import BackendError, StratoError, UserError
+from strato.store import FeatureStore
+
+app = typer.Typer(
+    name="strato",
+    help="Strato: a feature store for real-time machine learning.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+
+_KIND_ALIASES: dict[str, ObjectKind] = {
+    "entity": "entity",
+    "entities": "entity",
+    "view": "feature_view",
+    "views": "feature_view",
+    "feature_view": "feature_view",
+    "feature-view": "feature_view",
+    "feature_views": "feature_view",
+    "service": "feature_service",
+    "services": "feature_service",
+    "feature_service": "feature_service",
+    "feature-service": "feature_service",
+}
+
+RepoOption = Annotated[
+    Path | None,
+    typer.Option(
+        "--repo", "-r", help="Feature repo folder (default: nearest folder with strato.yaml).", show_default=False
+    ),
+]
+
+
+class _State:
+    debug = False
+
+
+def _kind(text: str) -> ObjectKind:
+    try:
+        return _KIND_ALIASES[text.lower()]
+    except KeyError:
+        raise UserError(f"unknown object kind {text!r}; use entity, view or service") from None
+
+
+def _open(repo: Path | None) -> FeatureStore:
+    return FeatureStore(repo)
+
+
+def _parse_time(text: str | None, what: str) -> datetime | None:
+    if text is None:
+        return None
+    if text == "now":
+        return datetime.now(UTC)
+    try:
+        moment = datetime.fromisoformat(text)
+    except ValueError:
+        raise UserError(f"{what}: {text!r} is not an ISO 8601 time (e.g. 2026-01-31T12:00:00)") from None
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
+@app.callback()
+def _main(debug: Annotated[bool, typer.Option("--debug", help="Show tracebacks for errors.")] = False) -> None:
+    _State.debug = debug
+
+
+@app.command()
+def version() -> None:
+    """Print Strato's version."""
+    render.console.print(f"strato {__version__}")
+
+
+@app.command()
+def init(
+    path: Annotated[Path, typer.Argument(help="Folder for the new feature repo.")] = Path("."),
+    project: Annotated[str | None, typer.Option(help="Project name (default: the folder name).")] = None,
+) -> None:
+    """Create a feature repo: strato.yaml and an example definitions file."""
+    path.mkdir(parents=True, exist_ok=True)
+    if (path / CONFIG_FILE).exists():
+        raise UserError(f"{path / CONFIG_FILE} already exists")
+    name = project or "".join(c if c.isalnum() else "_" for c in path.resolve().name) or "default"
+    if name[0].isdigit():
+        name = f"p_{name}"
+    write_default_config(path, name)
+    example = path / "features.py"
+    if not example.exists():
+        example.write_text(_EXAMPLE_DEFINITIONS)
+    render.console.print(f"Created feature repo [bold]{name}[/] in {path.resolve()}")
+    render.console.print("  strato.yaml   configuration (embedded: SQLite registry, Delta history, LMDB online)")
+    render.console.print("  features.py   example definitions — edit them, then run: strato plan && strato apply")
+
+
+def _plan_args(
+    new_version: list[str] | None, delete: list[str] | None
+) -> tuple[list[str], list[tuple[ObjectKind, str]]]:
+    deletions = []
+    for item in delete or []:
+        kind, _, name = item.partition(":")
+        if not name:
+            raise UserError(f"--delete {item!r}: expected KIND:NAME, e.g. view:user_stats")
+        deletions.append((_kind(kind), name))
+    return list(new_version or []), deletions
+
+
+NewVersionOption = Annotated[
+    list[str] | None,
+    typer.Option("--new-version", help="Apply a breaking change to this view as a new version (repeatable)."),
+]
+DeleteOption = Annotated[
+    list[str] | None, typer.Option("--delete", help="Delete KIND:NAME, e.g. view:user_stats (repeatable).")
+]
+
+
+@app.command()
+def plan(repo: RepoOption = None, new_version: NewVersionOption = None, delete: DeleteOption = None) -> None:
+    """Show what `apply` would change, without changing anything."""
+    with _open(repo) as store:
+        versions, deletions = _plan_args(new_version, delete)
+        result = store.plan(load_definitions(store.config.repo_path), new_version=versions, delete=deletions)
+        render.plan(result)
+        if result.breaking:
+            render.err_console.print("[red]breaking changes would be refused; see --new-version[/]")
+            raise typer.Exit(1)
+
+
+@app.command()
+def apply(repo: RepoOption = None, new_version: NewVersionOption = None, delete: DeleteOption = None) -> None:
+    """Register the repo's definitions: new versions for changed objects, history kept."""
+    with _open(repo) as store:
+        versions, deletions = _plan_args(new_version, delete)
+        result = store.apply(load_definitions(store.config.repo_path), new_version=versions, delete=deletions)
+        render.plan(result)
+        changed = sum(1 for c in result.changes if c.action.value != "unchanged")
+        render.console.print(f"applied {changed} change(s) to project [bold]{store.project}[/]")
+
+
+@app.command("ls")
+def list_objects(
+    kind: Annotated[str, typer.Argument(help="entities, views or services")] = "views", repo: RepoOption = None
+) -> None:
+    """List registered entities, feature views or feature services."""
+    object_kind = _kind(kind)
+    with _open(repo) as store:
+        if object_kind == "entity":
+            rows = [
+                (e.name, ", ".join(f"{k.name}:{k.dtype}" for k in e.join_keys), e.description)
+                for e in store.list_entities()
+            ]
+            render.table(None, ["entity", "join keys", "description"], rows)
+        elif object_kind == "feature_view":
+            rows2 = [
+                (v.name, v.version, ", ".join(e.name for e in v.entities), len(v.schema), v.ttl or "-", v.description)
+                for v in store.list_feature_views()
+            ]
+            render.table(None, ["view", "version", "entities", "features", "ttl", "description"], rows2)
+        else:
+            rows3 = [(s.name, s.version, len(s.feature_refs), s.description) for s in store.list_feature_services()]
+            render.table(None, ["service", "version", "features", "description"], rows3)
+
+
+@app.command()
+def describe(
+    kind: Annotated[str, typer.Argument(help="entity, view or service")],
+    name: Annotated[str, typer.Argument(help="Object name.")],
+    version: Annotated[int | None, typer.Option(help="A past version (default: current).")] = None,
+    repo: RepoOption = None,
+) -> None:
+    """Show one entity, feature view or feature service in detail."""
+    with _open(repo) as store:
+        render.describe(store.registry.get(_kind(kind), name, version=version))  # type: ignore[arg-type]
+
+
+@app.command()
+def history(
+    kind: Annotated[str, typer.Argument(help="entity, view or service")],
+    name: Annotated[str, typer.Argument(help="Object name.")],
+    repo: RepoOption = None,
+) -> None:
+    """Show every version of an object: when, by whom, what changed."""
+    with _open(repo) as store:
+        rows = [
+            (r.version, r.action, r.applied_at.strftime("%Y-%m-%d %H:%M:%S"), r.author, r.data_version or "")
+            for r in store.history(_kind(kind), name)
+        ]
+        render.table(f"{kind} {name}", ["version", "action", "applied (UTC)", "author", "storage version"], rows)
+
+
+@app.command()
+def write(
+    view: Annotated[str, typer.Argument(help="Feature view to write to.")],
+    file: Annotated[Path, typer.Argument(help="A Parquet or CSV file of rows.", exists=True, dir_okay=False)],
+    to: Annotated[
+        Literal["online", "offline", "online_and_offline"] | None,
+        typer.Option(help="Where to write (default: wherever the view lives)."),
+    ] = None,
+    repo: RepoOption = None,
+) -> None:
+    """Validate a Parquet/CSV file against a view and write it (history + online)."""
+    data = _read_file(file)
+    with _open(repo) as store:
+        started = time.perf_counter()
+        result = store.write(view, data, to=to)
+        seconds = time.perf_counter() - started
+    where = f"table version {result.table_version}" if result.table_version is not None else "online only"
+    render.console.print(
+        f"wrote {result.rows:,} rows to [bold]{result.view}[/] ({where}; {result.online_rows:,} online keys updated) "
+        f"in {seconds:.2f} s ({result.rows / max(seconds, 1e-9):,.0f} rows/s)"
+    )
+
+
+def _read_file(file: Path) -> Any:
+    import pyarrow.csv as pacsv
+    import pyarrow.parquet as pq
+
+    suffix = file.suffix.lower()
+    try:
+        if suffix in (".parquet", ".pq"):
+            return pq.read_table(file)
+        if suffix == ".csv":
+            return pacsv.read_csv(file)
+    except Exception as exc:
+        raise UserError(f"{file}: cannot read ({exc})") from None
+    raise UserError(f"{file}: unsupported file type {suffix!r}; use .parquet or .csv")
+
+
+@app.command()
+def materialize(
+    start: Annotated[str | None, typer.Option(help="ISO start time (default: the beginning of history).")] = None,
+    end: Annotated[str, typer.Option(help="ISO end time, exclusive, or 'now'.")] = "now",
+    view: Annotated[list[str] | None, typer.Option(help="Only this view (repeatable).")] = None,
+    incremental: Annotated[bool, typer.Option(help="Start each view where its last materialization ended.")] = False,
+    repo: RepoOption = None,
+) -> None:
+    """Load the latest values from history into the online store."""
+    end_time = _parse_time(end, "--end")
+    assert end_time is not None
+    with _open(repo) as store:
+        if incremental:
+            if start is not None:
+                raise UserError("--incremental and --start cannot be combined")
+            result = store.materialize_incremental(end_time, views=view)
+        else:
+            result = store.materialize(_parse_time(start, "--start"), end_time, views=view)
+    rows = [(name, f"{count:,}") for name, count in result.rows.items()]
+    render.table(None, ["view", "rows loaded"], rows)
+    total = sum(result.rows.values())
+    render.console.print(
+        f"materialized {total:,} rows in {result.seconds:.2f} s ({total / max(result.seconds, 1e-9):,.0f} rows/s)"
+    )
+
+
+@app.command()
+def get(
+    features: Annotated[
+        list[str] | None, typer.Argument(help="Feature references, e.g. user_stats:amount_mean_7d.")
+    ] = None,
+    entity: Annotated[
+        list[str] | None, typer.Option("--entity", "-e", help="Join keys of one entity: user_id=7[,k=v] (repeatable).")
+    ] = None,
+    service: Annotated[str | None, typer.Option(help="Read every feature of this feature service.")] = None,
+    repo: RepoOption = None,
+) -> None:
+    """Look up online features for some entities and print them as a table."""
+    if not entity:
+        raise UserError("give at least one --entity, e.g. --entity user_id=7")
+    with _open(repo) as store:
+        if service is not None:
+            if features:
+                raise UserError("give either feature references or --service, not both")
+            refs: Any = store.get_feature_service(service)
+        elif features:
+            refs = features
+        else:
+            raise UserError("give feature references (view:feature) or --service NAME")
+        key_types = {k.name: k.dtype.kind.value for v in store.list_feature_views() for k in v.join_keys}
+        rows = [_parse_entity(text, key_types) for text in entity]
+        response = store.get_online_features(refs, rows)
+        data = response.to_dict()
+        statuses = response.statuses()
+    names = list(data)
+    table_rows = []
+    for i in range(len(rows)):
+        cells = []
+        for name in names:
+            value = data[name][i]
+            status = statuses.get(name)
+            if value is None and status is not None:
+                cells.append(f"[dim]{status[i].name.lower()}[/]")
+            else:
+                cells.append(_format_value(value))
+        table_rows.append(cells)
+    render.table(None, names, table_rows)
+
+
+def _parse_entity(text: str, key_types: dict[str, str]) -> dict[str, Any]:
+    row: dict[str, Any] = {}
+    for part in text.split(","):
+        key, sep, value = part.partition("=")
+        if not sep:
+            raise UserError(f"--entity {text!r}: expected key=value pairs, e.g. user_id=7")
+        key = key.strip()
+        if key_types.get(key) in ("int32", "int64"):
+            try:
+                row[key] = int(value)
+            except ValueError:
+                raise UserError(f"--entity {text!r}: {key} must be an integer") from None
+        else:
+            row[key] = value
+    return row
+
+
+def _format_value(value: Any) -> str:
+    if isinstance(value, float):
+        return f"{value:.6g}"
+    if isinstance(value, list) and len(value) > 6:
+        return f"[{', '.join(_format_value(v) for v in value[:6])}, … ({len(value)} items)]"
+    return str(value)
+
+
+@app.command()
+def sql(
+    query: Annotated[str, typer.Argument(help="SQL over feature history; each view is a table named after it.")],
+    limit: Annotated[int, typer.Option(help="Print at most this many rows.")] = 50,
+    repo: RepoOption = None,
+) -> None:
+    """Query feature history with SQL (DuckDB dialect)."""
+    with _open(repo) as store:
+        result = store.sql(query)
+    rows = result.slice(0, limit).to_pylist()
+    render.table(None, result.column_names, [[_format_value(r[c]) for c in result.column_names] for r in rows])
+    if result.num_rows > limit:
+        render.console.print(f"… {result.num_rows - limit:,} more rows (use --limit)")
+
+
+@app.command("config")
+def show_config(repo: RepoOption = None) -> None:
+    """Print the resolved configuration and where each value came from."""
+    config = load_config(repo)
+    render.table(f"repo {config.repo_path}", ["setting", "value", "from"], config.describe())
+
+
+@app.command()
+def quickstart(
+    path: Annotated[Path, typer.Option("--dir", help="Folder for the demo feature repo (recreated).")] = Path("demo"),
+    users: Annotated[int, typer.Option(help="Number of card holders to generate.")] = 20_000,
+    seed: Annotated[int, typer.Option(help="Random seed.")] = 7,
+) -> None:
+    """Run the fraud-scoring demo end to end: data, features, training set, model, live scoring."""
+    from strato.cli.quickstart import run_quickstart
+
+    run_quickstart(path, users=users, seed=seed)
+
+
+def run() -> None:
+    """Entry point of the `strato` script: user errors become one line, not a traceback."""
+    try:
+        app(standalone_mode=False)
+    except (typer.Exit, SystemExit) as exc:
+        code = exc.exit_code if isinstance(exc, typer.Exit) else exc.code
+        sys.exit(code)
+    except typer.Abort:
+        render.err_console.print("aborted")
+        sys.exit(130)
+    except Exception as exc:
+        import click
+
+        if isinstance(exc, click.exceptions.ClickException):
+            exc.show()
+            sys.exit(exc.exit_code)
+        if _State.debug or not isinstance(exc, StratoError):
+            raise
+        render.err_console.print(f"[red]error:[/] {exc}", highlight=False)
+        sys.exit(1 if isinstance(exc, UserError) else 2 if isinstance(exc, BackendError) else 1)
+
+
+_EXAMPLE_DEFINITIONS = '''"""Feature definitions: edit, then run `strato plan` and `strato apply`."""
+
+from datetime import timedelta
+
+from strato import Entity, FeatureService, FeatureView, Field, Float64, Int64, String
+
+user = Entity("user", join_keys={"user_id": Int64}, description="A card holder")
+
+user_stats = FeatureView(
+    "user_stats",
+    entities=[user],
+    ttl=timedelta(days=7),
+    schema=[
+        Field("tx_count_7d", Int64, description="Card transactions in the last 7 days"),
+        Field("amount_mean_7d", Float64, description="Mean transaction amount over 7 days"),
+        Field("home_country", String),
+    ],
+    description="Spending profile of a card holder",
+)
+
+fraud_model_v1 = FeatureService("fraud_model_v1", features=[user_stats])
+'''

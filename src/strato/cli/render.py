@@ -1,0 +1,63 @@
+"""Turn results into what a person reads: rich tables on a terminal, plain text in a pipe."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from rich.console import Console
+from rich.table import Table
+
+from strato.definitions.entity import Entity
+from strato.definitions.feature_service import FeatureService
+from strato.definitions.feature_view import FeatureView
+from strato.definitions.plan import Action, Plan
+
+console = Console()
+err_console = Console(stderr=True)
+
+_ACTION_STYLE = {
+    Action.ADD: "green",
+    Action.UPDATE: "yellow",
+    Action.NEW_VERSION: "magenta",
+    Action.BREAKING: "bold red",
+    Action.DELETE: "red",
+    Action.UNCHANGED: "dim",
+}
+
+
+def table(title: str | None, columns: Sequence[str], rows: Sequence[Sequence[Any]]) -> None:
+    out = Table(title=title, title_justify="left", header_style="bold")
+    for column in columns:
+        out.add_column(column, overflow="fold")
+    for row in rows:
+        out.add_row(*("" if v is None else str(v) for v in row))
+    console.print(out)
+
+
+def plan(p: Plan) -> None:
+    rows = [
+        (f"[{_ACTION_STYLE[c.action]}]{c.action.value}[/]", c.kind.replace("_", " "), c.name, "; ".join(c.details))
+        for c in p.changes
+    ]
+    table(None, ["action", "kind", "name", "details"], rows)
+
+
+def describe(obj: Entity | FeatureView | FeatureService) -> None:
+    if isinstance(obj, Entity):
+        console.print(f"[bold]entity[/] {obj.name}  {obj.description}")
+        table("join keys", ["name", "type"], [(k.name, k.dtype) for k in obj.join_keys])
+    elif isinstance(obj, FeatureView):
+        ttl = obj.ttl if obj.ttl is not None else "none"
+        console.print(
+            f"[bold]feature view[/] {obj.name}  version {obj.version} (storage {obj.table_name})\n"
+            f"  entities: {', '.join(e.name for e in obj.entities)}   ttl: {ttl}   "
+            f"online: {obj.online}   offline: {obj.offline}   owner: {obj.owner or '-'}\n"
+            f"  {obj.description}"
+        )
+        rows = [(k.name, k.dtype, "join key") for k in obj.join_keys]
+        rows += [(f.name, f.dtype, f.description) for f in obj.schema]
+        table(None, ["field", "type", "description"], rows)
+    else:
+        console.print(f"[bold]feature service[/] {obj.name}  version {obj.version}  {obj.description}")
+        table(None, ["view", "features"], [(view, ", ".join(names)) for view, names in obj.features])

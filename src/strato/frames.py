@@ -1,0 +1,206 @@
+"""Frames in, validated Arrow out: the one gate every batch passes before any write (rule 7).
+
+`to_arrow` accepts what users hold (pandas, polars, pyarrow, a list of dicts); `conform`
+checks a whole batch against a view's schema and returns it cast to the storage layout,
+or raises a `SchemaError` naming the view, column and first bad row. Nothing is written
+until this returns, so a rejected batch leaves every store untouched.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from strato.definitions.feature_view import FeatureView
+from strato.definitions.field import Field
+from strato.errors import SchemaError
+from strato.types import TIMESTAMP_ARROW, Kind
+
+EVENT_TIMESTAMP = "event_timestamp"
+CREATED_TIMESTAMP = "created_timestamp"
+
+
+def to_arrow(data: Any, *, what: str = "data") -> pa.Table:
+    """Any supported frame as an Arrow table, without copying where the library allows."""
+    if isinstance(data, pa.Table):
+        return data
+    if isinstance(data, pa.RecordBatch):
+        return pa.Table.from_batches([data])
+    module = type(data).__module__.split(".")[0]
+    if module == "pandas":
+        return pa.Table.from_pandas(data, preserve_index=False)
+    if module == "polars":
+        return data.to_arrow()
+    if isinstance(data, Mapping):
+        return pa.table(dict(data))
+    if isinstance(data, Sequence) and not isinstance(data, (str, bytes)):
+        if data and not all(isinstance(row, Mapping) for row in data):
+            raise SchemaError(f"{what}: a list must hold one dict per row")
+        return pa.Table.from_pylist(list(data))
+    raise SchemaError(
+        f"{what}: expected a pandas or polars DataFrame, a pyarrow Table, or a list of dicts; got {type(data).__name__}"
+    )
+
+
+def _first_bad_row(column: pa.ChunkedArray, target: pa.DataType) -> tuple[int, Any]:
+    """Locate the first value that does not cast, for the error message (error path only)."""
+    values = column.to_pylist()
+    for i, value in enumerate(values):
+        try:
+            pa.array([value], type=column.type).cast(target)
+        except (pa.ArrowInvalid, pa.ArrowNotImplementedError, pa.ArrowTypeError):
+            return i, value
+    return -1, None
+
+
+def _cast_timestamp(column: pa.ChunkedArray, where: str) -> pa.ChunkedArray:
+    """Any timestamp-like column as timestamp[us, UTC]; naive times are taken as UTC."""
+    typ = column.type
+    if pa.types.is_timestamp(typ):
+        if typ.tz is None:
+            column = (
+                pc.assume_timezone(column, "UTC") if column.num_chunks else column.cast(pa.timestamp(typ.unit, "UTC"))
+            )
+        return column.cast(TIMESTAMP_ARROW)
+    if pa.types.is_date(typ):
+        return column.cast(pa.timestamp("us")).cast(TIMESTAMP_ARROW)
+    if pa.types.is_string(typ) or pa.types.is_large_string(typ):
+        # ISO 8601 text: with an offset it casts straight to UTC, without one it is taken as UTC.
+        for target in (TIMESTAMP_ARROW, pa.timestamp("us")):
+            try:
+                return _cast_timestamp(column.cast(target), where)
+            except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+                continue
+        raise SchemaError(f"{where}: cannot parse {column.type} values as ISO 8601 timestamps")
+    raise SchemaError(f"{where}: expected timestamps, got {typ}")
+
+
+def _cast_column(column: pa.ChunkedArray, field: Field, where: str) -> pa.ChunkedArray:
+    target = field.dtype.to_arrow()
+    if field.dtype.kind is Kind.TIMESTAMP:
+        return _cast_timestamp(column, where)
+    if column.type == target:
+        out = column
+    else:
+        if pa.types.is_null(column.type):
+            return pa.chunked_array([pa.nulls(len(column), target)], type=target)
+        try:
+            out = column.cast(target, safe=True)
+        except (pa.ArrowInvalid, pa.ArrowNotImplementedError, pa.ArrowTypeError) as exc:
+            row, value = _first_bad_row(column, target)
+            at = f", row {row}: cannot convert {value!r}" if row >= 0 else ""
+            raise SchemaError(f"{where}{at} to {field.dtype} (column type {column.type}; {exc})") from None
+    if field.dtype.kind is Kind.VECTOR:
+        _check_vector(out, where)
+    return out
+
+
+def _check_vector(column: pa.ChunkedArray, where: str) -> None:
+    """Embeddings hold numbers only: a null element would not survive the online layout."""
+    for offset, chunk in _chunks_with_offsets(column):
+        values = chunk.flatten()
+        if values.null_count:
+            size = chunk.type.list_size
+            flat_nulls = np.flatnonzero(values.is_null().to_numpy(zero_copy_only=False))
+            valid_rows = np.flatnonzero(chunk.is_valid().to_numpy(zero_copy_only=False))
+            row = offset + int(valid_rows[flat_nulls[0] // size])
+            raise SchemaError(f"{where}, row {row}: vector elements cannot be null (use NaN)")
+
+
+def _chunks_with_offsets(column: pa.ChunkedArray) -> list[tuple[int, pa.Array]]:
+    out, offset = [], 0
+    for chunk in column.chunks:
+        out.append((offset, chunk))
+        offset += len(chunk)
+    return out
+
+
+def _first_null(column: pa.ChunkedArray) -> int:
+    return int(np.flatnonzero(column.is_null().to_numpy())[0])
+
+
+def conform(view: FeatureView, data: Any, *, require_features: bool = True) -> pa.Table:
+    """Validate a batch for `view` and return it as: join keys, event_timestamp, features.
+
+    Within the batch, rows with the same (keys, event time) keep only the last one: it is
+    the latest write (rule 2), and dropping the others keeps row identity unique on disk.
+    """
+    table = to_arrow(data, what=f"feature view {view.name!r}")
+    where = f"feature view {view.name!r}"
+    names = set(table.column_names)
+    if len(names) != len(table.column_names):
+        raise SchemaError(f"{where}: duplicate column names in {table.column_names}")
+    ts_name = view.timestamp_field
+    expected = {*view.join_key_names, ts_name, *view.feature_names}
+    unknown = [c for c in table.column_names if c not in expected and c != CREATED_TIMESTAMP]
+    if unknown:
+        raise SchemaError(f"{where}: unknown columns {unknown}; the view has {sorted(expected)}")
+    missing_keys = [k for k in view.join_key_names if k not in names]
+    if missing_keys:
+        raise SchemaError(f"{where}: missing join key columns {missing_keys}")
+    if ts_name not in names:
+        raise SchemaError(f"{where}: missing event time column {ts_name!r}")
+    missing_features = [f for f in view.feature_names if f not in names]
+    if missing_features and require_features:
+        raise SchemaError(f"{where}: missing feature columns {missing_features}")
+
+    columns: dict[str, pa.ChunkedArray] = {}
+    for key in view.join_keys:
+        col = table.column(key.name)
+        if col.null_count:
+            raise SchemaError(f"{where}, column {key.name!r}, row {_first_null(col)}: join key is null")
+        columns[key.name] = _cast_column(col, key, f"{where}, join key {key.name!r}")
+    ts = _cast_timestamp(table.column(ts_name), f"{where}, column {ts_name!r}")
+    if ts.null_count:
+        raise SchemaError(f"{where}, column {ts_name!r}, row {_first_null(ts)}: event time is null")
+    columns[EVENT_TIMESTAMP] = ts
+    for feature in view.schema:
+        if feature.name in names:
+            columns[feature.name] = _cast_column(
+                table.column(feature.name), feature, f"{where}, column {feature.name!r}"
+            )
+        else:
+            columns[feature.name] = pa.chunked_array([pa.nulls(table.num_rows, feature.dtype.to_arrow())])
+    out = pa.table(columns)
+    return _keep_last_per_identity(out, [*view.join_key_names, EVENT_TIMESTAMP])
+
+
+def _keep_last_per_identity(table: pa.Table, identity: list[str]) -> pa.Table:
+    if table.num_rows < 2:
+        return table
+    indexed = table.select(identity).append_column("__row", pa.array(np.arange(table.num_rows)))
+    last = indexed.group_by(identity, use_threads=False).aggregate([("__row", "max")])
+    if last.num_rows == table.num_rows:
+        return table
+    keep = np.sort(last.column("__row_max").to_numpy())
+    return table.take(pa.array(keep))
+
+
+def conform_spine(entity_df: Any, key_fields: Sequence[Field], timestamp_field: str) -> pa.Table:
+    """Validate an entity frame for a training set: join keys and event times, never null.
+
+    Other columns (labels, request data) are carried through untouched.
+    """
+    table = to_arrow(entity_df, what="entity_df")
+    where = "entity_df"
+    if timestamp_field not in table.column_names:
+        raise SchemaError(f"{where}: missing event time column {timestamp_field!r}")
+    columns: dict[str, pa.ChunkedArray] = {}
+    for name in table.column_names:
+        columns[name] = table.column(name)
+    for key in key_fields:
+        if key.name not in columns:
+            raise SchemaError(f"{where}: missing join key column {key.name!r}")
+        col = columns[key.name]
+        if col.null_count:
+            raise SchemaError(f"{where}, column {key.name!r}, row {_first_null(col)}: join key is null")
+        columns[key.name] = _cast_column(col, key, f"{where}, join key {key.name!r}")
+    ts = _cast_timestamp(columns[timestamp_field], f"{where}, column {timestamp_field!r}")
+    if ts.null_count:
+        raise SchemaError(f"{where}, column {timestamp_field!r}, row {_first_null(ts)}: event time is null")
+    columns[timestamp_field] = ts
+    return pa.table(columns)

@@ -1,0 +1,254 @@
+"""History tables: one Delta Lake table per view, and the only code that writes them.
+
+Every `append` is one Delta commit, so a write lands whole or not at all (design rule 1),
+and every commit is a version that reads can be pinned to (rule 5). Engines never see a
+folder, only a `TableSnapshot`: the version and its exact file list, because files a later
+commit replaced stay on disk until vacuum and a glob would read them again.
+
+Tables are not partitioned. A point-in-time join reads every row of a view whatever the
+spine's time range, and partitioning by event date would split each write into one small
+file per day touched; pruning by date can come later, with compaction, when tables outgrow
+one machine's scan speed.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import operator
+import shutil
+import uuid
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from typing import Any
+
+import pyarrow as pa
+from deltalake import CommitProperties, DeltaTable, write_deltalake
+from deltalake.exceptions import CommitFailedError, DeltaError, SchemaMismatchError, TableNotFoundError
+
+from strato.errors import BackendFailure, BackendUnavailable, NotFoundError, SchemaError, StratoError, UserError
+from strato.offline.base import TableSnapshot
+from strato.types import TableVersion
+
+#: Commit-info key holding a random id per append, to find our own commit in the log.
+_WRITE_ID = "strato.write_id"
+
+#: Reader features that change what a file list means; a plain Parquet reader cannot honour them.
+_UNREADABLE_FEATURES = frozenset({"deletionVectors", "columnMapping"})
+
+
+class DeltaTables:
+    """The Delta tables of one project under `root`: ``{root}/{project}/{table_name}``."""
+
+    def __init__(self, root: str, project: str) -> None:
+        self.root = str(root).rstrip("/")
+        self.project = project
+
+    def path(self, table_name: str) -> str:
+        if not table_name or "/" in table_name or table_name in (".", ".."):
+            raise UserError(f"invalid table name {table_name!r}")
+        return f"{self.root}/{self.project}/{table_name}"
+
+    # ------------------------------------------------------------------ writes
+
+    def append(self, table_name: str, rows: pa.Table) -> TableVersion:
+        """Append `rows` in one atomic commit and return the version it created.
+
+        Creates the table on its first write. Nullable columns the table lacks are added
+        to its schema (old rows read null, design rule 6); a missing or retyped column is a
+        `SchemaError` and nothing is written.
+        """
+        path = self.path(table_name)
+        write_id = uuid.uuid4().hex
+        commit = CommitProperties(custom_metadata={_WRITE_ID: write_id})
+        with _mapped_errors(table_name):
+            table = _open(path)
+            if table is None:
+                write_deltalake(path, rows, mode="append", commit_properties=commit)
+                return _find_commit(DeltaTable(path), write_id)
+            existing = pa.schema(table.schema().to_arrow())
+            added = _check_schema(table_name, existing, rows.schema)
+            # A table object's state moves to exactly the version its own write committed,
+            # even if other writers committed in between.
+            write_deltalake(
+                table,
+                rows,
+                mode="append",
+                schema_mode="merge" if added else None,
+                commit_properties=commit,
+            )
+            return table.version()
+
+    def drop(self, table_name: str) -> None:
+        """Delete the table and all its history; a missing table is not an error."""
+        path = self.path(table_name)
+        if "://" in path and not path.startswith("file://"):
+            from pyarrow import fs
+
+            filesystem, inner = fs.FileSystem.from_uri(path)
+            with contextlib.suppress(FileNotFoundError):
+                filesystem.delete_dir(inner)
+            return
+        shutil.rmtree(path.removeprefix("file://"), ignore_errors=True)
+
+    # ------------------------------------------------------------------ reads
+
+    def snapshot(self, table_name: str, *, as_of: TableVersion | datetime | None = None) -> TableSnapshot | None:
+        """One committed version of the table, or None if it did not exist (yet).
+
+        `as_of` an int pins that version (unknown → `NotFoundError`); a datetime picks the
+        version current at that time, and None if the table was created after it.
+        """
+        path = self.path(table_name)
+        with _mapped_errors(table_name):
+            table = _open(path)
+            if table is None:
+                return None
+            if isinstance(as_of, datetime):
+                when = as_of if as_of.tzinfo else as_of.replace(tzinfo=UTC)
+                table.load_as_version(when)
+                if table.version() == 0 and _commit_time(path, 0) > when:
+                    return None
+            elif as_of is not None:
+                as_of = _version_number(as_of)
+                if as_of < 0 or as_of > table.version():
+                    raise NotFoundError(f"table {table_name!r} has no version {as_of}; latest is {table.version()}")
+                try:
+                    table.load_as_version(as_of)
+                except DeltaError as exc:  # its log was cleaned up
+                    raise NotFoundError(f"table {table_name!r} has no version {as_of} any more: {exc}") from exc
+            _check_readable(table_name, table)
+            return TableSnapshot(
+                name=table_name,
+                path=path,
+                version=table.version(),
+                files=tuple(table.file_uris()),
+                schema=pa.schema(table.schema().to_arrow()),
+            )
+
+    def version(self, table_name: str) -> TableVersion | None:
+        """The latest committed version, or None if the table does not exist."""
+        with _mapped_errors(table_name):
+            table = _open(self.path(table_name))
+            return None if table is None else table.version()
+
+    def history(self, table_name: str) -> list[dict[str, Any]]:
+        """The commit log, oldest first: version, timestamp (UTC), operation, rows_added."""
+        with _mapped_errors(table_name):
+            table = _open(self.path(table_name))
+            if table is None:
+                return []
+            return [
+                {
+                    "version": commit["version"],
+                    "timestamp": datetime.fromtimestamp(commit["timestamp"] / 1000, tz=UTC),
+                    "operation": commit.get("operation"),
+                    "rows_added": (commit.get("operationMetrics") or {}).get("num_added_rows"),
+                }
+                for commit in reversed(table.history())
+            ]
+
+
+def _version_number(value: object) -> int:
+    """An int-like version (numpy integers too, as versions come back from frames), never a bool."""
+    try:
+        if isinstance(value, bool):
+            raise TypeError
+        return operator.index(value)  # type: ignore[arg-type]
+    except TypeError:
+        raise UserError(f"as_of must be a table version (int) or a datetime, got {value!r}") from None
+
+
+def _open(path: str) -> DeltaTable | None:
+    try:
+        return DeltaTable(path)
+    except TableNotFoundError:
+        return None
+
+
+def _find_commit(table: DeltaTable, write_id: str) -> TableVersion:
+    """The version of the commit carrying `write_id`, looked up in the newest commits first."""
+    for limit in (8, None):
+        for commit in table.history(limit):
+            if commit.get(_WRITE_ID) == write_id:
+                return int(commit["version"])
+    raise BackendFailure(f"Delta table {table.table_uri}: committed write {write_id} is missing from its log")
+
+
+def _commit_time(path: str, version: TableVersion) -> datetime:
+    # Only a table loaded at its latest version numbers its history correctly (delta-rs 1.6).
+    for commit in DeltaTable(path).history():
+        if commit["version"] == version:
+            return datetime.fromtimestamp(commit["timestamp"] / 1000, tz=UTC)
+    raise NotFoundError(f"Delta table at {path}: version {version} is no longer in its log")
+
+
+def _check_readable(table_name: str, table: DeltaTable) -> None:
+    features = set(table.protocol().reader_features or ()) & _UNREADABLE_FEATURES
+    if features:
+        raise BackendFailure(
+            f"table {table_name!r} uses Delta reader features {sorted(features)}, "
+            "which a snapshot's plain file list cannot express"
+        )
+
+
+def _check_schema(table_name: str, existing: pa.Schema, incoming: pa.Schema) -> bool:
+    """Refuse missing or retyped columns; return whether `incoming` adds (nullable) columns."""
+    missing = [name for name in existing.names if name not in incoming.names]
+    if missing:
+        raise SchemaError(f"table {table_name!r}: rows lack the column(s) {missing}")
+    added = False
+    for field in incoming:
+        if field.name not in existing.names:
+            if not field.nullable:
+                raise SchemaError(
+                    f"table {table_name!r}: new column {field.name!r} must be nullable (old rows read null)"
+                )
+            added = True
+            continue
+        have = existing.field(field.name).type
+        if _canonical(have) != _canonical(field.type):
+            raise SchemaError(
+                f"table {table_name!r}, column {field.name!r}: rows have type {field.type}, the table has {have}"
+            )
+    return added
+
+
+def _canonical(t: pa.DataType) -> str:
+    """A type as Delta stores it, ignoring Arrow-only distinctions (large/view/fixed-size, child names)."""
+    if pa.types.is_string(t) or pa.types.is_large_string(t) or pa.types.is_string_view(t):
+        return "string"
+    if pa.types.is_binary(t) or pa.types.is_large_binary(t) or pa.types.is_binary_view(t):
+        return "binary"
+    if pa.types.is_fixed_size_list(t) or pa.types.is_list(t) or pa.types.is_large_list(t) or pa.types.is_list_view(t):
+        return f"list<{_canonical(t.value_type)}>"
+    if pa.types.is_map(t):
+        return f"map<{_canonical(t.key_type)},{_canonical(t.item_type)}>"
+    if pa.types.is_struct(t):
+        return "struct<" + ",".join(f"{f.name}:{_canonical(f.type)}" for f in t) + ">"
+    return str(t)
+
+
+#: delta-rs reports bad rows as generic errors; these phrases mark the caller's fault.
+_BAD_INPUT = ("Invalid data found", "Schema error", "Invalid data type")
+
+
+@contextlib.contextmanager
+def _mapped_errors(table_name: str) -> Iterator[None]:
+    """Turn delta-rs exceptions into Strato's: conflicts and IO are transient, the rest terminal."""
+    try:
+        yield
+    except StratoError:
+        raise
+    except (CommitFailedError, OSError) as exc:
+        raise BackendUnavailable(f"Delta table {table_name!r}: {exc}") from exc
+    except SchemaMismatchError as exc:
+        raise SchemaError(f"table {table_name!r}: {exc}") from exc
+    except TableNotFoundError as exc:
+        raise NotFoundError(f"Delta table {table_name!r} does not exist: {exc}") from exc
+    except (pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowNotImplementedError) as exc:
+        raise SchemaError(f"table {table_name!r}: rows cannot be stored: {exc}") from exc
+    except Exception as exc:  # DeltaError, DeltaProtocolError, and the bare Exceptions delta-rs raises
+        message = str(exc).split("\n   0:")[0]  # drop the Rust backtrace
+        if any(phrase in message for phrase in _BAD_INPUT):
+            raise SchemaError(f"table {table_name!r}: rows cannot be stored: {message}") from exc
+        raise BackendFailure(f"Delta table {table_name!r}: {message}") from exc

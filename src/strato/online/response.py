@@ -1,0 +1,152 @@
+"""What `get_online_features` returns: decoded values per view, shaped on demand.
+
+Nothing is converted until asked: `to_numpy` copies straight out of the decoded record
+buffer with one strided view per run of same-typed features (the common "120 float
+features" case is a single copy), while `to_arrow`, `to_df` and `to_dict` build columns.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import numpy.typing as npt
+import pyarrow as pa
+
+from strato.errors import UserError
+from strato.online.codec import NULLS, DecodedRows, ViewCodec
+from strato.types import Kind, ReadStatus
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+_NUMERIC = {Kind.INT32, Kind.INT64, Kind.FLOAT32, Kind.FLOAT64, Kind.BOOL, Kind.TIMESTAMP}
+
+
+class FeatureGather:
+    """A precomputed plan to copy some features of one view into columns of a float matrix.
+
+    Built once per (view, features) request and cached by the store: it groups the
+    requested features into runs that sit next to each other in the record with one dtype,
+    so each run is one strided numpy copy.
+    """
+
+    def __init__(self, codec: ViewCodec, features: Sequence[str]):
+        self.codec = codec
+        self.features = tuple(features)
+        self.null_index = np.array([codec.index[f] for f in features], dtype=np.intp)
+        self.numeric = all(codec.fields[f].dtype.kind in _NUMERIC for f in features)
+        self.runs: list[tuple[int, int, int, np.dtype[Any], int]] = []  # (out_col, count, offset, dtype, width)
+        if not self.numeric:
+            return
+        fields = codec.record_dtype.fields
+        assert fields is not None
+        col = 0
+        for name in features:
+            dtype, offset = fields[name][0], fields[name][1]
+            if self.runs:
+                start, count, first, run_dtype, width = self.runs[-1]
+                if dtype == run_dtype and offset == first + count * width:
+                    self.runs[-1] = (start, count + 1, first, run_dtype, width)
+                    col += 1
+                    continue
+            self.runs.append((col, 1, offset, dtype, dtype.itemsize))
+            col += 1
+
+    def to_numpy(
+        self, decoded: DecodedRows, present: npt.NDArray[np.bool_], out: npt.NDArray[np.float64], first_col: int
+    ) -> None:
+        records = decoded.records
+        n = len(records)
+        itemsize = records.dtype.itemsize
+        for col, count, offset, dtype, width in self.runs:
+            view: npt.NDArray[Any] = np.ndarray(
+                (n, count), dtype=dtype, buffer=records, offset=offset, strides=(itemsize, width)
+            )
+            out[:, first_col + col : first_col + col + count] = view
+        block = out[:, first_col : first_col + len(self.features)]
+        if decoded.any_nulls():
+            bits = np.unpackbits(records[NULLS], axis=1, bitorder="little")[:, self.null_index].astype(bool)
+            block[bits] = np.nan
+        if not present.all():
+            block[~present] = np.nan
+
+
+@dataclass(frozen=True)
+class ViewResult:
+    """One view's part of an online response."""
+
+    gather: FeatureGather
+    output_names: tuple[str, ...]
+    decoded: DecodedRows
+    status: npt.NDArray[np.int8]
+
+
+class OnlineResponse:
+    """Features for a batch of entity rows, in request order.
+
+    >>> response = store.get_online_features(["user_stats:amount_mean_7d"], [{"user_id": 7}])  # doctest: +SKIP
+    >>> response.to_dict()  # doctest: +SKIP
+    {'user_id': [7], 'amount_mean_7d': [12.5]}
+    """
+
+    def __init__(self, entity_rows: Sequence[Mapping[str, Any]], key_names: Sequence[str], parts: Sequence[ViewResult]):
+        self._entity_rows = entity_rows
+        self._key_names = tuple(key_names)
+        self._parts = tuple(parts)
+
+    def __len__(self) -> int:
+        return len(self._entity_rows)
+
+    @property
+    def feature_names(self) -> list[str]:
+        return [name for part in self._parts for name in part.output_names]
+
+    def to_numpy(self) -> npt.NDArray[np.float64]:
+        """A float64 matrix (entities × features), NaN where missing, null or expired.
+
+        The shape a model's ``predict`` takes. Only numeric, bool and timestamp (µs) features
+        fit in it; use `to_dict` or `to_arrow` for strings, lists, maps and vectors.
+        """
+        width = sum(len(p.output_names) for p in self._parts)
+        out = np.empty((len(self._entity_rows), width), dtype=np.float64)
+        col = 0
+        for part in self._parts:
+            if not part.gather.numeric:
+                bad = [f for f in part.gather.features if part.gather.codec.fields[f].dtype.kind not in _NUMERIC]
+                raise UserError(f"to_numpy() takes numeric features only; {bad} are not: use to_dict() or to_arrow()")
+            part.gather.to_numpy(part.decoded, part.status == ReadStatus.PRESENT, out, col)
+            col += len(part.output_names)
+        return out
+
+    def to_arrow(self) -> pa.Table:
+        """Join keys as given, then every requested feature as a typed Arrow column."""
+        columns: dict[str, Any] = {name: [row[name] for row in self._entity_rows] for name in self._key_names}
+        table = pa.table(columns) if columns else pa.table({})
+        for part in self._parts:
+            present = part.status == ReadStatus.PRESENT
+            for feature, name in zip(part.gather.features, part.output_names, strict=True):
+                table = table.append_column(name, part.decoded.column(feature, present))
+        return table
+
+    def to_dict(self) -> dict[str, list[Any]]:
+        """``{column: [value per entity row]}``, None where missing — Feast's shape."""
+        return self.to_arrow().to_pydict()  # type: ignore[no-any-return]
+
+    def to_df(self) -> pd.DataFrame:
+        """A pandas DataFrame with one row per entity row."""
+        return self.to_arrow().to_pandas()  # type: ignore[no-any-return]
+
+    def statuses(self) -> dict[str, list[ReadStatus]]:
+        """Per feature, PRESENT / NOT_FOUND / EXPIRED for each entity row (design rule 4).
+
+        A PRESENT value can still be null when the row was written with a null feature.
+        """
+        out: dict[str, list[ReadStatus]] = {}
+        for part in self._parts:
+            codes = [ReadStatus(int(s)) for s in part.status]
+            for name in part.output_names:
+                out[name] = codes
+        return out

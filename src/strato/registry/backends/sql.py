@@ -1,0 +1,537 @@
+"""`SQLRegistry`: the registry on any SQLAlchemy database, SQLite by default.
+
+Everything is written through SQLAlchemy Core with portable statements, so the same code
+runs on a ``sqlite:///`` file today and a ``postgresql://`` URL later. Three tables, all
+keyed by project so projects sharing a database never see each other:
+
+* ``strato_projects``   one row per project; its ``applies`` counter numbers each apply and,
+                        being updated first, serializes concurrent applies of one project.
+* ``strato_objects``    the history: one row per (kind, name, version), never updated.
+* ``strato_watermarks`` where the last materialization of each view ended.
+
+SQLite gets WAL (readers never block the writer) and enforced foreign keys, and every
+transaction is started by us: ``BEGIN IMMEDIATE`` for writes, so an apply takes the write
+lock before it reads the state it checks, and a plain ``BEGIN`` for reads, so several
+SELECTs see one snapshot (the sqlite3 driver's own transaction handling does neither).
+"""
+
+from __future__ import annotations
+
+import builtins  # `SQLRegistry.list` shadows the builtin inside the class body
+import json
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, ClassVar, Self
+
+from sqlalchemy import (
+    Column,
+    Connection,
+    DateTime,
+    Dialect,
+    Engine,
+    ForeignKey,
+    Integer,
+    MetaData,
+    Row,
+    String,
+    Table,
+    Text,
+    and_,
+    create_engine,
+    delete,
+    event,
+    func,
+    insert,
+    select,
+    update,
+)
+from sqlalchemy import exc as sa_exc
+from sqlalchemy.engine import URL, make_url
+from sqlalchemy.types import TypeDecorator
+
+from strato.definitions.entity import Entity
+from strato.definitions.feature_service import FeatureService
+from strato.definitions.feature_view import FeatureView
+from strato.definitions.plan import Action, Definition, ObjectKind, Plan, kind_of, make_plan
+from strato.errors import (
+    BackendFailure,
+    BackendUnavailable,
+    ConfigError,
+    DefinitionError,
+    NotFoundError,
+    UserError,
+)
+from strato.registry.base import (
+    Head,
+    RegistryStore,
+    Revision,
+    check_kind,
+    describe,
+    next_versions,
+    not_found,
+)
+
+_WRITE = "strato_write"  # execution option: this transaction writes, so BEGIN IMMEDIATE
+_TRANSIENT = ("database is locked", "database is busy", "could not connect", "connection refused", "server closed")
+
+
+class _UTCDateTime(TypeDecorator[datetime]):
+    """Timestamps stored in UTC and read back timezone-aware, whatever the database keeps.
+
+    SQLite has no timezone type: it stores the naive UTC clock, which we re-tag on read.
+    """
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        value = _as_utc(value)
+        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
+
+    def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        return None if value is None else _as_utc(value)
+
+
+def _as_utc(moment: datetime) -> datetime:
+    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
+
+
+_metadata = MetaData()
+_projects = Table(
+    "strato_projects",
+    _metadata,
+    Column("project", String(128), primary_key=True),
+    Column("applies", Integer, nullable=False),
+    Column("created_at", _UTCDateTime, nullable=False),
+)
+_objects = Table(
+    "strato_objects",
+    _metadata,
+    Column("project", String(128), ForeignKey("strato_projects.project"), primary_key=True),
+    Column("kind", String(32), primary_key=True),
+    Column("name", String(128), primary_key=True),
+    Column("version", Integer, primary_key=True, autoincrement=False),
+    Column("action", String(16), nullable=False),
+    Column("data_version", Integer, nullable=True),
+    Column("spec_json", Text, nullable=False),
+    Column("author", String(256), nullable=False),
+    Column("applied_at", _UTCDateTime, nullable=False),
+    Column("apply_id", Integer, nullable=False),  # the project's apply counter when written
+)
+_watermarks = Table(
+    "strato_watermarks",
+    _metadata,
+    Column("project", String(128), ForeignKey("strato_projects.project"), primary_key=True),
+    Column("view", String(128), primary_key=True),
+    Column("until", _UTCDateTime, nullable=False),
+)
+
+
+@contextmanager
+def _mapped_errors() -> Iterator[None]:
+    """Turn SQLAlchemy errors into Strato's: transient ones (a lock, a dropped connection)
+    into `BackendUnavailable`, which callers may retry; everything else into `BackendFailure`.
+    """
+    try:
+        yield
+    except sa_exc.IntegrityError as exc:
+        # Two writers racing (PostgreSQL: two applies on one object, two first opens of a
+        # project) collide on a primary key; the loser succeeds when it replans and retries.
+        raise BackendUnavailable(
+            f"registry: a concurrent write conflicted with this one; plan and apply again ({exc.orig})"
+        ) from exc
+    except sa_exc.DBAPIError as exc:
+        message = str(exc.orig).lower()
+        if exc.connection_invalidated or any(marker in message for marker in _TRANSIENT):
+            raise BackendUnavailable(f"registry database is unavailable: {exc.orig}") from exc
+        raise BackendFailure(f"registry database failed: {exc.orig}") from exc
+    except sa_exc.SQLAlchemyError as exc:
+        raise BackendFailure(f"registry database failed: {exc}") from exc
+
+
+def _url(target: str) -> URL:
+    """A SQLAlchemy URL from a URL, or from a plain path (taken as a SQLite file)."""
+    if not isinstance(target, str) or not target:
+        raise ConfigError(f"registry: expected a database URL or a file path, got {target!r}")
+    if "://" not in target:
+        return URL.create("sqlite", database=str(Path(target).expanduser()))
+    try:
+        return make_url(target)
+    except sa_exc.ArgumentError as exc:
+        raise ConfigError(f"registry URL {target!r} is invalid: {exc}") from None
+
+
+def _create_engine(url: URL) -> Engine:
+    if url.get_backend_name() == "sqlite":
+        database = url.database or ""
+        if database and database != ":memory:" and not database.startswith("file:"):
+            Path(database).parent.mkdir(parents=True, exist_ok=True)
+    try:
+        engine = create_engine(url)
+    except sa_exc.NoSuchModuleError:
+        raise ConfigError(
+            f"registry URL {url.render_as_string(hide_password=True)!r}: unsupported database; "
+            "use sqlite:///path or postgresql://..."
+        ) from None
+    except ImportError as exc:
+        raise ConfigError(
+            f"registry URL {url.render_as_string()!r} needs a driver that is not installed: {exc}"
+        ) from None
+    if engine.dialect.name == "sqlite":
+        event.listen(engine, "connect", _sqlite_connect)
+        event.listen(engine, "begin", _sqlite_begin)
+    return engine
+
+
+def _sqlite_connect(dbapi_connection: Any, _record: Any) -> None:
+    # Let SQLAlchemy, not the sqlite3 driver, decide where transactions begin (see `_sqlite_begin`).
+    dbapi_connection.isolation_level = None
+    cursor = dbapi_connection.cursor()
+    try:
+        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute("PRAGMA foreign_keys=ON")
+    finally:
+        cursor.close()
+
+
+def _sqlite_begin(conn: Connection) -> None:
+    conn.exec_driver_sql("BEGIN IMMEDIATE" if conn.get_execution_options().get(_WRITE) else "BEGIN")
+
+
+class SQLRegistry(RegistryStore):
+    """The registry in a SQL database; see the module docstring for its tables."""
+
+    name: ClassVar[str] = "sqlite"
+
+    def __init__(self, engine: Engine, project: str):
+        self._engine = engine
+        self._project = project
+        self._closed = False
+
+    @classmethod
+    def open(cls, url: str, *, project: str) -> Self:
+        if not isinstance(project, str) or not project or len(project) > 128:
+            raise ConfigError(
+                f"registry: project must be a non-empty string of at most 128 characters, got {project!r}"
+            )
+        engine = _create_engine(_url(url))
+        registry = cls(engine, project)
+        try:
+            with registry._transaction(write=True) as conn:
+                _metadata.create_all(conn)
+                known = conn.execute(select(_projects.c.project).where(_projects.c.project == project)).first()
+                if known is None:
+                    conn.execute(insert(_projects).values(project=project, applies=0, created_at=datetime.now(UTC)))
+        except BaseException:
+            engine.dispose()
+            raise
+        return registry
+
+    def close(self) -> None:
+        if not self._closed:
+            self._closed = True
+            self._engine.dispose()
+
+    @property
+    def project(self) -> str:
+        return self._project
+
+    @contextmanager
+    def _transaction(self, *, write: bool = False) -> Iterator[Connection]:
+        """One transaction: committed if the block succeeds, rolled back if it raises."""
+        if self._closed:
+            raise BackendFailure(f"registry of project {self._project!r} is closed")
+        with _mapped_errors(), self._engine.connect() as conn:
+            if write:
+                conn.execution_options(**{_WRITE: True})
+            with conn.begin():
+                yield conn
+
+    # ------------------------------------------------------------------ writes
+
+    def apply(self, plan: Plan, *, author: str) -> builtins.list[Revision]:
+        plan.raise_if_breaking()
+        if not isinstance(author, str) or not author.strip():
+            raise UserError(f"apply: author must be a non-empty string, got {author!r}")
+        for change in plan.changes:
+            _check_change_shape(change.kind, change.name, change.action, change.definition)
+        writes = [c for c in plan.changes if c.action is not Action.UNCHANGED]
+        if not writes:
+            return []
+        with self._transaction(write=True) as conn:
+            apply_id = self._next_apply_id(conn)  # first: on PostgreSQL this row lock serializes applies
+            heads = self._heads(conn)
+            self._check_plan_is_current(plan, conn, heads)
+            applied_at = datetime.now(UTC)
+            revisions: list[Revision] = []
+            for change in writes:
+                head_row = heads.get((change.kind, change.name))
+                head = _head(head_row) if head_row is not None else None
+                version, data_version = next_versions(change.kind, change.action, head)
+                if change.definition is not None:
+                    spec = change.definition.to_spec()
+                else:
+                    assert head_row is not None  # checked by _check_plan_is_current
+                    spec = json.loads(head_row.spec_json)
+                revisions.append(
+                    Revision(
+                        change.kind, change.name, version, change.action.value, author, applied_at, spec, data_version
+                    )
+                )
+                if change.kind == "feature_view" and change.action is not Action.UPDATE:
+                    # Fresh storage (or none at all): nothing of it has been materialized yet.
+                    self._drop_watermark(conn, change.name)
+            conn.execute(
+                insert(_objects),
+                [
+                    {
+                        "project": self._project,
+                        "kind": r.kind,
+                        "name": r.name,
+                        "version": r.version,
+                        "action": r.action,
+                        "data_version": r.data_version,
+                        "spec_json": json.dumps(r.spec, sort_keys=True),
+                        "author": r.author,
+                        "applied_at": r.applied_at,
+                        "apply_id": apply_id,
+                    }
+                    for r in revisions
+                ],
+            )
+        return revisions
+
+    def _next_apply_id(self, conn: Connection) -> int:
+        where = _projects.c.project == self._project
+        conn.execute(update(_projects).where(where).values(applies=_projects.c.applies + 1))
+        return int(conn.execute(select(_projects.c.applies).where(where)).scalar_one())
+
+    def _check_plan_is_current(self, plan: Plan, conn: Connection, heads: Mapping[tuple[str, str], Row[Any]]) -> None:
+        """Re-plan inside the transaction and refuse `plan` unless it comes out the same.
+
+        A plan is computed from `current()` before `apply`; another apply may land in
+        between. Replanning against what the registry holds now catches that (and hand-made
+        plans that do not match the registry), so versions never skip a check.
+        """
+        desired = [c.definition for c in plan.changes if c.definition is not None]
+        new_version = [c.name for c in plan.changes if c.action is Action.NEW_VERSION]
+        deletes = [(c.kind, c.name) for c in plan.changes if c.action is Action.DELETE]
+        live = self._definitions(conn, [row for row in heads.values() if row.action != Action.DELETE.value])
+        where = f"cannot apply this plan to project {self._project!r}"
+        try:
+            fresh = make_plan(desired, live, new_version=new_version, delete=deletes)
+        except DefinitionError as exc:
+            raise UserError(f"{where}: {exc}. Plan again against the current registry.") from None
+        expected = sorted((c.kind, c.name, c.action.value) for c in fresh.changes)
+        given = sorted((c.kind, c.name, c.action.value) for c in plan.changes)
+        if expected != given:
+            stale = sorted(set(given) - set(expected))
+            now = {(k, n): a for k, n, a in expected}
+            details = "; ".join(
+                f"{describe(k, n)}: plan says {a!r}, registry now says {now.get((k, n), 'nothing')!r}"
+                for k, n, a in stale
+            )
+            raise UserError(f"{where}: the registry changed since it was made ({details}). Plan again.")
+
+    def _drop_watermark(self, conn: Connection, view: str) -> None:
+        conn.execute(delete(_watermarks).where(_watermarks.c.project == self._project, _watermarks.c.view == view))
+
+    # ------------------------------------------------------------------ reads
+
+    def current(self) -> dict[tuple[ObjectKind, str], Definition]:
+        with self._transaction() as conn:
+            rows = [row for row in self._heads(conn).values() if row.action != Action.DELETE.value]
+            return self._definitions(conn, rows)
+
+    def list(self, kind: ObjectKind) -> builtins.list[Definition]:
+        kind = check_kind(kind)
+        with self._transaction() as conn:
+            rows = [row for row in self._heads(conn, kind).values() if row.action != Action.DELETE.value]
+            loaded = self._definitions(conn, rows)
+        return [loaded[key] for key in sorted(loaded, key=lambda key: key[1])]
+
+    def get(self, kind: ObjectKind, name: str, *, version: int | None = None) -> Definition:
+        kind = check_kind(kind)
+        if version is not None and (not isinstance(version, int) or isinstance(version, bool) or version < 1):
+            raise UserError(f"{describe(kind, name)}: version must be a positive integer, got {version!r}")
+        with self._transaction() as conn:
+            rows = self._rows(conn, kind, name)
+            if not rows:
+                live = [k[1] for k, row in self._heads(conn, kind).items() if row.action != Action.DELETE.value]
+                raise not_found(kind, name, live, version=version)
+            head = rows[-1]
+            if version is None or version == head.version:
+                if head.action == Action.DELETE.value:
+                    raise _deleted(kind, name, head, rows)
+                return self._definitions(conn, [head])[(kind, name)]
+            wanted = next((row for row in rows if row.version == version), None)
+            if wanted is None or wanted.action == Action.DELETE.value:
+                readable = [row.version for row in rows if row.action != Action.DELETE.value]
+                raise NotFoundError(
+                    f"{describe(kind, name, version)} does not exist"
+                    + (" (that version is its deletion)" if wanted is not None else "")
+                    + f"; readable versions: {', '.join(map(str, readable))}"
+                )
+            # An old version is read with the entities as they were when it was applied.
+            return self._definitions(conn, [wanted], as_of=wanted.apply_id)[(kind, name)]
+
+    def history(self, kind: ObjectKind, name: str) -> builtins.list[Revision]:
+        kind = check_kind(kind)
+        with self._transaction() as conn:
+            rows = self._rows(conn, kind, name)
+            if not rows:
+                names = conn.execute(
+                    select(_objects.c.name)
+                    .distinct()
+                    .where(_objects.c.project == self._project, _objects.c.kind == kind)
+                ).scalars()
+                raise not_found(kind, name, names)
+        return [_revision(row) for row in rows]
+
+    def get_watermark(self, view: str) -> datetime | None:
+        with self._transaction() as conn:
+            until: datetime | None = conn.execute(
+                select(_watermarks.c.until).where(_watermarks.c.project == self._project, _watermarks.c.view == view)
+            ).scalar_one_or_none()
+        return until
+
+    def set_watermark(self, view: str, until: datetime) -> None:
+        if not isinstance(until, datetime):
+            raise UserError(f"watermark of feature view {view!r} must be a datetime, got {until!r}")
+        with self._transaction(write=True) as conn:
+            live = [k[1] for k, row in self._heads(conn, "feature_view").items() if row.action != Action.DELETE.value]
+            if view not in live:
+                raise not_found("feature_view", view, live)
+            where = and_(_watermarks.c.project == self._project, _watermarks.c.view == view)
+            if conn.execute(update(_watermarks).where(where).values(until=until)).rowcount == 0:
+                conn.execute(insert(_watermarks).values(project=self._project, view=view, until=until))
+
+    # ------------------------------------------------------------------ row helpers
+
+    def _heads(self, conn: Connection, kind: ObjectKind | None = None) -> dict[tuple[str, str], Row[Any]]:
+        """The latest row of every object (deleted ones included), keyed by (kind, name)."""
+        filters = [_objects.c.project == self._project]
+        if kind is not None:
+            filters.append(_objects.c.kind == kind)
+        latest = (
+            select(_objects.c.kind, _objects.c.name, func.max(_objects.c.version).label("version"))
+            .where(*filters)
+            .group_by(_objects.c.kind, _objects.c.name)
+            .subquery()
+        )
+        query = select(_objects).join(
+            latest,
+            and_(
+                _objects.c.project == self._project,
+                _objects.c.kind == latest.c.kind,
+                _objects.c.name == latest.c.name,
+                _objects.c.version == latest.c.version,
+            ),
+        )
+        return {(row.kind, row.name): row for row in conn.execute(query)}
+
+    def _rows(self, conn: Connection, kind: ObjectKind, name: str) -> builtins.list[Row[Any]]:
+        """Every row of one object, oldest first."""
+        query = (
+            select(_objects)
+            .where(_objects.c.project == self._project, _objects.c.kind == kind, _objects.c.name == name)
+            .order_by(_objects.c.version)
+        )
+        return builtins.list(conn.execute(query))
+
+    def _entities(self, conn: Connection, names: set[str], as_of: int | None) -> dict[str, Entity]:
+        """Entities by name: their latest stored version, or the latest applied by apply `as_of`.
+
+        A view's spec names its entities; the plan refuses changing an entity's join keys,
+        so a current view reads the current entities. An old version reads them as they were.
+        """
+        if not names:
+            return {}
+        filters = [
+            _objects.c.project == self._project,
+            _objects.c.kind == "entity",
+            _objects.c.name.in_(sorted(names)),
+            _objects.c.action != Action.DELETE.value,
+        ]
+        if as_of is not None:
+            filters.append(_objects.c.apply_id <= as_of)
+        found: dict[str, Entity] = {}
+        for row in conn.execute(select(_objects).where(*filters).order_by(_objects.c.version)):
+            entity = _load(row, {})
+            assert isinstance(entity, Entity)
+            found[row.name] = entity  # later versions overwrite earlier ones
+        return found
+
+    def _definitions(
+        self, conn: Connection, rows: builtins.list[Row[Any]], *, as_of: int | None = None
+    ) -> dict[tuple[ObjectKind, str], Definition]:
+        """Load `rows` (ordered entities, views, services) with the entities their views name."""
+        needed = {
+            entity for row in rows if row.kind == "feature_view" for entity in json.loads(row.spec_json)["entities"]
+        }
+        entities = self._entities(conn, needed, as_of)
+        order = {"entity": 0, "feature_view": 1, "feature_service": 2}
+        loaded: dict[tuple[ObjectKind, str], Definition] = {}
+        for row in sorted(rows, key=lambda r: (order.get(r.kind, 3), r.name)):
+            loaded[(check_kind(row.kind), row.name)] = _load(row, entities)
+        return loaded
+
+
+def _check_change_shape(kind: ObjectKind, name: str, action: Action, definition: Definition | None) -> None:
+    """A change must carry the definition it writes, of its own kind and name."""
+    if action is Action.DELETE:
+        return
+    if definition is None:
+        raise UserError(f"plan change {action.value} {describe(kind, name)} carries no definition")
+    if kind_of(definition) != kind or definition.name != name:
+        raise UserError(
+            f"plan change {action.value} {describe(kind, name)} carries "
+            f"{describe(kind_of(definition), definition.name)}"
+        )
+
+
+def _head(row: Row[Any]) -> Head:
+    return Head(version=row.version, action=row.action, data_version=row.data_version)
+
+
+def _revision(row: Row[Any]) -> Revision:
+    return Revision(
+        kind=check_kind(row.kind),
+        name=row.name,
+        version=row.version,
+        action=row.action,
+        author=row.author,
+        applied_at=row.applied_at,
+        spec=json.loads(row.spec_json),
+        data_version=row.data_version,
+    )
+
+
+def _load(row: Row[Any], entities: dict[str, Entity]) -> Definition:
+    """One stored row back as a definition, with the registry's versions set."""
+    try:
+        spec = json.loads(row.spec_json)
+        if row.kind == "entity":
+            return Entity.from_spec(spec)
+        if row.kind == "feature_view":
+            return FeatureView.from_spec(spec, entities, version=row.version, data_version=row.data_version)
+        if row.kind == "feature_service":
+            return FeatureService.from_spec(spec, version=row.version)
+    except (DefinitionError, KeyError, TypeError, ValueError) as exc:
+        raise BackendFailure(
+            f"registry holds an unreadable {describe(row.kind, row.name, row.version)}: {exc}"
+        ) from exc
+    raise BackendFailure(f"registry holds an object of unknown kind {row.kind!r} named {row.name!r}")
+
+
+def _deleted(kind: ObjectKind, name: str, head: Row[Any], rows: builtins.list[Row[Any]]) -> NotFoundError:
+    readable = [str(row.version) for row in rows if row.action != Action.DELETE.value]
+    when = head.applied_at.strftime("%Y-%m-%d %H:%M:%S UTC")
+    return NotFoundError(
+        f"{describe(kind, name)} was deleted (version {head.version}, by {head.author} at {when}); "
+        f"its earlier versions ({', '.join(readable)}) stay readable with version=N"
+    )

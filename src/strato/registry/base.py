@@ -1,0 +1,163 @@
+"""The registry seam: definitions at rest, with every version and who applied it.
+
+A registry stores what `make_plan` decided. It never diffs definitions itself: `apply`
+takes a `Plan` and writes one history row per changed object, in one transaction, so a
+plan is applied whole or not at all. Reads give back `Definition` objects with the
+registry-assigned versions filled in (`FeatureView.version` / `data_version`,
+`FeatureService.version`).
+
+Version rules, shared by every backend (so they live here, in `next_versions`):
+
+* ``add``: version 1, or, for an object that existed before and was deleted, the next
+  integer after its last version; a view gets fresh storage (``data_version = version``).
+* ``update`` (compatible): previous version + 1; a view keeps its ``data_version``
+  (old rows stay readable under the new schema).
+* ``new version`` (breaking, asked for): previous version + 1 with fresh storage.
+* ``unchanged``: nothing is written.
+* ``delete``: a history row of its own (it takes the next version number); the object
+  disappears from `current`, `list` and `get`, but ``get(kind, name, version=N)`` of an
+  older version still works, so old data stays readable under its old version.
+"""
+
+from __future__ import annotations
+
+import abc
+import builtins  # `RegistryStore.list` shadows the builtin inside the class body
+import difflib
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, ClassVar, Self
+
+from strato.definitions.plan import OBJECT_KINDS, Action, Definition, ObjectKind, Plan
+from strato.errors import NotFoundError, UserError
+
+
+@dataclass(frozen=True)
+class Revision:
+    """One row of an object's history.
+
+    `action` is the `Action` value that produced it: ``add``, ``update``, ``new version``
+    or ``delete``. `spec` is the definition as plain data (for a ``delete``, the spec of
+    the version it removed); `data_version` names the storage a view version reads and
+    writes, and is None for entities, services and deletions.
+    """
+
+    kind: ObjectKind
+    name: str
+    version: int
+    action: str
+    author: str
+    applied_at: datetime
+    spec: dict[str, Any]
+    data_version: int | None
+
+
+@dataclass(frozen=True)
+class Head:
+    """The latest history row of one object, as a backend sees it when applying a plan."""
+
+    version: int
+    action: str
+    data_version: int | None
+
+    @property
+    def live(self) -> bool:
+        return self.action != Action.DELETE.value
+
+
+def next_versions(kind: ObjectKind, action: Action, head: Head | None) -> tuple[int, int | None]:
+    """(version, data_version) of the row an `action` writes after `head`.
+
+    Kept here rather than in each backend so the version rules above cannot drift apart
+    between SQLite and PostgreSQL (or any later backend).
+    """
+    version = 1 if head is None else head.version + 1
+    if action is Action.DELETE or kind != "feature_view":
+        return version, None
+    if action is Action.UPDATE and head is not None and head.data_version is not None:
+        return version, head.data_version
+    # ADD (first or after a delete) and NEW_VERSION start fresh storage under the new version.
+    return version, version
+
+
+def describe(kind: ObjectKind, name: str, version: int | None = None) -> str:
+    """``feature view 'user_stats'`` (with `` version 3`` when given), for messages."""
+    text = f"{kind.replace('_', ' ')} {name!r}"
+    return text if version is None else f"{text} version {version}"
+
+
+def check_kind(kind: object) -> ObjectKind:
+    """`kind` if it is an object kind, else a `UserError` listing the kinds."""
+    for known in OBJECT_KINDS:
+        if kind == known:
+            return known
+    raise UserError(f"unknown object kind {kind!r}; expected one of {', '.join(OBJECT_KINDS)}")
+
+
+def not_found(kind: ObjectKind, name: str, candidates: Iterable[str], *, version: int | None = None) -> NotFoundError:
+    """A `NotFoundError` naming the object, suggesting close names (typos are the usual cause)."""
+    close = difflib.get_close_matches(name, sorted(set(candidates)), n=3, cutoff=0.6)
+    hint = f"; did you mean {' or '.join(repr(c) for c in close)}?" if close else ""
+    return NotFoundError(f"{describe(kind, name, version)} does not exist{hint}")
+
+
+class RegistryStore(abc.ABC):
+    """Definitions at rest: versions, full history and materialization watermarks, per project.
+
+    Every method sees only the project given to `open`: two projects sharing one database
+    never see each other's objects.
+    """
+
+    name: ClassVar[str]
+
+    @classmethod
+    @abc.abstractmethod
+    def open(cls, url: str, *, project: str) -> Self:
+        """Connect to the registry at `url` (a URL or a path), creating its tables if missing."""
+
+    @abc.abstractmethod
+    def apply(self, plan: Plan, *, author: str) -> builtins.list[Revision]:
+        """Write every change of `plan` in one transaction; the new revisions, in plan order.
+
+        Calls ``plan.raise_if_breaking()`` before writing anything. A plan made against a
+        registry that has changed since is refused whole.
+        """
+
+    @abc.abstractmethod
+    def current(self) -> dict[tuple[ObjectKind, str], Definition]:
+        """The latest, non-deleted version of every object in the project (`make_plan`'s input)."""
+
+    @abc.abstractmethod
+    def get(self, kind: ObjectKind, name: str, *, version: int | None = None) -> Definition:
+        """One object: its latest version, or `version` (which may predate a deletion)."""
+
+    @abc.abstractmethod
+    def list(self, kind: ObjectKind) -> builtins.list[Definition]:
+        """The latest version of every live object of `kind`, sorted by name."""
+
+    @abc.abstractmethod
+    def history(self, kind: ObjectKind, name: str) -> builtins.list[Revision]:
+        """Every revision of one object, oldest first (deleted objects keep their history)."""
+
+    @abc.abstractmethod
+    def get_watermark(self, view: str) -> datetime | None:
+        """Where the last materialization of `view` ended (UTC), or None if it never ran.
+
+        A view's watermark is reset whenever it gets fresh storage (a new version, or a
+        re-add after a delete): nothing of the new storage has been materialized yet.
+        """
+
+    @abc.abstractmethod
+    def set_watermark(self, view: str, until: datetime) -> None:
+        """Record that `view` is materialized up to `until` (a naive datetime is taken as UTC)."""
+
+    @abc.abstractmethod
+    def close(self) -> None:
+        """Release connections; the store is unusable afterwards."""
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()

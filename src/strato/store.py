@@ -1,0 +1,508 @@
+"""`FeatureStore`: the verbs — apply, write, push, materialize, get_online_features,
+get_historical_features, sql — orchestrated over the three seams.
+
+Nothing here knows an engine: the registry, online store and offline engine are found
+by name through `strato.plugins` from the resolved `StratoConfig`, and `offline.delta`
+is the one writer of history. Every write validates the whole batch first (`frames`),
+then commits offline (one Delta commit), then online (one backend transaction).
+"""
+
+from __future__ import annotations
+
+import getpass
+import time
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Literal
+
+import numpy as np
+import pyarrow as pa
+
+from strato import frames, plugins
+from strato.config import StratoConfig, load_config
+from strato.definitions.entity import Entity
+from strato.definitions.feature_service import FeatureService
+from strato.definitions.feature_view import FeatureView
+from strato.definitions.plan import Definition, ObjectKind, Plan, make_plan
+from strato.errors import NotFoundError, UserError
+from strato.offline.base import OfflineEngine, TableSnapshot
+from strato.offline.delta import DeltaTables
+from strato.offline.pit import PitRequest
+from strato.online.base import OnlineStore
+from strato.online.codec import ViewCodec
+from strato.online.expiry import statuses
+from strato.online.response import FeatureGather, OnlineResponse, ViewResult
+from strato.progress import row_progress
+from strato.refs import ViewSelection, parse_refs
+from strato.registry.base import RegistryStore, Revision
+from strato.types import TableVersion
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+WriteTarget = Literal["online", "offline", "online_and_offline"]
+_MATERIALIZE_BATCH_ROWS = 100_000
+
+
+@dataclass(frozen=True)
+class WriteResult:
+    """What one `write` stored."""
+
+    view: str
+    rows: int
+    table_version: TableVersion | None
+    online_rows: int
+
+
+@dataclass(frozen=True)
+class MaterializeResult:
+    """Rows loaded into the online store per view, and the time window they came from."""
+
+    rows: dict[str, int]
+    start: datetime | None
+    end: datetime
+    seconds: float
+
+
+@dataclass(frozen=True)
+class TrainingSet:
+    """A point-in-time-correct training set and the table versions it was read from.
+
+    Passing `versions` back to `get_historical_features(..., versions=ts.versions)`
+    rebuilds the same rows bit for bit (design rule 5).
+    """
+
+    table: pa.Table
+    versions: dict[str, TableVersion | None]
+    feature_names: tuple[str, ...]
+
+    def to_arrow(self) -> pa.Table:
+        return self.table
+
+    def to_df(self) -> pd.DataFrame:
+        return self.table.to_pandas()  # type: ignore[no-any-return]
+
+
+@dataclass(frozen=True)
+class _OnlineViewPlan:
+    view: FeatureView
+    codec: ViewCodec
+    gather: FeatureGather
+    output_names: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class _OnlinePlan:
+    views: tuple[_OnlineViewPlan, ...]
+    key_names: tuple[str, ...]
+
+
+class FeatureStore:
+    """The entry point: one feature repo's registry, history and online values.
+
+    >>> store = FeatureStore("feature_repo")  # doctest: +SKIP
+    >>> store.apply([user, user_stats])  # doctest: +SKIP
+    >>> store.write("user_stats", df)  # doctest: +SKIP
+    >>> store.get_online_features(["user_stats:amount_mean_7d"], [{"user_id": 7}]).to_dict()  # doctest: +SKIP
+    """
+
+    def __init__(
+        self,
+        repo_path: str | Path | None = None,
+        *,
+        config: StratoConfig | None = None,
+        **overrides: Any,
+    ):
+        """Open the store of the feature repo at `repo_path` (default: found from the cwd).
+
+        Keyword arguments override configuration by dotted key, with ``__`` for dots:
+        ``FeatureStore(".", online__type="memory")``.
+        """
+        self.config = config or load_config(
+            repo_path, overrides={k.replace("__", "."): v for k, v in overrides.items()}
+        )
+        registry_cls: type[RegistryStore] = plugins.load("registry", "sqlite")
+        self.registry = registry_cls.open(self.config.registry_url, project=self.config.project)
+        self.delta = DeltaTables(self.config.offline_path, self.config.project)
+        self._online: OnlineStore | None = None
+        self._offline: OfflineEngine | None = None
+        self._online_plans: dict[tuple[tuple[str, ...], bool], _OnlinePlan] = {}
+        self._codecs: dict[tuple[str, int | None], ViewCodec] = {}
+        self._last_created_us = 0
+
+    # ------------------------------------------------------------------ lifecycle
+
+    @property
+    def project(self) -> str:
+        return self.config.project
+
+    @property
+    def online_store(self) -> OnlineStore:
+        if self._online is None:
+            cls: type[OnlineStore] = plugins.load("online", self.config.online_type)
+            self._online = cls.open(self.config.online_options, project=self.project)  # type: ignore[arg-type]
+        return self._online
+
+    @property
+    def offline_engine(self) -> OfflineEngine:
+        if self._offline is None:
+            cls: type[OfflineEngine] = plugins.load("offline", self.config.offline_engine)
+            self._offline = cls.open(self.config.offline_options)  # type: ignore[arg-type]
+        return self._offline
+
+    def close(self) -> None:
+        for resource in (self._online, self._offline, self.registry):
+            if resource is not None:
+                resource.close()
+        self._online = self._offline = None
+
+    def __enter__(self) -> FeatureStore:
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.close()
+
+    # ------------------------------------------------------------------ definitions
+
+    def plan(
+        self,
+        objects: Iterable[Definition],
+        *,
+        new_version: Sequence[str] = (),
+        delete: Sequence[tuple[ObjectKind, str]] = (),
+    ) -> Plan:
+        """What `apply` would change, without changing anything."""
+        return make_plan(objects, self.registry.current(), new_version=new_version, delete=delete)
+
+    def apply(
+        self,
+        objects: Iterable[Definition],
+        *,
+        new_version: Sequence[str] = (),
+        delete: Sequence[tuple[ObjectKind, str]] = (),
+        author: str | None = None,
+    ) -> Plan:
+        """Register definitions: new ones get version 1, changed ones a new version.
+
+        A breaking change to a view (a removed or retyped field, other join keys) is refused
+        with `BreakingChangeError` unless the view is named in `new_version`; it then gets
+        fresh storage, and its old versions stay readable as ``view@vN:feature``. Objects
+        missing from `objects` are kept; remove them with `delete=[("feature_view", name)]`.
+        """
+        plan = self.plan(objects, new_version=new_version, delete=delete)
+        plan.raise_if_breaking()
+        if plan.has_changes:
+            self.registry.apply(plan, author=author or _whoami())
+            self._online_plans.clear()
+        return plan
+
+    def list_entities(self) -> list[Entity]:
+        return [e for e in self.registry.list("entity") if isinstance(e, Entity)]
+
+    def list_feature_views(self) -> list[FeatureView]:
+        return [v for v in self.registry.list("feature_view") if isinstance(v, FeatureView)]
+
+    def list_feature_services(self) -> list[FeatureService]:
+        return [s for s in self.registry.list("feature_service") if isinstance(s, FeatureService)]
+
+    def get_entity(self, name: str) -> Entity:
+        obj = self.registry.get("entity", name)
+        assert isinstance(obj, Entity)
+        return obj
+
+    def get_feature_view(self, name: str, *, version: int | None = None) -> FeatureView:
+        obj = self.registry.get("feature_view", name, version=version)
+        assert isinstance(obj, FeatureView)
+        return obj
+
+    def get_feature_service(self, name: str, *, version: int | None = None) -> FeatureService:
+        obj = self.registry.get("feature_service", name, version=version)
+        assert isinstance(obj, FeatureService)
+        return obj
+
+    def history(self, kind: ObjectKind, name: str) -> list[Revision]:
+        return self.registry.history(kind, name)
+
+    # ------------------------------------------------------------------ writes
+
+    def write(self, view: str | FeatureView, data: Any, *, to: WriteTarget | None = None) -> WriteResult:
+        """Validate `data` against the view, append it to history, upsert the online store.
+
+        `data` is a pandas or polars DataFrame, a pyarrow Table, or a list of dicts, with the
+        join keys, the view's event time column and its features. The whole batch is checked
+        first; on a `SchemaError` nothing is written anywhere. History gets one atomic Delta
+        commit; the online store keeps, per key, the newest event (design rule 4).
+        """
+        fv = self._current_view(view)
+        to = to or ("online_and_offline" if fv.online and fv.offline else "online" if fv.online else "offline")
+        if "online" in to and not fv.online:
+            raise UserError(f"feature view {fv.name!r} is offline only (online=False): cannot write online")
+        if "offline" in to and not fv.offline:
+            raise UserError(f"feature view {fv.name!r} is online only (offline=False): cannot write offline")
+        rows = frames.conform(fv, data)
+        created_us = self._next_created_us()
+        version: TableVersion | None = None
+        if "offline" in to:
+            created = pa.array(np.full(rows.num_rows, created_us, dtype="int64")).cast(pa.int64())
+            stamped = rows.append_column(
+                frames.CREATED_TIMESTAMP, created.cast(pa.timestamp("us")).cast(pa.timestamp("us", tz="UTC"))
+            )
+            version = self.delta.append(fv.table_name, stamped)
+        changed = 0
+        if "online" in to:
+            keys, values = self._codec(fv).encode(rows, created_us)
+            changed = self.online_store.write(fv.table_name, keys, values)
+        return WriteResult(fv.name, rows.num_rows, version, changed)
+
+    def push(self, view: str | FeatureView, data: Any, *, to: WriteTarget = "online") -> WriteResult:
+        """Feast's push: write fresh rows straight to the online store (or wherever `to` says)."""
+        return self.write(view, data, to=to)
+
+    def materialize(
+        self,
+        start: datetime | None,
+        end: datetime,
+        *,
+        views: Sequence[str] | None = None,
+        progress: bool = True,
+    ) -> MaterializeResult:
+        """Load, per key, the latest row with ``start <= event time < end`` from history online.
+
+        Rule 4 holds: a materialized row never overwrites a newer online value, so this is
+        safe to run again, in any order, alongside live writes.
+        """
+        began = time.perf_counter()
+        start_utc, end_utc = _utc(start) if start else None, _utc(end)
+        if start_utc is not None and start_utc >= end_utc:
+            raise UserError(f"materialize: start {start_utc.isoformat()} must be before end {end_utc.isoformat()}")
+        loaded: dict[str, int] = {}
+        for fv in self._views_to_materialize(views):
+            snapshot = self.delta.snapshot(fv.table_name)
+            loaded[fv.name] = self._materialize_view(fv, snapshot, start_utc, end_utc, progress)
+            self.registry.set_watermark(fv.name, end_utc)
+        return MaterializeResult(loaded, start_utc, end_utc, time.perf_counter() - began)
+
+    def materialize_incremental(
+        self, end: datetime, *, views: Sequence[str] | None = None, progress: bool = True
+    ) -> MaterializeResult:
+        """`materialize` each view from where its last materialization ended up to `end`."""
+        began = time.perf_counter()
+        end_utc = _utc(end)
+        loaded: dict[str, int] = {}
+        for fv in self._views_to_materialize(views):
+            start = self.registry.get_watermark(fv.name)
+            if start is not None and start >= end_utc:
+                loaded[fv.name] = 0
+                continue
+            snapshot = self.delta.snapshot(fv.table_name)
+            loaded[fv.name] = self._materialize_view(fv, snapshot, start, end_utc, progress)
+            self.registry.set_watermark(fv.name, end_utc)
+        return MaterializeResult(loaded, None, end_utc, time.perf_counter() - began)
+
+    def _materialize_view(
+        self,
+        fv: FeatureView,
+        snapshot: TableSnapshot | None,
+        start: datetime | None,
+        end: datetime,
+        progress: bool,
+    ) -> int:
+        if snapshot is None:
+            return 0
+        codec = self._codec(fv)
+        reader = self.offline_engine.latest(snapshot, fv.join_key_names, start=start, end=end)
+        total = 0
+        with row_progress(f"materialize {fv.name}", None, enabled=progress) as bar:
+            for batch in reader:
+                if batch.num_rows == 0:
+                    continue
+                table = pa.Table.from_batches([batch])
+                created = table.column(frames.CREATED_TIMESTAMP).cast(pa.int64()).to_numpy()
+                keys, values = codec.encode(table, created)
+                self.online_store.write(fv.table_name, keys, values)
+                total += batch.num_rows
+                bar.advance(batch.num_rows)
+        return total
+
+    def _views_to_materialize(self, names: Sequence[str] | None) -> list[FeatureView]:
+        if names is None:
+            return [v for v in self.list_feature_views() if v.online and v.offline]
+        chosen = [self._current_view(n) for n in names]
+        for fv in chosen:
+            if not (fv.online and fv.offline):
+                raise UserError(f"feature view {fv.name!r} must be both online and offline to be materialized")
+        return chosen
+
+    # ------------------------------------------------------------------ reads
+
+    def get_online_features(
+        self,
+        features: Sequence[str] | FeatureService,
+        entity_rows: Sequence[Mapping[str, Any]] | Mapping[str, Sequence[Any]],
+        *,
+        full_feature_names: bool = False,
+    ) -> OnlineResponse:
+        """The latest value of each feature for each entity row, one engine call per view.
+
+        `entity_rows` is a list of dicts of join keys (or a dict of key columns). Values older
+        than the view's ttl come back missing with status EXPIRED; absent keys NOT_FOUND.
+        """
+        rows = _entity_rows(entity_rows)
+        refs = tuple(features.feature_refs) if isinstance(features, FeatureService) else tuple(features)
+        plan = self._online_plans.get((refs, full_feature_names))
+        if plan is None:
+            plan = self._online_plan(features, full_feature_names)
+            self._online_plans[(refs, full_feature_names)] = plan
+        now_us = time.time_ns() // 1000
+        store = self.online_store
+        parts = []
+        for vp in plan.views:
+            encode = vp.codec.keys.encode_row
+            keys = [encode(row, i) for i, row in enumerate(rows)]
+            decoded = vp.codec.decode(store.read(vp.view.table_name, keys))
+            status = statuses(decoded.found, decoded.event_ts_us, vp.view.ttl, now_us)
+            parts.append(ViewResult(vp.gather, vp.output_names, decoded, status))
+        return OnlineResponse(rows, plan.key_names, parts)
+
+    def _online_plan(self, features: Sequence[str] | FeatureService, full_names: bool) -> _OnlinePlan:
+        views = []
+        key_names: dict[str, None] = {}
+        for selection, fv, names in self._select(features, full_names):
+            if not fv.online:
+                raise UserError(f"feature view {fv.name!r} is offline only (online=False)")
+            codec = self._codec(fv)
+            views.append(_OnlineViewPlan(fv, codec, FeatureGather(codec, selection.features), names))
+            key_names.update(dict.fromkeys(fv.join_key_names))
+        return _OnlinePlan(tuple(views), tuple(key_names))
+
+    def get_historical_features(
+        self,
+        entity_df: Any,
+        features: Sequence[str] | FeatureService,
+        *,
+        full_feature_names: bool = False,
+        timestamp_field: str = "event_timestamp",
+        as_of: datetime | None = None,
+        versions: Mapping[str, TableVersion | None] | None = None,
+    ) -> TrainingSet:
+        """A training set: `entity_df` plus each feature as of each row's event time (rule 3).
+
+        Row order and every column of `entity_df` are kept. `as_of` reads history as it was
+        at that time; `versions` (from an earlier `TrainingSet.versions`) pins each view's
+        table version exactly.
+        """
+        selections = self._select(features, full_feature_names)
+        key_fields = {k.name: k for _, fv, _ in selections for k in fv.join_keys}
+        spine = frames.conform_spine(entity_df, list(key_fields.values()), timestamp_field)
+        if timestamp_field != frames.EVENT_TIMESTAMP:
+            if frames.EVENT_TIMESTAMP in spine.column_names:
+                raise UserError(f"entity_df has both {timestamp_field!r} and 'event_timestamp' columns")
+            spine = spine.rename_columns(
+                [frames.EVENT_TIMESTAMP if c == timestamp_field else c for c in spine.column_names]
+            )
+        taken = set(spine.column_names)
+        requests, used_versions, output = [], {}, []
+        for selection, fv, names in selections:
+            if not fv.offline:
+                raise UserError(f"feature view {fv.name!r} is online only (offline=False): it has no history")
+            clash = taken & set(names)
+            if clash:
+                raise UserError(
+                    f"feature names {sorted(clash)} appear twice in the training set; "
+                    "pass full_feature_names=True to prefix them with their view name"
+                )
+            taken |= set(names)
+            label = f"{fv.name}@v{fv.version}"
+            pinned = versions.get(label) if versions is not None else None
+            if versions is not None and label not in versions:
+                raise UserError(f"versions has no entry for {label}; it has {sorted(versions)}")
+            snapshot = self.delta.snapshot(fv.table_name, as_of=pinned if pinned is not None else as_of)
+            if versions is not None and pinned is None and snapshot is not None:
+                snapshot = None  # pinned as "no data yet"
+            used_versions[label] = snapshot.version if snapshot else None
+            types = [fv.feature(f).dtype.to_arrow() for f in selection.features]
+            requests.append(PitRequest(snapshot, fv.join_key_names, selection.features, names, types, fv.ttl))
+            output.extend(names)
+        table = self.offline_engine.point_in_time_join(spine, requests)
+        if timestamp_field != frames.EVENT_TIMESTAMP:
+            table = table.rename_columns(
+                [timestamp_field if c == frames.EVENT_TIMESTAMP else c for c in table.column_names]
+            )
+        return TrainingSet(table, used_versions, tuple(output))
+
+    def sql(self, query: str, *, as_of: datetime | None = None) -> pa.Table:
+        """Run SQL over the history of every view, each visible as a table named after it."""
+        tables = []
+        for fv in self.list_feature_views():
+            if fv.offline and (snapshot := self.delta.snapshot(fv.table_name, as_of=as_of)) is not None:
+                tables.append(_renamed(snapshot, fv.name))
+        return self.offline_engine.sql(query, tables)
+
+    # ------------------------------------------------------------------ helpers
+
+    def _current_view(self, view: str | FeatureView) -> FeatureView:
+        name = view.name if isinstance(view, FeatureView) else view
+        if not isinstance(name, str):
+            raise UserError(f"expected a feature view or its name, got {view!r}")
+        return self.get_feature_view(name)
+
+    def _select(
+        self, features: Sequence[str] | FeatureService, full_names: bool
+    ) -> list[tuple[ViewSelection, FeatureView, tuple[str, ...]]]:
+        out = []
+        for selection in parse_refs(features):
+            fv = self.get_feature_view(selection.view, version=selection.version)
+            for feature in selection.features:
+                if feature not in fv.feature_names:
+                    raise NotFoundError(
+                        f"feature view {fv.name!r} (version {fv.version}) has no feature {feature!r}; "
+                        f"it has {list(fv.feature_names)}"
+                    )
+            prefix = f"{fv.name}__" if full_names else ""
+            out.append((selection, fv, tuple(prefix + f for f in selection.features)))
+        return out
+
+    def _codec(self, fv: FeatureView) -> ViewCodec:
+        key = (fv.name, fv.version)
+        codec = self._codecs.get(key)
+        if codec is None:
+            codec = self._codecs[key] = ViewCodec(fv)
+        return codec
+
+    def _next_created_us(self) -> int:
+        """Write time, strictly increasing within this process so ties resolve by write order."""
+        now = time.time_ns() // 1000
+        self._last_created_us = max(now, self._last_created_us + 1)
+        return self._last_created_us
+
+
+def _renamed(snapshot: TableSnapshot, name: str) -> TableSnapshot:
+    return TableSnapshot(name, snapshot.path, snapshot.version, snapshot.files, snapshot.schema)
+
+
+def _entity_rows(entity_rows: Any) -> Sequence[Mapping[str, Any]]:
+    if isinstance(entity_rows, Mapping):
+        columns = {k: list(v) for k, v in entity_rows.items()}
+        lengths = {len(v) for v in columns.values()}
+        if len(lengths) > 1:
+            raise UserError(f"entity_rows columns have different lengths: { {k: len(v) for k, v in columns.items()} }")
+        n = lengths.pop() if lengths else 0
+        return [{k: v[i] for k, v in columns.items()} for i in range(n)]
+    if isinstance(entity_rows, Sequence) and not isinstance(entity_rows, (str, bytes)):
+        return entity_rows
+    raise UserError(f"entity_rows must be a list of dicts of join keys, got {type(entity_rows).__name__}")
+
+
+def _utc(moment: datetime) -> datetime:
+    if not isinstance(moment, datetime):
+        raise UserError(f"expected a datetime, got {moment!r}")
+    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
+
+
+def _whoami() -> str:
+    try:
+        return getpass.getuser()
+    except (KeyError, OSError):
+        return "unknown"
