@@ -403,7 +403,9 @@ class FeatureStore:
                 [frames.EVENT_TIMESTAMP if c == timestamp_field else c for c in spine.column_names]
             )
         taken = set(spine.column_names)
-        requests, used_versions, output = [], {}, []
+        requests: list[PitRequest] = []
+        used_versions: dict[str, TableVersion | None] = {}
+        output: list[str] = []
         for selection, fv, names in selections:
             if not fv.offline:
                 raise UserError(f"feature view {fv.name!r} is online only (offline=False): it has no history")

@@ -188,7 +188,7 @@ def describe(
 ) -> None:
     """Show one entity, feature view or feature service in detail."""
     with _open(repo) as store:
-        render.describe(store.registry.get(_kind(kind), name, version=version))  # type: ignore[arg-type]
+        render.describe(store.registry.get(_kind(kind), name, version=version))
 
 
 @app.command()
