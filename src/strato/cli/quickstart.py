@@ -167,9 +167,9 @@ def run_quickstart(path: Path, *, users: int = 20_000, seed: int = 7) -> None:
 def _prepare_folder(path: Path) -> None:
     if path.exists():
         marker = path / "features.py"
-        if not marker.exists() or "strato quickstart" not in marker.read_text(errors="replace"):
-            if any(path.iterdir()):
-                raise UserError(f"{path} exists and is not a quickstart folder; choose another with --dir")
+        is_demo = marker.exists() and "strato quickstart" in marker.read_text(errors="replace")
+        if not is_demo and any(path.iterdir()):
+            raise UserError(f"{path} exists and is not a quickstart folder; choose another with --dir")
         shutil.rmtree(path)
     path.mkdir(parents=True)
     write_default_config(path, "quickstart")
@@ -224,7 +224,7 @@ def _rolling7(matrix: npt.NDArray[np.float64]) -> npt.NDArray[np.float64]:
     csum = np.cumsum(matrix, axis=1)
     shifted = np.zeros_like(csum)
     shifted[:, 7:] = csum[:, :-7]
-    return csum - shifted  # type: ignore[no-any-return]
+    return csum - shifted
 
 
 def _snapshot_times(world: _World, keys: int) -> pd.Series:
