@@ -32,7 +32,6 @@ from strato.offline.delta import DeltaTables
 from strato.offline.pit import PitRequest
 from strato.online.base import OnlineStore
 from strato.online.codec import ViewCodec
-from strato.online.expiry import statuses
 from strato.online.response import FeatureGather, OnlineResponse, ViewResult
 from strato.progress import row_progress
 from strato.refs import ViewSelection, parse_refs
@@ -91,6 +90,7 @@ class _OnlineViewPlan:
     codec: ViewCodec
     gather: FeatureGather
     output_names: tuple[str, ...]
+    table_name: str
 
 
 @dataclass(frozen=True)
@@ -361,9 +361,8 @@ class FeatureStore:
         for vp in plan.views:
             encode = vp.codec.keys.encode_row
             keys = [encode(row, i) for i, row in enumerate(rows)]
-            decoded = vp.codec.decode(store.read(vp.view.table_name, keys))
-            status = statuses(decoded.found, decoded.event_ts_us, vp.view.ttl, now_us)
-            parts.append(ViewResult(vp.gather, vp.output_names, decoded, status))
+            values = store.read(vp.table_name, keys)
+            parts.append(ViewResult(vp.gather, vp.output_names, values, vp.view.ttl, now_us))
         return OnlineResponse(rows, plan.key_names, parts)
 
     def _online_plan(self, features: Sequence[str] | FeatureService, full_names: bool) -> _OnlinePlan:
@@ -373,7 +372,7 @@ class FeatureStore:
             if not fv.online:
                 raise UserError(f"feature view {fv.name!r} is offline only (online=False)")
             codec = self._codec(fv)
-            views.append(_OnlineViewPlan(fv, codec, FeatureGather(codec, selection.features), names))
+            views.append(_OnlineViewPlan(fv, codec, FeatureGather(codec, selection.features), names, fv.table_name))
             key_names.update(dict.fromkeys(fv.join_key_names))
         return _OnlinePlan(tuple(views), tuple(key_names))
 

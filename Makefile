@@ -1,0 +1,47 @@
+# Strato's two set-up commands: `make demo` and `make test`. Both start from nothing but
+# Python 3.11: they install a pinned uv into .tools/, create .venv from uv.lock, and run.
+
+PYTHON ?= python3
+UV_VERSION := 0.13.8
+UV := .tools/bin/uv
+RUN := $(UV) run --frozen
+
+export UV_PYTHON_DOWNLOADS := never
+export UV_PYTHON := $(PYTHON)
+
+.PHONY: demo test lint check typecheck layers unit bench format clean
+
+## demo: create the environment and run the fraud-scoring quickstart on the embedded default
+demo: .venv/.synced
+	$(RUN) strato quickstart --dir demo
+
+## test: create the environment, lint, type-check, check import layers, run the whole suite
+test: lint
+	$(RUN) pytest
+
+## lint: ruff (lint + format check), mypy, import-linter layer contracts
+lint: .venv/.synced
+	$(RUN) ruff check src tests bench
+	$(RUN) ruff format --check src tests bench
+	$(RUN) mypy
+	$(RUN) lint-imports
+
+## bench: measure Strato against the raw engines; writes bench/results.json
+bench: .venv/.synced
+	$(RUN) python -m bench.run
+
+## format: apply ruff's fixes and formatting
+format: .venv/.synced
+	$(RUN) ruff check --fix src tests bench
+	$(RUN) ruff format src tests bench
+
+$(UV):
+	$(PYTHON) -m venv .tools
+	.tools/bin/python -m pip install --quiet --disable-pip-version-check uv==$(UV_VERSION)
+
+.venv/.synced: $(UV) pyproject.toml uv.lock
+	$(UV) sync --frozen
+	@touch $@
+
+clean:
+	rm -rf .venv .tools demo .mypy_cache .ruff_cache .pytest_cache .hypothesis
