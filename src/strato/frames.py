@@ -24,8 +24,63 @@ EVENT_TIMESTAMP = "event_timestamp"
 CREATED_TIMESTAMP = "created_timestamp"
 
 
-def to_arrow(data: Any, *, what: str = "data") -> pa.Table:
-    """Any supported frame as an Arrow table, without copying where the library allows."""
+def to_arrow(data: Any, *, what: str = "data", types: Mapping[str, pa.DataType] | None = None) -> pa.Table:
+    """Any supported frame as an Arrow table, without copying where the library allows.
+
+    Values Arrow cannot put in one typed column (``"abc"`` among ints, an int too large for
+    int64) raise a `SchemaError` naming the column and the first row whose value does not
+    fit the column's expected type in `types` (or, for other columns, breaks type inference).
+    """
+    try:
+        return _to_arrow(data, what)
+    except (pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowNotImplementedError, OverflowError) as exc:
+        raise SchemaError(f"{what}{_locate_unconvertible(data, types or {})}: {_first_line(exc)}") from None
+
+
+def _first_line(exc: Exception) -> str:
+    text = str(exc.args[0]) if exc.args else str(exc)
+    return text.splitlines()[0] if text else type(exc).__name__
+
+
+def _locate_unconvertible(data: Any, types: Mapping[str, pa.DataType]) -> str:
+    """``, column 'x', row 3: cannot convert 'abc'`` for the first value Arrow rejects (error path only)."""
+    columns: dict[str, list[Any]] = {}
+    if type(data).__module__.split(".")[0] == "pandas":
+        columns = {str(name): data[name].tolist() for name in data.columns}
+    elif isinstance(data, Mapping):
+        columns = {str(name): list(values) for name, values in data.items()}
+    elif isinstance(data, Sequence):
+        for row in data:
+            for name in row:
+                columns.setdefault(str(name), [])
+        columns = {name: [row.get(name) for row in data] for name in columns}
+    for name, values in columns.items():
+        if _converts(values):
+            continue
+        if name in types:
+            for row, value in enumerate(values):
+                if value is not None and not _converts([value], types[name]):
+                    return f", column {name!r}, row {row}: cannot convert {value!r} to {types[name]}"
+        low, high = 1, len(values)  # the shortest failing prefix ends at the first bad value
+        while low < high:
+            mid = (low + high) // 2
+            if _converts(values[:mid]):
+                low = mid + 1
+            else:
+                high = mid
+        return f", column {name!r}, row {low - 1}: cannot convert {values[low - 1]!r}"
+    return ""
+
+
+def _converts(values: list[Any], type: pa.DataType | None = None) -> bool:
+    try:
+        pa.array(values, type=type)
+    except (pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowNotImplementedError, OverflowError):
+        return False
+    return True
+
+
+def _to_arrow(data: Any, what: str) -> pa.Table:
     if isinstance(data, pa.Table):
         return data
     if isinstance(data, pa.RecordBatch):
@@ -60,6 +115,8 @@ def _first_bad_row(column: pa.ChunkedArray, target: pa.DataType) -> tuple[int, A
 def _cast_timestamp(column: pa.ChunkedArray, where: str) -> pa.ChunkedArray:
     """Any timestamp-like column as timestamp[us, UTC]; naive times are taken as UTC."""
     typ = column.type
+    if pa.types.is_null(typ):  # all null: a null feature, or a null event time reported by the caller
+        return pa.chunked_array([pa.nulls(len(column), TIMESTAMP_ARROW)], type=TIMESTAMP_ARROW)
     if pa.types.is_timestamp(typ):
         if typ.tz is None:
             column = (
@@ -75,8 +132,21 @@ def _cast_timestamp(column: pa.ChunkedArray, where: str) -> pa.ChunkedArray:
                 return _cast_timestamp(column.cast(target), where)
             except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
                 continue
+        for row, value in enumerate(column.to_pylist()):  # error path only: find the culprit
+            if value is not None and not _parses_as_time(value):
+                raise SchemaError(f"{where}, row {row}: cannot parse {value!r} as an ISO 8601 timestamp")
         raise SchemaError(f"{where}: cannot parse {column.type} values as ISO 8601 timestamps")
     raise SchemaError(f"{where}: expected timestamps, got {typ}")
+
+
+def _parses_as_time(text: str) -> bool:
+    for target in (TIMESTAMP_ARROW, pa.timestamp("us")):
+        try:
+            pa.array([text], pa.string()).cast(target)
+        except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+            continue
+        return True
+    return False
 
 
 def _cast_column(column: pa.ChunkedArray, field: Field, where: str) -> pa.ChunkedArray:
@@ -129,7 +199,8 @@ def conform(view: FeatureView, data: Any, *, require_features: bool = True) -> p
     Within the batch, rows with the same (keys, event time) keep only the last one: it is
     the latest write (rule 2), and dropping the others keeps row identity unique on disk.
     """
-    table = to_arrow(data, what=f"feature view {view.name!r}")
+    types = {f.name: f.dtype.to_arrow() for f in (*view.join_keys, *view.schema)}
+    table = to_arrow(data, what=f"feature view {view.name!r}", types={**types, view.timestamp_field: TIMESTAMP_ARROW})
     where = f"feature view {view.name!r}"
     names = set(table.column_names)
     if len(names) != len(table.column_names):
@@ -185,7 +256,8 @@ def conform_spine(entity_df: Any, key_fields: Sequence[Field], timestamp_field: 
 
     Other columns (labels, request data) are carried through untouched.
     """
-    table = to_arrow(entity_df, what="entity_df")
+    types = {k.name: k.dtype.to_arrow() for k in key_fields}
+    table = to_arrow(entity_df, what="entity_df", types={**types, timestamp_field: TIMESTAMP_ARROW})
     where = "entity_df"
     if timestamp_field not in table.column_names:
         raise SchemaError(f"{where}: missing event time column {timestamp_field!r}")
