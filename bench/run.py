@@ -82,12 +82,13 @@ def _percentiles(samples_ns: list[int]) -> tuple[float, float]:
     return round(float(np.percentile(us, 50)), 2), round(float(np.percentile(us, 99)), 2)
 
 
-def _time_calls(call: Callable[[int], object], n: int) -> list[int]:
-    """Per-call wall time in ns; GC off so a collection doesn't land in one side's tail only."""
+def _time_calls(call: Callable[[int], object], n: int, first: int = 0) -> list[int]:
+    """Per-call wall time in ns of ``call(first) … call(first + n - 1)``; GC off so a
+    collection doesn't land in one side's tail only."""
     samples = []
     gc.disable()
     try:
-        for i in range(n):
+        for i in range(first, first + n):
             began = time.perf_counter_ns()
             call(i)
             samples.append(time.perf_counter_ns() - began)
@@ -187,12 +188,10 @@ def bench_online(store: FeatureStore, users: int, iterations: int, seed: int) ->
     rounds = 5
     per = iterations // rounds
     for r in range(rounds):
-        offset = r * per
-        samples["raw1"] += _time_calls(lambda i: raw_one(offset + i), per)
-        samples["strato1"] += _time_calls(lambda i: strato_one(offset + i), per)
-        boff = r * (per // 10)
-        samples["raw100"] += _time_calls(lambda i: raw_batch(boff + i), per // 10)
-        samples["strato100"] += _time_calls(lambda i: strato_batch(boff + i), per // 10)
+        samples["raw1"] += _time_calls(raw_one, per, r * per)
+        samples["strato1"] += _time_calls(strato_one, per, r * per)
+        samples["raw100"] += _time_calls(raw_batch, per // 10, r * (per // 10))
+        samples["strato100"] += _time_calls(strato_batch, per // 10, r * (per // 10))
     p50, p99 = _percentiles(samples["strato1"])
     raw50, raw99 = _percentiles(samples["raw1"])
     b50, b99 = _percentiles(samples["strato100"])

@@ -130,5 +130,6 @@ def test_expiry_boundary_is_exclusive() -> None:
     part = ViewResult(gather, ("i64_0",), list(values), TTL, NOW_US)
     out = np.zeros((2, 1))
     gather.to_numpy_rows(values, part.expired_before_us, out, 0)
-    assert out[0, 0] == 1 and math.isnan(out[1, 0])
+    assert out[0, 0] == 1
+    assert math.isnan(out[1, 0])
     assert list(part.status) == [ReadStatus.PRESENT, ReadStatus.EXPIRED]
