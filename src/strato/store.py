@@ -91,6 +91,8 @@ class _OnlineViewPlan:
     gather: FeatureGather
     output_names: tuple[str, ...]
     table_name: str
+    key_group: int
+    """Views with equal join keys (names and types) share a group and one key encoding."""
 
 
 @dataclass(frozen=True)
@@ -358,9 +360,12 @@ class FeatureStore:
         now_us = time.time_ns() // 1000
         store = self.online_store
         parts = []
+        keys_by_codec: dict[int, list[bytes]] = {}
         for vp in plan.views:
-            encode = vp.codec.keys.encode_row
-            keys = [encode(row, i) for i, row in enumerate(rows)]
+            # Views sharing join keys (the usual case) share one encoding of the entity rows.
+            keys = keys_by_codec.get(vp.key_group)
+            if keys is None:
+                keys = keys_by_codec[vp.key_group] = vp.codec.keys.encode_rows(rows)
             values = store.read(vp.table_name, keys)
             parts.append(ViewResult(vp.gather, vp.output_names, values, vp.view.ttl, now_us))
         return OnlineResponse(rows, plan.key_names, parts)
@@ -368,11 +373,14 @@ class FeatureStore:
     def _online_plan(self, features: Sequence[str] | FeatureService, full_names: bool) -> _OnlinePlan:
         views = []
         key_names: dict[str, None] = {}
+        key_groups: dict[tuple[tuple[str, str], ...], int] = {}
         for selection, fv, names in self._select(features, full_names):
             if not fv.online:
                 raise UserError(f"feature view {fv.name!r} is offline only (online=False)")
             codec = self._codec(fv)
-            views.append(_OnlineViewPlan(fv, codec, FeatureGather(codec, selection.features), names, fv.table_name))
+            group = key_groups.setdefault(tuple((k.name, str(k.dtype)) for k in fv.join_keys), len(key_groups))
+            gather = FeatureGather(codec, selection.features)
+            views.append(_OnlineViewPlan(fv, codec, gather, names, fv.table_name, group))
             key_names.update(dict.fromkeys(fv.join_key_names))
         return _OnlinePlan(tuple(views), tuple(key_names))
 

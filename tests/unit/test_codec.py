@@ -13,6 +13,8 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from strato.definitions.entity import Entity
 from strato.definitions.feature_view import FeatureView
@@ -206,3 +208,43 @@ def test_fixed_width_only_views_have_no_variable_part() -> None:
     decoded = codec.decode([values[1], None])
     assert decoded.var_rows is None
     assert decoded.column("a", decoded.found).to_pylist() == [1.5, None]
+
+
+# --- batch key encoding --------------------------------------------------------------------
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    st.lists(
+        st.one_of(
+            st.integers(-(2**63), 2**63 - 1),
+            st.integers(2**63, 2**64),
+            st.booleans(),
+            st.floats(allow_nan=False),
+            st.integers(-1000, 1000).map(np.int64),
+            st.none(),
+        ),
+        max_size=8,
+    )
+)
+def test_encode_rows_matches_encode_row(values: list[Any]) -> None:
+    """The batch fast path gives the same keys, or the same error naming the same row."""
+    codec = keys_of(("id", Int64))
+    rows = [{"id": v} for v in values]
+    try:
+        expected: list[bytes] | str = [codec.encode_row(row, i) for i, row in enumerate(rows)]
+    except SchemaError as exc:
+        expected = str(exc)
+    try:
+        actual: list[bytes] | str = codec.encode_rows(rows)
+    except SchemaError as exc:
+        actual = str(exc)
+    assert actual == expected
+
+
+def test_encode_rows_names_the_row_missing_a_key() -> None:
+    codec = keys_of(("id", Int64))
+    with pytest.raises(SchemaError, match=r"entity row 1: missing join key 'id'"):
+        codec.encode_rows([{"id": 1}, {"user": 2}])
+    composite = keys_of(("id", Int64), ("name", String))
+    assert composite.encode_rows([{"id": 1, "name": "a"}]) == [composite.encode_row({"id": 1, "name": "a"}, 0)]

@@ -85,6 +85,7 @@ class KeyCodec:
         self.names = tuple(k.name for k in join_keys)
         self._int = tuple(k.dtype.kind in (Kind.INT32, Kind.INT64) for k in join_keys)
         self._kinds = tuple(k.dtype.kind for k in join_keys)
+        self._single_int = len(join_keys) == 1 and self._int[0]
 
     def encode_columns(self, columns: Sequence[pa.Array | pa.ChunkedArray]) -> list[bytes]:
         """Keys for whole columns; the columns are already validated (typed, no nulls)."""
@@ -102,6 +103,26 @@ class KeyCodec:
 
     def _join(self, row: Sequence[bytes]) -> bytes:
         return b"".join(p if is_int else _LEN.pack(len(p)) + p for is_int, p in zip(self._int, row, strict=True))
+
+    def encode_rows(self, rows: Sequence[Mapping[str, Any]]) -> list[bytes]:
+        """The keys of many entity rows; same result and errors as `encode_row` on each.
+
+        A lone integer key — the common case — packs in one comprehension; anything the fast
+        path can't take (a missing key, a bool, a float, a numpy integer) falls back to
+        `encode_row`, which names the offending row.
+        """
+        if self._single_int:
+            name = self.names[0]
+            try:
+                values = [row[name] for row in rows]
+            except (KeyError, TypeError, IndexError):
+                values = None
+            if values is not None and all(type(v) is int for v in values):  # bool, numpy ints: slow path
+                try:
+                    return list(map(_INT_KEY.pack, values))
+                except struct.error:
+                    pass  # out of range: encode_row names the row
+        return [self.encode_row(row, i) for i, row in enumerate(rows)]
 
     def encode_row(self, row: Mapping[str, Any], index: int) -> bytes:
         """The key of one entity row (a dict of join-key values); errors name the row and key."""
