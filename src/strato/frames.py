@@ -32,9 +32,45 @@ def to_arrow(data: Any, *, what: str = "data", types: Mapping[str, pa.DataType] 
     fit the column's expected type in `types` (or, for other columns, breaks type inference).
     """
     try:
-        return _to_arrow(data, what)
+        return _typed_maps(_to_arrow(data, what), data, types or {})
     except (pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowNotImplementedError, OverflowError) as exc:
         raise SchemaError(f"{what}{_locate_unconvertible(data, types or {})}: {_first_line(exc)}") from None
+
+
+def _typed_maps(table: pa.Table, data: Any, types: Mapping[str, pa.DataType]) -> pa.Table:
+    """Rebuild the columns whose inferred type loses data, from the original Python values.
+
+    Maps: Python dicts infer as one struct of every dict's keys, which cannot be cast to a map
+    (and would turn absent keys into null values). Vectors from pandas: its conversion turns
+    NaN elements into nulls, which a vector refuses, so NaN is kept as NaN.
+    """
+    pandas = type(data).__module__.split(".")[0] == "pandas"
+    for name, target in types.items():
+        if name not in table.column_names or table.column(name).type == target:
+            continue
+        vector = pa.types.is_fixed_size_list(target)
+        if not (pa.types.is_map(target) or (vector and pandas)):
+            continue
+        values = _python_column(data, name)
+        if values is None:
+            continue
+        try:
+            rebuilt = pa.array(values, type=target, from_pandas=not vector)
+        except (pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowNotImplementedError, OverflowError):
+            continue  # left as inferred: the cast to the view's type names the bad row
+        table = table.set_column(table.column_names.index(name), name, rebuilt)
+    return table
+
+
+def _python_column(data: Any, name: str) -> list[Any] | None:
+    """The Python values of one column of a pandas frame, a dict of columns or a list of dicts."""
+    if type(data).__module__.split(".")[0] == "pandas":
+        return data[name].tolist()  # type: ignore[no-any-return]
+    if isinstance(data, Mapping):
+        return list(data[name])
+    if isinstance(data, Sequence) and not isinstance(data, (str, bytes)):
+        return [row.get(name) for row in data]
+    return None
 
 
 def _first_line(exc: Exception) -> str:

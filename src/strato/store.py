@@ -26,7 +26,7 @@ from strato.definitions.entity import Entity
 from strato.definitions.feature_service import FeatureService
 from strato.definitions.feature_view import FeatureView
 from strato.definitions.plan import Definition, ObjectKind, Plan, make_plan
-from strato.errors import NotFoundError, UserError
+from strato.errors import BackendFailure, NotFoundError, UserError
 from strato.offline.base import OfflineEngine, TableSnapshot
 from strato.offline.delta import DeltaTables
 from strato.offline.pit import PitRequest
@@ -132,6 +132,7 @@ class FeatureStore:
         self._offline: OfflineEngine | None = None
         self._online_plans: dict[tuple[tuple[str, ...], bool], _OnlinePlan] = {}
         self._codecs: dict[tuple[str, int | None], ViewCodec] = {}
+        self._layouts: dict[tuple[str, str], dict[int, ViewCodec]] = {}
         self._last_created_us = 0
 
     # ------------------------------------------------------------------ lifecycle
@@ -367,6 +368,9 @@ class FeatureStore:
             if keys is None:
                 keys = keys_by_codec[vp.key_group] = vp.codec.keys.encode_rows(rows)
             values = store.read(vp.table_name, keys)
+            stale = vp.codec.stale(values)
+            if stale:
+                self._upgrade(vp.view, values, stale)
             parts.append(ViewResult(vp.gather, vp.output_names, values, vp.view.ttl, now_us))
         return OnlineResponse(rows, plan.key_names, parts)
 
@@ -383,6 +387,40 @@ class FeatureStore:
             views.append(_OnlineViewPlan(fv, codec, gather, names, fv.table_name, group))
             key_names.update(dict.fromkeys(fv.join_key_names))
         return _OnlinePlan(tuple(views), tuple(key_names))
+
+    def _upgrade(self, fv: FeatureView, values: list[bytes | None], stale: list[int]) -> None:
+        """Re-encode, in place, values written before a compatible change of `fv` (rule 6).
+
+        They stay as they are in the online store until the next write or materialization
+        of their key replaces them; reading them costs one decode per stale value.
+        """
+        codec = self._codec(fv)
+        for i in stale:
+            value = values[i]
+            assert value is not None
+            layout = codec.layout_of(value)
+            writer = self._codec_for_layout(fv, layout)
+            if writer is None:
+                raise BackendFailure(
+                    f"feature view {fv.name!r}: an online value was written under an unknown schema "
+                    f"(layout {layout:#010x}); run `strato materialize` to rewrite the online values"
+                )
+            values[i] = codec.upgrade(value, writer)
+
+    def _codec_for_layout(self, fv: FeatureView, layout: int) -> ViewCodec | None:
+        """The codec of the earlier version of `fv` sharing its storage whose layout is `layout`."""
+        cached = self._layouts.get((fv.name, fv.table_name))
+        if cached is None or layout not in cached:
+            cached = {}
+            for revision in self.registry.history("feature_view", fv.name):
+                if revision.action == "delete":
+                    continue
+                old = self.get_feature_view(fv.name, version=revision.version)
+                if old.table_name == fv.table_name:
+                    codec = self._codec(old)
+                    cached[codec.layout_id] = codec
+            self._layouts[(fv.name, fv.table_name)] = cached
+        return cached.get(layout)
 
     def get_historical_features(
         self,

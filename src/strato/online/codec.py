@@ -4,6 +4,7 @@ Value layout (little-endian), one value per (view version, entity key)::
 
     event_ts_us  int64      design rule 4 compares these 16 bytes and nothing else
     created_us   int64      write time: breaks ties between equal event times
+    layout       uint32     fingerprint of the schema that wrote the value (see `ViewCodec.layout_id`)
     nulls        ceil(n/8)  one bit per feature, in schema order; 1 = null
     fixed part   the fixed-width features (numbers, bools, timestamps as µs, vectors) packed
     var part     msgpack list of the variable-width features (strings, bytes, lists, maps)
@@ -17,6 +18,7 @@ the join-key values only (the backend adds project and table): a lone integer ke
 from __future__ import annotations
 
 import struct
+import zlib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Final
@@ -36,6 +38,8 @@ HEADER_SIZE: Final = HEADER.size
 EVENT_TS: Final = "::event_ts"
 CREATED: Final = "::created"
 NULLS: Final = "::nulls"
+LAYOUT: Final = "::layout"
+_LAYOUT_AT: Final = struct.Struct("<I")
 
 _NUMPY_DTYPES: Final[dict[Kind, str]] = {
     Kind.INT32: "<i4",
@@ -213,11 +217,44 @@ class ViewCodec:
         self.var_slot = {f.name: i for i, f in enumerate(self.var)}
         self.null_bytes = (len(view.schema) + 7) // 8
         self.record_dtype = np.dtype(
-            [(EVENT_TS, "<i8"), (CREATED, "<i8"), (NULLS, "u1", (self.null_bytes,))]
+            [(EVENT_TS, "<i8"), (CREATED, "<i8"), (LAYOUT, "<u4"), (NULLS, "u1", (self.null_bytes,))]
             + [(f.name, _fixed_numpy_dtype(f)) for f in self.fixed]
         )
         self.record_size = self.record_dtype.itemsize
         self._empty_record = bytes(self.record_size)
+        fingerprint = ";".join(f"{f.name}:{f.dtype}" for f in view.schema)
+        self.layout_id: int = zlib.crc32(fingerprint.encode())
+        """Which schema wrote a value. A compatible change (an added nullable field) keeps the
+        view's storage but changes the layout, so values written before it are recognised
+        and read through `upgrade` (design rule 6: old rows read the new field as null)."""
+        self.layout_tag = _LAYOUT_AT.pack(self.layout_id)
+
+    def stale(self, values: Sequence[bytes | None]) -> list[int]:
+        """Indexes of the values written under another layout than this codec's."""
+        tag = self.layout_tag
+        return [i for i, v in enumerate(values) if v is not None and v[HEADER_SIZE : HEADER_SIZE + 4] != tag]
+
+    @staticmethod
+    def layout_of(value: bytes) -> int:
+        return int(_LAYOUT_AT.unpack_from(value, HEADER_SIZE)[0])
+
+    def upgrade(self, value: bytes, written_by: ViewCodec) -> bytes:
+        """Re-encode a value `written_by` an earlier compatible schema into this layout.
+
+        Features the old schema had keep their value; features added since read null. The
+        header (event and write time) is kept, so rule 4 orders the value as before.
+        """
+        old = written_by.decode([value])
+        found = np.ones(1, dtype=bool)
+        event_us, created_us = HEADER.unpack_from(value)
+        columns: dict[str, Any] = {"event_timestamp": pa.array([event_us], pa.int64()).cast(pa.timestamp("us"))}
+        for f in self.view.schema:
+            before = written_by.fields.get(f.name)
+            if before is not None and before.dtype == f.dtype:
+                columns[f.name] = old.column(f.name, found)
+            else:
+                columns[f.name] = pa.nulls(1, f.dtype.to_arrow())
+        return self.encode_values(pa.table(columns), created_us)[0]
 
     def encode(self, table: pa.Table, created_us: int | npt.NDArray[np.int64]) -> tuple[list[bytes], list[bytes]]:
         """(keys, values) for validated rows with columns: join keys, ``event_timestamp``, features.
@@ -225,18 +262,32 @@ class ViewCodec:
         `created_us` is the write time, one for the batch or one per row (materialization
         carries each row's offline write time, so ties resolve online as they do offline).
         """
-        n = table.num_rows
         keys = self.keys.encode_columns([table.column(k) for k in self.keys.names])
+        return keys, self.encode_values(table, created_us)
+
+    def encode_values(self, table: pa.Table, created_us: int | npt.NDArray[np.int64]) -> list[bytes]:
+        """The values alone (no keys) of validated rows; a feature column missing from `table`
+        reads null — history written before a compatible change lacks the added fields."""
+        n = table.num_rows
         records = np.zeros(n, dtype=self.record_dtype)
         records[EVENT_TS] = table.column("event_timestamp").cast(pa.int64()).to_numpy()
         records[CREATED] = created_us
+        records[LAYOUT] = self.layout_id
+        names = set(table.column_names)
         null_matrix = np.zeros((n, self.null_bytes * 8), dtype=bool)
         for f in self.fixed:
+            if f.name not in names:
+                null_matrix[:, self.index[f.name]] = True
+                continue
             column = table.column(f.name).combine_chunks()
             null_matrix[:, self.index[f.name]] = column.is_null().to_numpy(zero_copy_only=False)
             records[f.name] = self._fixed_values(f, column)
-        var_columns = []
+        var_columns: list[list[Any]] = []
         for f in self.var:
+            if f.name not in names:
+                null_matrix[:, self.index[f.name]] = True
+                var_columns.append([None] * n)
+                continue
             column = table.column(f.name).combine_chunks()
             null_matrix[:, self.index[f.name]] = column.is_null().to_numpy(zero_copy_only=False)
             var_columns.append(column.cast(_var_arrow_type(f)).to_pylist())
@@ -245,13 +296,12 @@ class ViewCodec:
         size = self.record_size
         fixed_parts = [raw[i : i + size] for i in range(0, n * size, size)]
         if not var_columns:
-            return keys, fixed_parts
+            return fixed_parts
         packb = msgpack.packb
-        values = [
+        return [
             part + packb(list(row), use_bin_type=True)
             for part, row in zip(fixed_parts, zip(*var_columns, strict=True), strict=True)
         ]
-        return keys, values
 
     @staticmethod
     def _fixed_values(f: Field, column: pa.Array) -> npt.NDArray[Any]:
@@ -259,6 +309,8 @@ class ViewCodec:
         if kind is Kind.VECTOR:
             size = f.dtype.size
             assert size is not None
+            if not pa.types.is_fixed_size_list(column.type):  # history hands vectors back as variable lists
+                column = column.cast(f.dtype.to_arrow())
             values = column.values.slice(column.offset * size, len(column) * size)
             flat = values.fill_null(np.nan).to_numpy(zero_copy_only=False)
             return flat.reshape(len(column), size)  # type: ignore[no-any-return]
