@@ -96,10 +96,19 @@ def _read_yaml(path: Path) -> dict[str, Any]:
 
 
 def _read_env(environ: Mapping[str, str]) -> dict[str, str]:
+    """``STRATO_ONLINE__PATH=…`` → ``{"online.path": "…"}``.
+
+    Only variables naming a setting section are read: another ``STRATO_*`` variable (say,
+    ``STRATO_DEBUG`` of some other tool) is not ours to reject. Misspelt keys inside a
+    section still fail, when the section's options are validated.
+    """
     out: dict[str, str] = {}
     for name, value in environ.items():
-        if name.startswith(ENV_PREFIX) and name != "STRATO_REPO":
-            out[name[len(ENV_PREFIX) :].lower().replace("__", ".")] = value
+        if not name.startswith(ENV_PREFIX):
+            continue
+        key = name[len(ENV_PREFIX) :].lower().replace("__", ".")
+        if key.split(".")[0] in _TOP_KEYS:
+            out[key] = value
     return out
 
 
@@ -131,10 +140,12 @@ def load_config(
             if section not in _TOP_KEYS:
                 raise ConfigError(f"{source}: unknown setting {key!r}; expected one under {sorted(_TOP_KEYS)}")
             if key in ("online.type", "offline.engine") and values.get(key) != value:
-                # A different backend takes different options: drop the ones set for the old one.
+                # A different backend takes different options: drop those that earlier layers set
+                # for the old one (e.g. strato.yaml's LMDB path under STRATO_ONLINE__TYPE=memory).
                 for old in [k for k in values if k.startswith(f"{section}.") and k != key and k != "offline.path"]:
-                    if sources.get(old) == "default":
+                    if sources.get(old) != source:
                         del values[old]
+                        sources.pop(old, None)
             values[key] = value
             sources[key] = source
 
