@@ -36,7 +36,7 @@ from strato.online.response import FeatureGather, OnlineResponse, ViewResult
 from strato.progress import row_progress
 from strato.refs import ViewSelection, parse_refs
 from strato.registry.base import RegistryStore, Revision
-from strato.types import TableVersion
+from strato.types import TIMESTAMP_ARROW, TableVersion
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -483,8 +483,12 @@ class FeatureStore:
         """Run SQL over the history of every view, each visible as a table named after it."""
         tables = []
         for fv in self.list_feature_views():
-            if fv.offline and (snapshot := self.delta.snapshot(fv.table_name, as_of=as_of)) is not None:
-                tables.append(_renamed(snapshot, fv.name))
+            if not fv.offline:
+                continue
+            snapshot = self.delta.snapshot(fv.table_name, as_of=as_of)
+            if snapshot is None:  # no data yet: an empty table, so queries still bind
+                snapshot = TableSnapshot(fv.name, "", -1, (), _history_schema(fv))
+            tables.append(_renamed(snapshot, fv.name))
         return self.offline_engine.sql(query, tables)
 
     # ------------------------------------------------------------------ helpers
@@ -527,6 +531,16 @@ class FeatureStore:
 
 def _renamed(snapshot: TableSnapshot, name: str) -> TableSnapshot:
     return TableSnapshot(name, snapshot.path, snapshot.version, snapshot.files, snapshot.schema)
+
+
+def _history_schema(fv: FeatureView) -> pa.Schema:
+    """The columns of a view's history table: join keys, event time, features, write time."""
+    return pa.schema(
+        [pa.field(k.name, k.dtype.to_arrow(), nullable=False) for k in fv.join_keys]
+        + [pa.field(frames.EVENT_TIMESTAMP, TIMESTAMP_ARROW, nullable=False)]
+        + [pa.field(f.name, f.dtype.to_arrow()) for f in fv.schema]
+        + [pa.field(frames.CREATED_TIMESTAMP, TIMESTAMP_ARROW, nullable=False)]
+    )
 
 
 def _entity_rows(entity_rows: Any) -> Sequence[Mapping[str, Any]]:
