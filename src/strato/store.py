@@ -10,8 +10,10 @@ then commits offline (one Delta commit), then online (one backend transaction).
 from __future__ import annotations
 
 import getpass
+import os
 import time
 from collections.abc import Iterable, Mapping, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -42,7 +44,20 @@ if TYPE_CHECKING:
     import pandas as pd
 
 WriteTarget = Literal["online", "offline", "online_and_offline"]
-_MATERIALIZE_BATCH_ROWS = 100_000
+_OVERLAP_MIN_ROWS = 20_000
+"""From this many rows, `write` encodes online values while the Delta commit runs."""
+
+
+_writers: dict[int, ThreadPoolExecutor] = {}
+
+
+def _history_writer() -> ThreadPoolExecutor:
+    """One background thread per process (a pool made before fork() has no thread in the child)."""
+    pid = os.getpid()
+    writer = _writers.get(pid)
+    if writer is None:
+        writer = _writers[pid] = ThreadPoolExecutor(max_workers=1, thread_name_prefix="strato-history")
+    return writer
 
 
 @dataclass(frozen=True)
@@ -247,15 +262,24 @@ class FeatureStore:
         rows = frames.conform(fv, data)
         created_us = self._next_created_us()
         version: TableVersion | None = None
+        history: Future[TableVersion] | None = None
         if "offline" in to:
-            created = pa.array(np.full(rows.num_rows, created_us, dtype="int64")).cast(pa.int64())
-            stamped = rows.append_column(
-                frames.CREATED_TIMESTAMP, created.cast(pa.timestamp("us")).cast(pa.timestamp("us", tz="UTC"))
-            )
-            version = self.delta.append(fv.table_name, stamped)
+            created = pa.array(np.full(rows.num_rows, created_us, dtype="int64"))
+            stamped = rows.append_column(frames.CREATED_TIMESTAMP, created.cast(pa.timestamp("us", tz="UTC")))
+            if "online" in to and rows.num_rows >= _OVERLAP_MIN_ROWS:
+                # The Delta commit (Parquet encoding, in Rust, without the GIL) runs while this
+                # thread encodes the online values; the online store is written only once the
+                # commit has succeeded, so a failed commit still leaves nothing anywhere.
+                history = _history_writer().submit(self.delta.append, fv.table_name, stamped)
+            else:
+                version = self.delta.append(fv.table_name, stamped)
         changed = 0
         if "online" in to:
-            keys, values = self._codec(fv).encode(rows, created_us)
+            try:
+                keys, values = self._codec(fv).encode(rows, created_us)
+            finally:
+                if history is not None:
+                    version = history.result()
             changed = self.online_store.write(fv.table_name, keys, values)
         return WriteResult(fv.name, rows.num_rows, version, changed)
 
