@@ -254,6 +254,8 @@ class FeatureStore:
         commit; the online store keeps, per key, the newest event (design rule 4).
         """
         fv = self._current_view(view)
+        if to is not None and to not in ("online", "offline", "online_and_offline"):
+            raise UserError(f"write to {to!r}: expected 'online', 'offline' or 'online_and_offline'")
         to = to or ("online_and_offline" if fv.online and fv.offline else "online" if fv.online else "offline")
         if "online" in to and not fv.online:
             raise UserError(f"feature view {fv.name!r} is offline only (online=False): cannot write online")
