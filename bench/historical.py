@@ -9,7 +9,7 @@ has several files. The spine has one row per user at a random time, some of them
 history. Both phases read the same Delta snapshots' exact file lists.
 
 Each phase runs in a fresh process (multiprocessing "spawn"), so its peak RSS is its own:
-the figure is ``ru_maxrss`` after the phase minus RSS just before it, with imports and the
+the figure is the peak RSS (VmHWM) after the phase minus RSS just before it, with imports and the
 spine already loaded. Each phase runs `repeat` times, alternating; medians are reported.
 """
 
@@ -87,6 +87,19 @@ def _raw_sql(snapshots: dict[str, Any]) -> str:
     return f"SELECT {', '.join(select)} FROM spine s " + " ".join(joins)
 
 
+def _peak_rss() -> int:
+    """This process's peak RSS in bytes: VmHWM, the high-water mark of its own address space.
+
+    Not ``getrusage().ru_maxrss``: Linux carries that across exec(), so a child spawned by a
+    big parent would report the parent's size.
+    """
+    with open("/proc/self/status") as status:
+        for line in status:
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) * 1024
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024  # not Linux: KiB on most systems
+
+
 def _phase(name: str, data: dict[str, Any], queue: Any) -> None:
     """Child process: import, load the spine, then time one join and measure its peak RSS."""
     import duckdb
@@ -113,7 +126,7 @@ def _phase(name: str, data: dict[str, Any], queue: Any) -> None:
         with DuckDBOfflineEngine.open(DuckDBOptions()) as engine:
             result = engine.point_in_time_join(spine, requests)
     elapsed = time.perf_counter() - began
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024  # KiB on Linux
+    peak = _peak_rss()
     queue.put({"s": elapsed, "peak_mb": max(peak - rss_before, 0) / 2**20, "rows": result.num_rows})
 
 

@@ -11,8 +11,10 @@ from __future__ import annotations
 
 import getpass
 import os
+import queue
+import threading
 import time
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -344,7 +346,7 @@ class FeatureStore:
         reader = self.offline_engine.latest(snapshot, fv.join_key_names, start=start, end=end)
         total = 0
         with row_progress(f"materialize {fv.name}", None, enabled=progress) as bar:
-            for batch in reader:
+            for batch in _prefetched(reader):
                 if batch.num_rows == 0:
                     continue
                 table = pa.Table.from_batches([batch])
@@ -553,6 +555,52 @@ class FeatureStore:
         now = time.time_ns() // 1000
         self._last_created_us = max(now, self._last_created_us + 1)
         return self._last_created_us
+
+
+def _prefetched(reader: pa.RecordBatchReader, depth: int = 2) -> Iterator[pa.RecordBatch]:
+    """The reader's batches, read ahead by a thread while the caller works on the current one.
+
+    The offline engine computes the next batch (without the GIL) while this thread encodes
+    and writes the previous one online. An error in the reader is raised here, in order;
+    leaving the loop early stops the thread.
+    """
+    ready: queue.Queue[tuple[pa.RecordBatch | None, BaseException | None]] = queue.Queue(maxsize=depth)
+    stop = threading.Event()
+
+    def produce() -> None:
+        try:
+            for batch in reader:
+                while not stop.is_set():
+                    try:
+                        ready.put((batch, None), timeout=0.1)
+                        break
+                    except queue.Full:
+                        continue
+                if stop.is_set():
+                    return
+            item: tuple[pa.RecordBatch | None, BaseException | None] = (None, None)
+        except BaseException as exc:  # handed to the consumer, raised there
+            item = (None, exc)
+        while not stop.is_set():
+            try:
+                ready.put(item, timeout=0.1)
+                return
+            except queue.Full:
+                continue
+
+    thread = threading.Thread(target=produce, name="strato-prefetch", daemon=True)
+    thread.start()
+    try:
+        while True:
+            batch, error = ready.get()
+            if error is not None:
+                raise error
+            if batch is None:
+                return
+            yield batch
+    finally:
+        stop.set()
+        thread.join()
 
 
 def _renamed(snapshot: TableSnapshot, name: str) -> TableSnapshot:
