@@ -28,10 +28,14 @@ def test_batches_arrive_in_order() -> None:
 
 
 def test_a_reader_error_is_raised_after_the_batches_before_it() -> None:
-    seen = []
-    with pytest.raises(OSError, match="disk gone at batch 3"):
+    seen: list[int] = []
+
+    def consume() -> None:
         for batch in _prefetched(_reader(10, fail_at=3)):
             seen.append(batch.column(0)[0].as_py())
+
+    with pytest.raises(OSError, match="disk gone at batch 3"):
+        consume()
     assert seen == [0, 1, 2]
 
 
