@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Any, Literal
 import numpy as np
 import pyarrow as pa
 
-from strato import frames, plugins
+from strato import frames, plugins, sources
 from strato.config import StratoConfig, load_config
 from strato.definitions.entity import Entity
 from strato.definitions.feature_service import FeatureService
@@ -286,6 +286,17 @@ class FeatureStore:
                     version = history.result()
             changed = self.online_store.write(fv.table_name, keys, values)
         return WriteResult(fv.name, rows.num_rows, version, changed)
+
+    def ingest(self, view: str | FeatureView, *, to: WriteTarget | None = None) -> WriteResult:
+        """`write` the rows of the view's `FileSource` (Parquet, CSV or a Delta table).
+
+        A relative source path is read from the feature repo's folder. The file is read whole
+        and written as one batch, so the same rules hold: all rows or none, rule 4 online.
+        """
+        fv = self._current_view(view)
+        if fv.source is None:
+            raise UserError(f"feature view {fv.name!r} has no source; give it source=FileSource(...) or use write()")
+        return self.write(fv, sources.read_source(fv.source, self.config.repo_path), to=to)
 
     def push(self, view: str | FeatureView, data: Any, *, to: WriteTarget = "online") -> WriteResult:
         """Feast's push: write fresh rows straight to the online store (or wherever `to` says)."""
