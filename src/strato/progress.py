@@ -8,7 +8,15 @@ from contextlib import contextmanager
 from typing import Protocol
 
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    ProgressColumn,
+    SpinnerColumn,
+    TextColumn,
+    TimeElapsedColumn,
+)
 
 
 class RowProgress(Protocol):
@@ -36,11 +44,14 @@ def row_progress(description: str, total: int | None, *, enabled: bool) -> Itera
     if not enabled:
         yield _Silent()
         return
+    # With a known total: a bar and "done/total"; without one, a running count (no "/?").
+    counted: list[ProgressColumn] = (
+        [BarColumn(), MofNCompleteColumn()] if total is not None else [TextColumn("{task.completed:,.0f}")]
+    )
     columns = [
         SpinnerColumn(),
         TextColumn("[bold]{task.description}"),
-        BarColumn(),
-        MofNCompleteColumn(),
+        *counted,
         TextColumn("rows · {task.fields[rate]}"),
         TimeElapsedColumn(),
     ]
