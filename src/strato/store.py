@@ -74,7 +74,11 @@ class WriteResult:
 
 @dataclass(frozen=True)
 class MaterializeResult:
-    """Rows loaded into the online store per view, and the time window they came from."""
+    """Rows loaded into the online store per view, and the time window they came from.
+
+    For `materialize_incremental`, `start` is the earliest view's watermark (None when some
+    view had never been materialized, so it started from the beginning of history).
+    """
 
     rows: dict[str, int]
     start: datetime | None
@@ -333,15 +337,19 @@ class FeatureStore:
         began = time.perf_counter()
         end_utc = _utc(end)
         loaded: dict[str, int] = {}
+        starts: list[datetime | None] = []
         for fv in self._views_to_materialize(views):
             start = self.registry.get_watermark(fv.name)
+            starts.append(start)
             if start is not None and start >= end_utc:
                 loaded[fv.name] = 0
                 continue
             snapshot = self.delta.snapshot(fv.table_name)
             loaded[fv.name] = self._materialize_view(fv, snapshot, start, end_utc, progress)
             self.registry.set_watermark(fv.name, end_utc)
-        return MaterializeResult(loaded, None, end_utc, time.perf_counter() - began)
+        # The window's start is the earliest view's: None if some view started from the beginning.
+        earliest = None if None in starts or not starts else min(s for s in starts if s is not None)
+        return MaterializeResult(loaded, earliest, end_utc, time.perf_counter() - began)
 
     def _materialize_view(
         self,
