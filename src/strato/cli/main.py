@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import typer
+from rich.markup import escape
 
 from strato import __version__
 from strato.cli import render
@@ -375,7 +376,10 @@ def quickstart(
 def run() -> None:
     """Entry point of the `strato` script: user errors become one line, not a traceback."""
     try:
-        app(standalone_mode=False)
+        # Outside standalone mode click returns (not raises) the code of a `typer.Exit`.
+        code = app(standalone_mode=False)
+        if isinstance(code, int) and code:
+            sys.exit(code)
     except (typer.Exit, SystemExit) as exc:
         code = exc.exit_code if isinstance(exc, typer.Exit) else exc.code
         sys.exit(code)
@@ -385,12 +389,16 @@ def run() -> None:
     except Exception as exc:
         import click
 
-        if isinstance(exc, click.exceptions.ClickException):
-            exc.show()
-            sys.exit(exc.exit_code)
+        # Usage errors: typer 0.29 raises its vendored click's exceptions (TyperException), older typers click's.
+        show = getattr(exc, "show", None)
+        if isinstance(exc, (click.exceptions.ClickException, typer.TyperException)) and callable(show):
+            show()
+            sys.exit(getattr(exc, "exit_code", 2))
         if _State.debug or not isinstance(exc, StratoError):
             raise
-        render.err_console.print(f"[red]error:[/] {exc}", highlight=False)
+        # One line whatever the terminal width (a pipe is 80 columns); the message is text, not markup.
+        message = escape(" ".join(str(exc).splitlines()))
+        render.err_console.print(f"[red]error:[/] {message}", highlight=False, soft_wrap=True)
         sys.exit(1 if isinstance(exc, UserError) else 2 if isinstance(exc, BackendError) else 1)
 
 
