@@ -340,6 +340,7 @@ def _score_live(store: FeatureStore, service: Any, model: Any, world: _World, rn
 
 
 def _show_lookup(store: FeatureStore) -> None:
+    """One online lookup of every feature type the demo uses, shown as a person reads it."""
     response = store.get_online_features(
         [
             "user_spending:tx_count_7d",
@@ -350,12 +351,22 @@ def _show_lookup(store: FeatureStore) -> None:
         ],
         [{"user_id": 1, "merchant_id": 1}, {"user_id": 2, "merchant_id": 2}],
     )
-    frame = response.to_df()
-    frame["spend_profile"] = frame["spend_profile"].map(
-        lambda v: "[" + ", ".join(f"{x:.2f}" for x in v) + "]" if v is not None else "-"
-    )
+    data = response.to_dict()
+    rows = []
+    for i in range(len(response)):
+        profile = data["spend_profile"][i]
+        rows.append(
+            [
+                f"{data['user_id'][i]} / {data['merchant_id'][i]}",
+                str(data["tx_count_7d"][i]),
+                f"{data['amount_mean_7d'][i]:.2f}",
+                str(data["home_country"][i]),
+                " ".join(f"{x:.1f}" for x in profile) if profile is not None else "-",
+                f"{data['fraud_rate_7d'][i]:.2%}",
+            ]
+        )
     render.table(
-        "online lookup of two entities",
-        list(frame.columns),
-        [[f"{v:.4g}" if isinstance(v, float) else str(v) for v in row] for row in frame.itertuples(index=False)],
+        "online lookup: user_spending and merchant_risk",
+        ["user/merchant", "tx 7d", "mean 7d", "country", "spend profile", "merchant fraud"],
+        rows,
     )
