@@ -91,7 +91,8 @@ class TrainingSet:
     """A point-in-time-correct training set and the table versions it was read from.
 
     Passing `versions` back to `get_historical_features(..., versions=ts.versions)`
-    rebuilds the same rows bit for bit (design rule 5).
+    rebuilds the same rows bit for bit (design rule 5). Keys name each view's storage,
+    ``view@vN`` with N the view version that created it, so they survive compatible changes.
     """
 
     table: pa.Table
@@ -508,7 +509,9 @@ class FeatureStore:
                     "pass full_feature_names=True to prefix them with their view name"
                 )
             taken |= set(names)
-            label = f"{fv.name}@v{fv.version}"
+            # Keyed by storage, not view version: a compatible change (v1 → v2) keeps the
+            # table, so a training set built before it can still be rebuilt after it.
+            label = f"{fv.name}@v{fv.data_version or 1}"
             pinned = versions.get(label) if versions is not None else None
             if versions is not None and label not in versions:
                 raise UserError(f"versions has no entry for {label}; it has {sorted(versions)}")

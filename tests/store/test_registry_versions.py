@@ -78,6 +78,21 @@ def test_an_added_nullable_field_updates_in_place(applied: FeatureStore) -> None
     assert [r.version for r in store.history("feature_view", "profile")] == [1, 2]
 
 
+def test_a_training_set_is_rebuilt_after_a_compatible_change(applied: FeatureStore) -> None:
+    """`TrainingSet.versions` names storage, which a compatible change keeps (rules 5 and 6)."""
+    store = applied
+    spine = [{"user_id": 1, "event_timestamp": FAR}]
+    before = store.get_historical_features(spine, ["profile:x"])
+    assert before.versions == {"profile@v1": 0}
+    store.apply([USER, ADDED])
+    store.write(
+        "profile", [{"user_id": 1, "event_timestamp": T0 + timedelta(hours=1), "x": 5, "country": "fr", "spend": None}]
+    )
+    rebuilt = store.get_historical_features(spine, ["profile:x"], versions=before.versions)
+    assert rebuilt.table.equals(before.table)
+    assert store.get_historical_features(spine, ["profile:x"]).table.column("x").to_pylist() == [5]
+
+
 @pytest.mark.parametrize(("changed", "what"), [(RETYPED, "x"), (REMOVED, "country")])
 def test_a_breaking_change_is_refused_and_changes_nothing(
     applied: FeatureStore, changed: FeatureView, what: str
