@@ -69,6 +69,8 @@ class FeatureGather:
         """Vectorized copy of N decoded records into ``out[:, first_col:…]``: best for large batches."""
         records = decoded.records
         n = len(records)
+        if n == 0:
+            return
         itemsize = records.dtype.itemsize
         for col, count, offset, dtype, width in self.runs:
             view: npt.NDArray[Any] = np.ndarray(
