@@ -195,8 +195,10 @@ def test_user_errors_are_one_line_and_exit_1(repo: Path, tmp_path: Path) -> None
         "unreadable parquet": (("write", "user_stats", tmp_path / "junk.parquet"), "junk.parquet"),
         "unsupported file": (("write", "user_stats", tmp_path / "rows.txt"), "'.txt'"),
         "bad value": (("write", "user_stats", tmp_path / "bad.csv"), "'tx_count_7d', row 1"),
+        "no such file": (("write", "user_stats", "nowhere.csv"), "nowhere.csv: no such file"),
+        "no source": (("write", "user_stats"), "feature view 'user_stats' has no source"),
     }
-    usage = {"missing argument": ("write",), "no such file": ("write", "user_stats", "nowhere.csv")}
+    usage = {"missing argument": ("write",), "unknown option": ("write", "user_stats", "--nope")}
     results = parallel(*((args, repo) for args, _ in cases.values()), *((args, repo) for args in usage.values()))
     for (name, (_, expected)), result in zip(cases.items(), results, strict=False):
         line = one_line_error(result)
@@ -209,6 +211,14 @@ def test_user_errors_are_one_line_and_exit_1(repo: Path, tmp_path: Path) -> None
     # Nothing was written by the failed writes.
     count = run("sql", "select count(*) as n from user_stats", cwd=repo)
     assert re.search(r"│\s*3\s*│", count.out), count.out
+
+
+def test_commands_outside_a_repo_say_so_and_create_nothing(tmp_path: Path) -> None:
+    for args in (("ls",), ("materialize",), ("get", "v:x", "-e", "user_id=1")):
+        line = one_line_error(run(*args, cwd=tmp_path))
+        assert "no feature repo: no strato.yaml" in line
+        assert "strato init" in line
+    assert list(tmp_path.iterdir()) == []
 
 
 def test_a_breaking_change_needs_new_version(repo: Path, tmp_path: Path) -> None:

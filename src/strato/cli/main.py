@@ -15,7 +15,7 @@ from typing import Annotated, Any, Literal
 import typer
 from rich.markup import escape
 
-from strato import __version__
+from strato import __version__, sources
 from strato.cli import render
 from strato.cli.loader import load_definitions
 from strato.config import CONFIG_FILE, load_config, write_default_config
@@ -65,7 +65,12 @@ def _kind(text: str) -> ObjectKind:
 
 
 def _open(repo: Path | None) -> FeatureStore:
-    return FeatureStore(repo)
+    """The store of an existing feature repo; the CLI never creates one by accident."""
+    config = load_config(repo)
+    if not (config.repo_path / CONFIG_FILE).is_file():
+        where = f"in {config.repo_path}" if repo is not None else f"in {config.repo_path} or any folder above it"
+        raise UserError(f"no feature repo: no {CONFIG_FILE} {where}; create one with `strato init`")
+    return FeatureStore(config=config)
 
 
 def _parse_time(text: str | None, what: str) -> datetime | None:
@@ -210,39 +215,29 @@ def history(
 @app.command()
 def write(
     view: Annotated[str, typer.Argument(help="Feature view to write to.")],
-    file: Annotated[Path, typer.Argument(help="A Parquet or CSV file of rows.", exists=True, dir_okay=False)],
+    file: Annotated[
+        Path | None,
+        typer.Argument(
+            help="A Parquet or CSV file, or a Delta table folder (default: the view's source).", show_default=False
+        ),
+    ] = None,
     to: Annotated[
         Literal["online", "offline", "online_and_offline"] | None,
         typer.Option(help="Where to write (default: wherever the view lives)."),
     ] = None,
     repo: RepoOption = None,
 ) -> None:
-    """Validate a Parquet/CSV file against a view and write it (history + online)."""
-    data = _read_file(file)
+    """Validate a file's rows against a view and write them: all or nothing (history + online)."""
     with _open(repo) as store:
         started = time.perf_counter()
-        result = store.write(view, data, to=to)
+        data = None if file is None else sources.read_file(file)
+        result = store.ingest(view, to=to) if data is None else store.write(view, data, to=to)
         seconds = time.perf_counter() - started
     where = f"table version {result.table_version}" if result.table_version is not None else "online only"
     render.console.print(
         f"wrote {result.rows:,} rows to [bold]{result.view}[/] ({where}; {result.online_rows:,} online keys updated) "
         f"in {seconds:.2f} s ({result.rows / max(seconds, 1e-9):,.0f} rows/s)"
     )
-
-
-def _read_file(file: Path) -> Any:
-    import pyarrow.csv as pacsv
-    import pyarrow.parquet as pq
-
-    suffix = file.suffix.lower()
-    try:
-        if suffix in (".parquet", ".pq"):
-            return pq.read_table(file)
-        if suffix == ".csv":
-            return pacsv.read_csv(file)
-    except Exception as exc:
-        raise UserError(f"{file}: cannot read ({exc})") from None
-    raise UserError(f"{file}: unsupported file type {suffix!r}; use .parquet or .csv")
 
 
 @app.command()
