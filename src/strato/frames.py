@@ -194,6 +194,12 @@ def _cast_column(column: pa.ChunkedArray, field: Field, where: str) -> pa.Chunke
     else:
         if pa.types.is_null(column.type):
             return pa.chunked_array([pa.nulls(len(column), target)], type=target)
+        if _is_text(target) and _is_number_like(column.type):
+            # Arrow would print the numbers, quietly: 7 → "7", and "007" read as a number is lost.
+            raise SchemaError(
+                f"{where}: holds {column.type} values but {field.name!r} is {field.dtype}; "
+                "convert them to text first if that is what you mean"
+            )
         try:
             out = column.cast(target, safe=True)
         except (pa.ArrowInvalid, pa.ArrowNotImplementedError, pa.ArrowTypeError) as exc:
@@ -203,6 +209,20 @@ def _cast_column(column: pa.ChunkedArray, field: Field, where: str) -> pa.Chunke
     if field.dtype.kind is Kind.VECTOR:
         _check_vector(out, where)
     return out
+
+
+def _is_text(t: pa.DataType) -> bool:
+    return bool(pa.types.is_string(t) or pa.types.is_large_string(t) or pa.types.is_string_view(t))
+
+
+def _is_number_like(t: pa.DataType) -> bool:
+    return bool(
+        pa.types.is_integer(t)
+        or pa.types.is_floating(t)
+        or pa.types.is_boolean(t)
+        or pa.types.is_decimal(t)
+        or pa.types.is_temporal(t)
+    )
 
 
 def _check_vector(column: pa.ChunkedArray, where: str) -> None:

@@ -6,12 +6,16 @@ corrupt file never surfaces as an engine traceback.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
 
 import pyarrow as pa
 
-from strato.definitions.feature_view import FileSource
+from strato.definitions.feature_view import FeatureView, FileSource
 from strato.errors import UserError
+from strato.types import Kind
+
+_TEXT_KINDS = {Kind.INT32, Kind.INT64, Kind.FLOAT32, Kind.FLOAT64, Kind.BOOL, Kind.STRING}
 
 _SUFFIXES = {".parquet": "parquet", ".pq": "parquet", ".csv": "csv"}
 
@@ -28,8 +32,14 @@ def format_of(path: Path) -> str:
         ) from None
 
 
-def read_file(path: Path, file_format: str | None = None) -> pa.Table:
-    """The whole file (or Delta table, at its latest version) as one Arrow table."""
+def read_file(
+    path: Path, file_format: str | None = None, *, types: Mapping[str, pa.DataType] | None = None
+) -> pa.Table:
+    """The whole file (or Delta table, at its latest version) as one Arrow table.
+
+    `types` tells the CSV reader what a column holds instead of letting it guess, so a
+    string column of digits keeps its leading zeros ("007" stays "007", not 7).
+    """
     if not path.exists():
         raise UserError(f"{path}: no such file or folder")
     kind = file_format or format_of(path)
@@ -41,7 +51,8 @@ def read_file(path: Path, file_format: str | None = None) -> pa.Table:
         if kind == "csv":
             import pyarrow.csv as pacsv
 
-            return pacsv.read_csv(path)
+            options = pacsv.ConvertOptions(column_types=dict(types)) if types else None
+            return pacsv.read_csv(path, convert_options=options)
         if kind == "delta":
             from deltalake import DeltaTable
 
@@ -53,7 +64,13 @@ def read_file(path: Path, file_format: str | None = None) -> pa.Table:
     raise UserError(f"{path}: unsupported format {kind!r}; use parquet, csv or delta")
 
 
-def read_source(source: FileSource, repo: Path) -> pa.Table:
+def read_source(source: FileSource, repo: Path, *, types: Mapping[str, pa.DataType] | None = None) -> pa.Table:
     """A view's `FileSource`, a relative path resolved against the feature repo."""
     path = Path(source.path).expanduser()
-    return read_file(path if path.is_absolute() else repo / path, source.format)
+    return read_file(path if path.is_absolute() else repo / path, source.format, types=types)
+
+
+def text_column_types(view: FeatureView) -> dict[str, pa.DataType]:
+    """Arrow types for the view's scalar columns that a text format can spell (not times, lists, maps)."""
+    fields = [*view.join_keys, *view.schema]
+    return {f.name: f.dtype.to_arrow() for f in fields if f.dtype.kind in _TEXT_KINDS}

@@ -292,16 +292,22 @@ class FeatureStore:
             changed = self.online_store.write(fv.table_name, keys, values)
         return WriteResult(fv.name, rows.num_rows, version, changed)
 
-    def ingest(self, view: str | FeatureView, *, to: WriteTarget | None = None) -> WriteResult:
-        """`write` the rows of the view's `FileSource` (Parquet, CSV or a Delta table).
+    def ingest(
+        self, view: str | FeatureView, path: str | Path | None = None, *, to: WriteTarget | None = None
+    ) -> WriteResult:
+        """`write` a file's rows: `path`, else the view's `FileSource` (Parquet, CSV or Delta).
 
-        A relative source path is read from the feature repo's folder. The file is read whole
-        and written as one batch, so the same rules hold: all rows or none, rule 4 online.
+        A relative source path is read from the feature repo's folder. CSV columns are read as
+        the view's types, not guessed. The file is read whole and written as one batch, so the
+        same rules hold: all rows or none, rule 4 online.
         """
         fv = self._current_view(view)
+        types = sources.text_column_types(fv)
+        if path is not None:
+            return self.write(fv, sources.read_file(Path(path), types=types), to=to)
         if fv.source is None:
             raise UserError(f"feature view {fv.name!r} has no source; give it source=FileSource(...) or use write()")
-        return self.write(fv, sources.read_source(fv.source, self.config.repo_path), to=to)
+        return self.write(fv, sources.read_source(fv.source, self.config.repo_path, types=types), to=to)
 
     def push(self, view: str | FeatureView, data: Any, *, to: WriteTarget = "online") -> WriteResult:
         """Feast's push: write fresh rows straight to the online store (or wherever `to` says)."""

@@ -77,3 +77,23 @@ def test_a_bad_file_writes_nothing(store: FeatureStore, repo: Path) -> None:
     store.apply([USER, _view("corrupt.parquet", "parquet")])
     with pytest.raises(UserError, match=r"corrupt\.parquet: cannot read as parquet"):
         store.ingest("stats")
+
+
+def test_csv_columns_are_read_as_the_views_types(store: FeatureStore, repo: Path) -> None:
+    """A string feature of digits keeps its leading zeros; the reader doesn't guess numbers."""
+    (repo / "codes.csv").write_text("user_id,event_timestamp,x,tag,score\n7,2026-01-01T00:00:00Z,1,007,2\n")
+    store.apply([USER, _view("codes.csv", "csv")])
+    store.ingest("stats")
+    assert store.get_online_features(["stats:tag", "stats:score"], [{"user_id": 7}]).to_dict() == {
+        "user_id": [7],
+        "tag": ["007"],
+        "score": [2.0],
+    }
+
+
+def test_numbers_for_a_string_feature_are_refused(store: FeatureStore) -> None:
+    store.apply([USER, _view("unused.parquet", "parquet")])
+    rows = ROWS.set_column(3, "tag", pa.array([1, 2, 3], pa.int64()))
+    with pytest.raises(SchemaError, match=r"'tag'.*holds int64 values but 'tag' is string"):
+        store.write("stats", rows)
+    assert store.delta.snapshot(store.get_feature_view("stats").table_name) is None

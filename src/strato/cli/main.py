@@ -15,7 +15,7 @@ from typing import Annotated, Any, Literal
 import typer
 from rich.markup import escape
 
-from strato import __version__, sources
+from strato import __version__
 from strato.cli import render
 from strato.cli.loader import load_definitions
 from strato.config import CONFIG_FILE, load_config, write_default_config
@@ -230,8 +230,7 @@ def write(
     """Validate a file's rows against a view and write them: all or nothing (history + online)."""
     with _open(repo) as store:
         started = time.perf_counter()
-        data = None if file is None else sources.read_file(file)
-        result = store.ingest(view, to=to) if data is None else store.write(view, data, to=to)
+        result = store.ingest(view, file, to=to)
         seconds = time.perf_counter() - started
     where = f"table version {result.table_version}" if result.table_version is not None else "online only"
     render.console.print(
