@@ -51,8 +51,12 @@ def read_file(
         if kind == "csv":
             import pyarrow.csv as pacsv
 
-            options = pacsv.ConvertOptions(column_types=dict(types)) if types else None
-            return pacsv.read_csv(path, convert_options=options)
+            if types:
+                try:
+                    return pacsv.read_csv(path, convert_options=pacsv.ConvertOptions(column_types=dict(types)))
+                except pa.ArrowInvalid:
+                    pass  # a value that doesn't parse: read it as is, so validation names its row
+            return pacsv.read_csv(path)
         if kind == "delta":
             from deltalake import DeltaTable
 
