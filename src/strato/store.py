@@ -567,7 +567,9 @@ class FeatureStore:
                         f"feature view {fv.name!r} (version {fv.version}) has no feature {feature!r}; "
                         f"it has {list(fv.feature_names)}"
                     )
-            prefix = f"{fv.name}__" if full_names else ""
+            # A pinned version gets its own prefix, so two versions of one view fit side by side.
+            pinned = f"_v{fv.version}" if selection.version is not None else ""
+            prefix = f"{fv.name}{pinned}__" if full_names else ""
             out.append((selection, fv, tuple(prefix + f for f in selection.features)))
         return out
 

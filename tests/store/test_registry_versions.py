@@ -21,6 +21,7 @@ from strato import (
     Int64,
     NotFoundError,
     String,
+    UserError,
 )
 from strato.definitions.plan import Action
 
@@ -149,3 +150,17 @@ def test_a_view_with_an_undefined_entity_is_refused(store: FeatureStore) -> None
     with pytest.raises(DefinitionError, match=r"'cards'.*'card'"):
         store.apply([view])
     assert store.list_feature_views() == []
+
+
+def test_two_versions_side_by_side_with_full_feature_names(applied: FeatureStore) -> None:
+    store = applied
+    store.apply([USER, RETYPED], new_version=["profile"])
+    store.write("profile", [{"user_id": 1, "event_timestamp": T0, "x": "one", "country": "it"}])
+    refs = ["profile@v1:x", "profile:x"]
+    spine = [{"user_id": 1, "event_timestamp": FAR}]
+    with pytest.raises(UserError, match="appear twice"):
+        store.get_historical_features(spine, refs)
+    table = store.get_historical_features(spine, refs, full_feature_names=True).table
+    assert table.select(["profile_v1__x", "profile__x"]).to_pylist() == [{"profile_v1__x": 1, "profile__x": "one"}]
+    response = store.get_online_features(refs, [{"user_id": 1}], full_feature_names=True).to_dict()
+    assert response == {"user_id": [1], "profile_v1__x": [1], "profile__x": ["one"]}
