@@ -121,6 +121,7 @@ class _OnlineViewPlan:
 class _OnlinePlan:
     views: tuple[_OnlineViewPlan, ...]
     key_names: tuple[str, ...]
+    width: int
 
 
 class FeatureStore:
@@ -426,7 +427,7 @@ class FeatureStore:
             if stale:
                 self._upgrade(vp.view, values, stale)
             parts.append(ViewResult(vp.gather, vp.output_names, values, vp.view.ttl, now_us))
-        return OnlineResponse(rows, plan.key_names, parts)
+        return OnlineResponse(rows, plan.key_names, parts, plan.width)
 
     def _online_plan(self, features: Sequence[str] | FeatureService, full_names: bool) -> _OnlinePlan:
         views = []
@@ -440,7 +441,7 @@ class FeatureStore:
             gather = FeatureGather(codec, selection.features)
             views.append(_OnlineViewPlan(fv, codec, gather, names, fv.table_name, group))
             key_names.update(dict.fromkeys(fv.join_key_names))
-        return _OnlinePlan(tuple(views), tuple(key_names))
+        return _OnlinePlan(tuple(views), tuple(key_names), sum(len(v.output_names) for v in views))
 
     def _upgrade(self, fv: FeatureView, values: list[bytes | None], stale: list[int]) -> None:
         """Re-encode, in place, values written before a compatible change of `fv` (rule 6).

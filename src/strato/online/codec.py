@@ -117,6 +117,12 @@ class KeyCodec:
         """
         if self._single_int:
             name = self.names[0]
+            if len(rows) == 1:  # one entity: the scoring service's lookup
+                row = rows[0]
+                value = row.get(name) if isinstance(row, dict) else None
+                if type(value) is int and -(2**63) <= value < 2**63:
+                    return [_INT_KEY.pack(value)]
+                return [self.encode_row(row, 0)]
             try:
                 values = [row[name] for row in rows]
             except (KeyError, TypeError, IndexError):
@@ -232,6 +238,9 @@ class ViewCodec:
     def stale(self, values: Sequence[bytes | None]) -> list[int]:
         """Indexes of the values written under another layout than this codec's."""
         tag = self.layout_tag
+        if len(values) == 1:
+            v = values[0]
+            return [0] if v is not None and v[HEADER_SIZE : HEADER_SIZE + 4] != tag else []
         return [i for i, v in enumerate(values) if v is not None and v[HEADER_SIZE : HEADER_SIZE + 4] != tag]
 
     @staticmethod

@@ -42,6 +42,7 @@ class FeatureGather:
     def __init__(self, codec: ViewCodec, features: Sequence[str]):
         self.codec = codec
         self.features = tuple(features)
+        self.width = len(self.features)
         self.null_index = np.array([codec.index[f] for f in features], dtype=np.intp)
         self.numeric = all(codec.fields[f].dtype.kind in _NUMERIC for f in features)
         nulls_start: int = codec.record_dtype.fields[NULLS][1]  # type: ignore[index]
@@ -167,10 +168,18 @@ class OnlineResponse:
     {'user_id': [7], 'amount_mean_7d': [12.5]}
     """
 
-    def __init__(self, entity_rows: Sequence[Mapping[str, Any]], key_names: Sequence[str], parts: Sequence[ViewResult]):
+    def __init__(
+        self,
+        entity_rows: Sequence[Mapping[str, Any]],
+        key_names: Sequence[str],
+        parts: Sequence[ViewResult],
+        width: int | None = None,
+    ):
         self._entity_rows = entity_rows
         self._key_names = tuple(key_names)
         self._parts = tuple(parts)
+        # The store passes the feature count it planned, sparing a sum on every lookup.
+        self._width = sum(len(p.output_names) for p in parts) if width is None else width
 
     def __len__(self) -> int:
         return len(self._entity_rows)
@@ -185,20 +194,20 @@ class OnlineResponse:
         The shape a model's ``predict`` takes. Only numeric, bool and timestamp (µs) features
         fit in it; use `to_dict` or `to_arrow` for strings, lists, maps and vectors.
         """
-        width = sum(len(p.output_names) for p in self._parts)
         n = len(self._entity_rows)
-        out = np.empty((n, width), dtype=np.float64)
+        out = np.empty((n, self._width), dtype=np.float64)
+        row_by_row = n <= _ROW_BY_ROW_MAX
         col = 0
         for part in self._parts:
             gather = part.gather
             if not gather.numeric:
                 bad = [f for f in gather.features if gather.codec.fields[f].dtype.kind not in _NUMERIC]
                 raise UserError(f"to_numpy() takes numeric features only; {bad} are not: use to_dict() or to_arrow()")
-            if n <= _ROW_BY_ROW_MAX and part._decoded is None:
+            if row_by_row and part._decoded is None:
                 gather.to_numpy_rows(part.values, part.expired_before_us, out, col)
             else:
                 gather.to_numpy(part.decoded, part.status == _PRESENT, out, col)
-            col += len(part.output_names)
+            col += gather.width
         return out
 
     def to_arrow(self) -> pa.Table:

@@ -74,32 +74,36 @@ class _mapped_errors:
     ) -> None:
         if exc is None or not isinstance(exc, lmdb.Error):
             return
+        raise self.translate(exc) from exc
+
+    def translate(self, exc: lmdb.Error) -> BackendUnavailable | BackendFailure:
+        """The Strato error for an LMDB error: what happened, and what to do about it."""
         where = f"LMDB online store at {self.path}"
         if isinstance(exc, lmdb.ReadersFullError):
-            raise BackendUnavailable(
+            return BackendUnavailable(
                 f"{where}: all {self.max_readers} reader slots are in use; "
                 "use fewer reading threads or processes, or raise online.max_readers"
-            ) from exc
+            )
         if isinstance(exc, lmdb.MapResizedError):
-            raise BackendUnavailable(f"{where}: another process grew the map; reopen the store ({exc})") from exc
+            return BackendUnavailable(f"{where}: another process grew the map; reopen the store ({exc})")
         if isinstance(exc, lmdb.LockError):
-            raise BackendUnavailable(f"{where}: could not take a lock ({exc})") from exc
+            return BackendUnavailable(f"{where}: could not take a lock ({exc})")
         if isinstance(exc, lmdb.MapFullError):
-            raise BackendFailure(
+            return BackendFailure(
                 f"{where} is full (online.map_size_gb = {self.map_size_gb:g}); nothing of this write was stored. "
                 "Raise online.map_size_gb: the file is sparse, so a large value costs no disk"
-            ) from exc
+            )
         if isinstance(exc, lmdb.TxnFullError):
-            raise BackendFailure(
+            return BackendFailure(
                 f"{where}: one write touched more pages than an LMDB transaction holds; "
                 "nothing was stored. Write fewer rows per call"
-            ) from exc
+            )
         if isinstance(exc, lmdb.BadValsizeError):
-            raise BackendFailure(
+            return BackendFailure(
                 f"{where}: a key is longer than LMDB allows (511 bytes including the project and table "
                 f"name); nothing was stored ({exc})"
-            ) from exc
-        raise BackendFailure(f"{where}: {exc}") from exc
+            )
+        return BackendFailure(f"{where}: {exc}")
 
 
 @dataclass
@@ -284,16 +288,22 @@ class LMDBOnlineStore(OnlineStore):
         env = self._env
         if env is None:
             raise self._closed()
-        with self._errors:
+        # The hot path of every online lookup: try/except rather than `with self._errors`
+        # (free unless an error happens), and no comprehension for the common single key.
+        try:
             # A fresh snapshot per call sees every commit so far, from any process; with
             # max_spare_txns=1 `begin` merely renews a cached reader. begin/abort by hand
             # is measurably cheaper here than the transaction's own context manager.
             txn = env.begin()
             try:
+                if len(keys) == 1:
+                    return [txn.get(prefix + keys[0])]
                 get = txn.get
                 return [get(prefix + key) for key in keys]
             finally:
                 txn.abort()
+        except lmdb.Error as exc:
+            raise self._errors.translate(exc) from exc
 
     def drop(self, table: str) -> None:
         prefix = self._prefix(table)
