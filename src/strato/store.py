@@ -154,6 +154,7 @@ class FeatureStore:
         self._online: OnlineStore | None = None
         self._offline: OfflineEngine | None = None
         self._online_plans: dict[tuple[tuple[str, ...], bool], _OnlinePlan] = {}
+        self._last_online_plan: tuple[object, bool, object, _OnlinePlan] | None = None
         self._codecs: dict[tuple[str, int | None], ViewCodec] = {}
         self._layouts: dict[tuple[str, str], dict[int, ViewCodec]] = {}
         self._last_created_us = 0
@@ -222,6 +223,7 @@ class FeatureStore:
         if plan.has_changes:
             self.registry.apply(plan, author=author or _whoami())
             self._online_plans.clear()
+            self._last_online_plan = None
         return plan
 
     def list_entities(self) -> list[Entity]:
@@ -408,11 +410,21 @@ class FeatureStore:
         than the view's ttl come back missing with status EXPIRED; absent keys NOT_FOUND.
         """
         rows = _entity_rows(entity_rows)
-        refs = tuple(features.feature_refs) if isinstance(features, FeatureService) else tuple(features)
-        plan = self._online_plans.get((refs, full_feature_names))
-        if plan is None:
-            plan = self._online_plan(features, full_feature_names)
-            self._online_plans[(refs, full_feature_names)] = plan
+        last = self._last_online_plan
+        # A scoring loop asks for the same feature list object every time: recognising it
+        # (and checking it wasn't edited in place) skips hashing 100+ references per call.
+        if last is not None and last[0] is features and last[1] == full_feature_names and last[2] == features:
+            plan = last[3]
+        else:
+            refs = tuple(features.feature_refs) if isinstance(features, FeatureService) else tuple(features)
+            cached = self._online_plans.get((refs, full_feature_names))
+            if cached is None:
+                cached = self._online_plans[(refs, full_feature_names)] = self._online_plan(
+                    features, full_feature_names
+                )
+            plan = cached
+            snapshot = features if isinstance(features, (FeatureService, tuple)) else list(features)
+            self._last_online_plan = (features, full_feature_names, snapshot, plan)
         now_us = time.time_ns() // 1000
         store = self.online_store
         parts = []
