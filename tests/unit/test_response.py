@@ -140,3 +140,45 @@ def test_no_entity_rows_give_empty_results_in_every_shape() -> None:
     assert response.to_dict() == {"id": [], "f64_0": []}
     assert response.to_numpy().shape == (0, 1)  # after to_dict decoded: the vectorized path
     assert response.statuses() == {"f64_0": []}
+
+
+WIDE = FeatureView(
+    "w",
+    entities=[Entity("e", join_keys={"id": Int64})],
+    schema=[Field(f"f{i}", Int64 if i == 3 else Float64) for i in range(7)],
+)
+WIDE_CODEC = ViewCodec(WIDE)
+
+
+@settings(max_examples=100, deadline=None)
+@given(
+    rows=st.lists(
+        st.lists(st.none() | st.floats(allow_nan=False, allow_infinity=False, width=32), min_size=7, max_size=7),
+        min_size=1,
+        max_size=5,
+    ),
+    first_col=st.integers(0, 3),
+)
+def test_runs_of_float64_copied_as_bytes_land_in_the_right_columns(
+    rows: list[list[float | None]], first_col: int
+) -> None:
+    """Runs of adjacent float64 features are byte-copied into the output; an int64 between them breaks the run."""
+    columns: dict[str, Any] = {
+        "id": pa.array(range(len(rows)), pa.int64()),
+        "event_timestamp": pa.array([NOW_US] * len(rows)).cast(TIMESTAMP_ARROW),
+    }
+    for i in range(7):
+        values = [r[i] if i != 3 or r[i] is None else int(r[i]) for r in rows]
+        columns[f"f{i}"] = pa.array(values, pa.int64() if i == 3 else pa.float64())
+    _, values = WIDE_CODEC.encode(pa.table(columns), NOW_US)
+    features = [f"f{i}" for i in range(7)]
+    gather = FeatureGather(WIDE_CODEC, features)
+    assert [count for _, count, *_ in gather.runs] == [3, 1, 3]
+    out = np.full((len(rows), first_col + 7 + 2), -1.0)
+    gather.to_numpy_rows(list(values), None, out, first_col)
+    expected = np.array(
+        [[np.nan if v is None else float(int(v)) if i == 3 else v for i, v in enumerate(r)] for r in rows]
+    )
+    np.testing.assert_array_equal(out[:, first_col : first_col + 7], expected)
+    assert (out[:, :first_col] == -1).all()
+    assert (out[:, first_col + 7 :] == -1).all()

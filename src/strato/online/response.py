@@ -48,6 +48,7 @@ class FeatureGather:
         nulls_start: int = codec.record_dtype.fields[NULLS][1]  # type: ignore[index]
         self._nulls_slice = (nulls_start, nulls_start + codec.null_bytes, bytes(codec.null_bytes))
         self.runs: list[tuple[int, int, int, np.dtype[Any], int]] = []  # (out_col, count, offset, dtype, width)
+        self._row_runs: list[tuple[int, int, int, np.dtype[Any], bool]] = []  # (…, copy as bytes?)
         if not self.numeric:
             return
         fields = codec.record_dtype.fields
@@ -63,6 +64,8 @@ class FeatureGather:
                     continue
             self.runs.append((col, 1, offset, dtype, dtype.itemsize))
             col += 1
+        native_float64 = np.dtype(np.float64)
+        self._row_runs = [(c, n, off, dt, dt == native_float64) for c, n, off, dt, _ in self.runs]
 
     def to_numpy(
         self, decoded: DecodedRows, present: npt.NDArray[np.bool_], out: npt.NDArray[np.float64], first_col: int
@@ -91,26 +94,37 @@ class FeatureGather:
         expired_before_us: int | None,
         out: npt.NDArray[np.float64],
         first_col: int,
+        out_bytes: memoryview | None = None,
     ) -> None:
         """Row-by-row copy straight from the backend's bytes: best for a few entities.
 
         A whole-batch numpy decode costs a dozen array operations whatever N is; for the
         single-entity lookup of a scoring service, copying each run out of the value bytes
-        is several times cheaper. Same result as `to_numpy` (absent, expired, null → NaN).
+        is several times cheaper. A run of float64 features is already in the output's
+        format, so it is one byte copy into `out` (C-contiguous; `out_bytes` is its bytes,
+        passed by a caller filling several views). Same result as `to_numpy`: absent,
+        expired and null → NaN.
         """
+        if out_bytes is None:
+            out_bytes = out.data.cast("B")
+        row_bytes = out.shape[1] * 8
         last_col = first_col + len(self.features)
         nulls_start, nulls_end, no_nulls = self._nulls_slice
         for i, value in enumerate(values):
-            row = out[i]
             if value is None or (expired_before_us is not None and _EVENT_TS.unpack_from(value)[0] < expired_before_us):
-                row[first_col:last_col] = np.nan
+                out[i, first_col:last_col] = np.nan
                 continue
-            for col, count, offset, dtype, _ in self.runs:
-                row[first_col + col : first_col + col + count] = np.frombuffer(value, dtype, count, offset)
+            base = i * row_bytes + first_col * 8
+            for col, count, offset, dtype, as_bytes in self._row_runs:
+                if as_bytes:
+                    at = base + col * 8
+                    out_bytes[at : at + count * 8] = value[offset : offset + count * 8]
+                else:
+                    out[i, first_col + col : first_col + col + count] = np.frombuffer(value, dtype, count, offset)
             if value[nulls_start:nulls_end] != no_nulls:
                 for j, index in enumerate(self.null_index.tolist()):
                     if value[nulls_start + (index >> 3)] >> (index & 7) & 1:
-                        row[first_col + j] = np.nan
+                        out[i, first_col + j] = np.nan
 
 
 class ViewResult:
@@ -197,6 +211,7 @@ class OnlineResponse:
         n = len(self._entity_rows)
         out = np.empty((n, self._width), dtype=np.float64)
         row_by_row = n <= _ROW_BY_ROW_MAX
+        out_bytes = out.data.cast("B") if row_by_row and n else None
         col = 0
         for part in self._parts:
             gather = part.gather
@@ -204,7 +219,7 @@ class OnlineResponse:
                 bad = [f for f in gather.features if gather.codec.fields[f].dtype.kind not in _NUMERIC]
                 raise UserError(f"to_numpy() takes numeric features only; {bad} are not: use to_dict() or to_arrow()")
             if row_by_row and part._decoded is None:
-                gather.to_numpy_rows(part.values, part.expired_before_us, out, col)
+                gather.to_numpy_rows(part.values, part.expired_before_us, out, col, out_bytes)
             else:
                 gather.to_numpy(part.decoded, part.status == _PRESENT, out, col)
             col += gather.width
