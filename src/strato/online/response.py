@@ -27,7 +27,7 @@ if TYPE_CHECKING:
 _NUMERIC = {Kind.INT32, Kind.INT64, Kind.FLOAT32, Kind.FLOAT64, Kind.BOOL, Kind.TIMESTAMP}
 _PRESENT: Final = int(ReadStatus.PRESENT)
 _EVENT_TS: Final = struct.Struct("<q")
-_ROW_BY_ROW_MAX: Final = 12
+_ROW_BY_ROW_MAX: Final = 32
 """Up to this many entities, `to_numpy` copies row by row from the raw values (measured crossover)."""
 
 
