@@ -46,6 +46,9 @@ if TYPE_CHECKING:
     import pandas as pd
 
 WriteTarget = Literal["online", "offline", "online_and_offline"]
+PLAN_RECHECK_SECONDS = 1.0
+"""How stale an online lookup's view of the registry may get: another process's `apply`
+is seen by lookups at most this long after it (see `FeatureStore.refresh`)."""
 _OVERLAP_MIN_ROWS = 20_000
 """From this many rows, `write` encodes online values while the Delta commit runs."""
 
@@ -155,6 +158,8 @@ class FeatureStore:
         self._offline: OfflineEngine | None = None
         self._online_plans: dict[tuple[tuple[str, ...], bool], _OnlinePlan] = {}
         self._last_online_plan: tuple[object, bool, object, _OnlinePlan] | None = None
+        self._plans_revision = -1  # the registry revision the cached plans were made at
+        self._plans_valid_until = 0.0  # monotonic time of the next check of that revision
         self._codecs: dict[tuple[str, int | None], ViewCodec] = {}
         self._layouts: dict[tuple[str, str], dict[int, ViewCodec]] = {}
         self._last_created_us = 0
@@ -222,8 +227,7 @@ class FeatureStore:
         plan.raise_if_breaking()
         if plan.has_changes:
             self.registry.apply(plan, author=author or _whoami())
-            self._online_plans.clear()
-            self._last_online_plan = None
+            self.refresh()
         return plan
 
     def list_entities(self) -> list[Entity]:
@@ -410,6 +414,8 @@ class FeatureStore:
         than the view's ttl come back missing with status EXPIRED; absent keys NOT_FOUND.
         """
         rows = _entity_rows(entity_rows)
+        if time.monotonic() >= self._plans_valid_until:
+            self._check_registry_revision()
         last = self._last_online_plan
         # A scoring loop asks for the same feature list object every time: recognising it
         # (and checking it wasn't edited in place) skips hashing 100+ references per call.
@@ -440,6 +446,25 @@ class FeatureStore:
                 self._upgrade(vp.view, values, stale)
             parts.append(ViewResult(vp.gather, vp.output_names, values, vp.view.ttl, now_us))
         return OnlineResponse(rows, plan.key_names, parts, plan.width)
+
+    def refresh(self) -> None:
+        """Forget cached request plans and codecs, so the next reads follow the registry.
+
+        Online lookups re-check the registry by themselves at most once a second
+        (`PLAN_RECHECK_SECONDS`): an `apply` from another process reaches a long-running
+        server within that time. Call this to make it immediate.
+        """
+        self._online_plans.clear()
+        self._last_online_plan = None
+        self._layouts.clear()
+        self._plans_revision = self.registry.revision()
+        self._plans_valid_until = time.monotonic() + PLAN_RECHECK_SECONDS
+
+    def _check_registry_revision(self) -> None:
+        if self.registry.revision() != self._plans_revision:
+            self.refresh()
+        else:
+            self._plans_valid_until = time.monotonic() + PLAN_RECHECK_SECONDS
 
     def _online_plan(self, features: Sequence[str] | FeatureService, full_names: bool) -> _OnlinePlan:
         views = []

@@ -4,7 +4,11 @@ new definitions, must never serve a stale plan."""
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
+import pytest
+
+import strato.store
 from strato import FeatureStore, FeatureView, Field, Float64, Int64, String
 
 from .helpers import USER, stats_view
@@ -44,3 +48,36 @@ def test_apply_drops_cached_plans(store: FeatureStore) -> None:
     store.write("stats", [{"user_id": 1, "event_timestamp": NOW, "x": 9, "tag": "b", "score": 1.0, "extra": 2.0}])
     assert store.get_online_features(refs, [{"user_id": 1}]).to_dict() == {"user_id": [1], "x": [9]}
     assert store.get_online_features(["stats:extra"], [{"user_id": 1}]).to_dict()["extra"] == [2.0]
+
+
+def test_another_processs_apply_reaches_a_long_lived_reader(
+    store: FeatureStore, repo: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A server keeps plans cached; a breaking change applied elsewhere (as a new version with
+    fresh storage) is picked up at the next registry re-check, or at once with `refresh()`."""
+    monkeypatch.setattr(strato.store, "PLAN_RECHECK_SECONDS", 3600.0)  # no re-check during the test
+    store.apply([USER, stats_view()])
+    store.write("stats", [{"user_id": 1, "event_timestamp": NOW, "x": 1, "tag": "old", "score": 1.0}])
+    refs = ["stats:tag"]
+    assert store.get_online_features(refs, [{"user_id": 1}]).to_dict()["tag"] == ["old"]
+
+    retyped = FeatureView("stats", entities=[USER], schema=[Field("x", String), Field("tag", String)])
+    with FeatureStore(repo) as admin:  # another process, as far as `store` can tell
+        admin.apply([USER, retyped], new_version=["stats"])
+        admin.write("stats", [{"user_id": 1, "event_timestamp": NOW, "x": "one", "tag": "new"}])
+
+    assert store.get_online_features(refs, [{"user_id": 1}]).to_dict()["tag"] == ["old"]  # cached plan
+    store.refresh()
+    assert store.get_online_features(refs, [{"user_id": 1}]).to_dict()["tag"] == ["new"]
+
+
+def test_lookups_recheck_the_registry_by_themselves(store: FeatureStore, repo: Path) -> None:
+    store.apply([USER, stats_view()])
+    refs = ["stats:tag"]
+    store.get_online_features(refs, [{"user_id": 1}])
+    retyped = FeatureView("stats", entities=[USER], schema=[Field("x", String), Field("tag", String)])
+    with FeatureStore(repo) as admin:
+        admin.apply([USER, retyped], new_version=["stats"])
+        admin.write("stats", [{"user_id": 1, "event_timestamp": NOW, "x": "one", "tag": "new"}])
+    store._plans_valid_until = 0.0  # as if PLAN_RECHECK_SECONDS had passed
+    assert store.get_online_features(refs, [{"user_id": 1}]).to_dict()["tag"] == ["new"]

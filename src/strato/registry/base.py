@@ -141,6 +141,11 @@ class RegistryStore(abc.ABC):
         """Every revision of one object, oldest first (deleted objects keep their history)."""
 
     @abc.abstractmethod
+    def revision(self) -> int:
+        """How many applies the project has seen: any change of definitions, by any process,
+        makes it grow. Cheap, so a long-lived reader can poll it to know its caches are stale."""
+
+    @abc.abstractmethod
     def get_watermark(self, view: str) -> datetime | None:
         """Where the last materialization of `view` ended (UTC), or None if it never ran.
 

@@ -392,6 +392,13 @@ class SQLRegistry(RegistryStore):
                 raise not_found(kind, name, names)
         return [_revision(row) for row in rows]
 
+    def revision(self) -> int:
+        with self._transaction() as conn:
+            applies: int | None = conn.execute(
+                select(_projects.c.applies).where(_projects.c.project == self._project)
+            ).scalar_one_or_none()
+        return applies or 0
+
     def get_watermark(self, view: str) -> datetime | None:
         with self._transaction() as conn:
             until: datetime | None = conn.execute(
