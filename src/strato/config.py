@@ -63,8 +63,8 @@ class StratoConfig:
             ("offline.engine", self.offline_engine),
             ("online.type", self.online_type),
         ]
-        rows += [(f"online.{k}", repr(v)) for k, v in self.online_options.model_dump().items()]
-        rows += [(f"offline.{k}", repr(v)) for k, v in self.offline_options.model_dump().items()]
+        rows += [(f"online.{k}", v) for k, v in self.online_options.model_dump().items()]
+        rows += [(f"offline.{k}", v) for k, v in self.offline_options.model_dump().items()]
         return [(key, str(value), self.sources.get(key, "default")) for key, value in rows]
 
 

@@ -99,8 +99,8 @@ def test_the_repo_reads_back_through_every_command(repo: Path) -> None:
     for result in (ls, describe, history, sql, config, version):
         assert result.code == 0, str(result)
         assert result.err == "", str(result)
-    assert re.search(r"user_stats\s*│\s*1\s*│\s*user\s*│\s*3\s*│\s*7 days", ls.out), ls.out
-    for text in ("feature view", "user_stats", "tx_count_7d", "amount_mean_7d", "home_country", "7 days"):
+    assert re.search(r"user_stats\s*│\s*1\s*│\s*user\s*│\s*3\s*│\s*7d\s*│", ls.out), ls.out
+    for text in ("feature view", "user_stats", "tx_count_7d", "amount_mean_7d", "home_country", "ttl: 7d"):
         assert text in describe.out
     assert re.search(r"│\s*1\s*│\s*add", history.out), history.out
     assert re.search(r"│\s*3\s*│\s*14\s*│", sql.out), sql.out

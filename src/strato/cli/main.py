@@ -176,7 +176,14 @@ def list_objects(
             render.table(None, ["entity", "join keys", "description"], rows)
         elif object_kind == "feature_view":
             rows2 = [
-                (v.name, v.version, ", ".join(e.name for e in v.entities), len(v.schema), v.ttl or "-", v.description)
+                (
+                    v.name,
+                    v.version,
+                    ", ".join(e.name for e in v.entities),
+                    len(v.schema),
+                    render.duration(v.ttl),
+                    v.description,
+                )
                 for v in store.list_feature_views()
             ]
             render.table(None, ["view", "version", "entities", "features", "ttl", "description"], rows2)

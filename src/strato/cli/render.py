@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from datetime import timedelta
 from typing import Any
 
 from rich.console import Console
@@ -27,20 +28,42 @@ _ACTION_STYLE = {
 
 
 def table(title: str | None, columns: Sequence[str], rows: Sequence[Sequence[Any]]) -> None:
+    """A table whose first column (a name) never wraps; long text elsewhere folds."""
     out = Table(title=title, title_justify="left", header_style="bold")
-    for column in columns:
-        out.add_column(column, overflow="fold")
+    for i, column in enumerate(columns):
+        out.add_column(column, overflow="fold", no_wrap=i == 0)
     for row in rows:
         out.add_row(*("" if v is None else str(v) for v in row))
     console.print(out)
 
 
+def duration(value: timedelta | None) -> str:
+    """``7d``, ``36h``, ``1d 2h 30m``, ``90s`` — how a person writes a ttl; ``-`` for none."""
+    if value is None:
+        return "-"
+    seconds = int(value.total_seconds())
+    parts = []
+    for unit, size in (("d", 86_400), ("h", 3_600), ("m", 60), ("s", 1)):
+        count, seconds = divmod(seconds, size)
+        if count:
+            parts.append(f"{count}{unit}")
+    return " ".join(parts) or "0s"
+
+
 def plan(p: Plan) -> None:
+    """The changes of a plan (unchanged objects only counted), or "no changes"."""
+    changed = [c for c in p.changes if c.action is not Action.UNCHANGED]
+    unchanged = len(p.changes) - len(changed)
+    if not changed:
+        console.print(f"no changes ({unchanged} object(s) up to date)")
+        return
     rows = [
         (f"[{_ACTION_STYLE[c.action]}]{c.action.value}[/]", c.kind.replace("_", " "), c.name, "; ".join(c.details))
-        for c in p.changes
+        for c in changed
     ]
     table(None, ["action", "kind", "name", "details"], rows)
+    if unchanged:
+        console.print(f"[dim]{unchanged} object(s) unchanged[/]")
 
 
 def describe(obj: Entity | FeatureView | FeatureService) -> None:
@@ -48,7 +71,7 @@ def describe(obj: Entity | FeatureView | FeatureService) -> None:
         console.print(f"[bold]entity[/] {obj.name}  {obj.description}")
         table("join keys", ["name", "type"], [(k.name, k.dtype) for k in obj.join_keys])
     elif isinstance(obj, FeatureView):
-        ttl = obj.ttl if obj.ttl is not None else "none"
+        ttl = duration(obj.ttl) if obj.ttl is not None else "none"
         console.print(
             f"[bold]feature view[/] {obj.name}  version {obj.version} (storage {obj.table_name})\n"
             f"  entities: {', '.join(e.name for e in obj.entities)}   ttl: {ttl}   "
