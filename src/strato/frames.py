@@ -131,10 +131,27 @@ def _to_arrow(data: Any, what: str) -> pa.Table:
     if isinstance(data, Sequence) and not isinstance(data, (str, bytes)):
         if data and not all(isinstance(row, Mapping) for row in data):
             raise SchemaError(f"{what}: a list must hold one dict per row")
+        _check_same_keys(data, what)
         return pa.Table.from_pylist(list(data))
     raise SchemaError(
         f"{what}: expected a pandas or polars DataFrame, a pyarrow Table, or a list of dicts; got {type(data).__name__}"
     )
+
+
+def _check_same_keys(rows: Sequence[Mapping[str, Any]], what: str) -> None:
+    """Every dict has the first one's keys: Arrow takes the columns from the first row alone,
+    so a key only a later row has would vanish, and one it lacks would read null."""
+    if not rows:
+        return
+    first = rows[0].keys()
+    for i, row in enumerate(rows):
+        keys = row.keys()
+        if keys != first:
+            extra, missing = sorted(set(keys) - set(first)), sorted(set(first) - set(keys))
+            problems = ([f"has {extra} that row 0 lacks"] if extra else []) + (
+                [f"lacks {missing} that row 0 has"] if missing else []
+            )
+            raise SchemaError(f"{what}, row {i}: {' and '.join(problems)}; every row needs the same columns")
 
 
 def _first_bad_row(column: pa.ChunkedArray, target: pa.DataType) -> tuple[int, Any]:
