@@ -36,8 +36,7 @@ format: .venv/.synced
 	$(RUN) ruff format src tests bench
 
 $(UV):
-	$(PYTHON) -m venv .tools
-	.tools/bin/python -m pip install --quiet --disable-pip-version-check uv==$(UV_VERSION)
+	PYTHON=$(PYTHON) scripts/bootstrap-uv $(UV_VERSION)
 
 .venv/.synced: $(UV) pyproject.toml uv.lock
 	$(UV) sync --frozen
