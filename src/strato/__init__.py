@@ -5,47 +5,112 @@ train models (`FeatureStore.get_historical_features`), and the latest values in
 microseconds to serve them (`FeatureStore.get_online_features`).
 """
 
-from importlib.metadata import PackageNotFoundError, version
+from __future__ import annotations
 
-from strato.config import StratoConfig, load_config
-from strato.definitions.entity import Entity
-from strato.definitions.feature_service import FeatureService
-from strato.definitions.feature_view import FeatureView, FileSource
-from strato.definitions.field import Field
-from strato.errors import (
-    BackendError,
-    BackendFailure,
-    BackendUnavailable,
-    BreakingChangeError,
-    ConfigError,
-    DefinitionError,
-    NotFoundError,
-    SchemaError,
-    StratoError,
-    UserError,
-)
-from strato.online.response import OnlineResponse
-from strato.store import FeatureStore, MaterializeResult, TrainingSet, WriteResult
-from strato.types import (
-    Bool,
-    Bytes,
-    DType,
-    Float32,
-    Float64,
-    Int32,
-    Int64,
-    List,
-    Map,
-    ReadStatus,
-    String,
-    Timestamp,
-    Vector,
-)
+import importlib
+from typing import TYPE_CHECKING, Any
 
-try:
-    __version__ = version("strato")
-except PackageNotFoundError:  # pragma: no cover - running from a source tree without install
-    __version__ = "0.0.0"
+if TYPE_CHECKING:
+    from strato.config import StratoConfig, load_config
+    from strato.definitions.entity import Entity
+    from strato.definitions.feature_service import FeatureService
+    from strato.definitions.feature_view import FeatureView, FileSource
+    from strato.definitions.field import Field
+    from strato.errors import (
+        BackendError,
+        BackendFailure,
+        BackendUnavailable,
+        BreakingChangeError,
+        ConfigError,
+        DefinitionError,
+        NotFoundError,
+        SchemaError,
+        StratoError,
+        UserError,
+    )
+    from strato.online.response import OnlineResponse
+    from strato.store import FeatureStore, MaterializeResult, TrainingSet, WriteResult
+    from strato.types import (
+        Bool,
+        Bytes,
+        DType,
+        Float32,
+        Float64,
+        Int32,
+        Int64,
+        List,
+        Map,
+        ReadStatus,
+        String,
+        Timestamp,
+        Vector,
+    )
+
+# Names are imported on first use (PEP 562), so `import strato` — and every `strato` command's
+# start-up, `--help` included — does not pay for pyarrow, pandas and the engines until needed.
+_HOMES: dict[str, str] = {
+    **dict.fromkeys(("StratoConfig", "load_config"), "strato.config"),
+    "Entity": "strato.definitions.entity",
+    "FeatureService": "strato.definitions.feature_service",
+    **dict.fromkeys(("FeatureView", "FileSource"), "strato.definitions.feature_view"),
+    "Field": "strato.definitions.field",
+    **dict.fromkeys(
+        (
+            "BackendError",
+            "BackendFailure",
+            "BackendUnavailable",
+            "BreakingChangeError",
+            "ConfigError",
+            "DefinitionError",
+            "NotFoundError",
+            "SchemaError",
+            "StratoError",
+            "UserError",
+        ),
+        "strato.errors",
+    ),
+    "OnlineResponse": "strato.online.response",
+    **dict.fromkeys(("FeatureStore", "MaterializeResult", "TrainingSet", "WriteResult"), "strato.store"),
+    **dict.fromkeys(
+        (
+            "Bool",
+            "Bytes",
+            "DType",
+            "Float32",
+            "Float64",
+            "Int32",
+            "Int64",
+            "List",
+            "Map",
+            "ReadStatus",
+            "String",
+            "Timestamp",
+            "Vector",
+        ),
+        "strato.types",
+    ),
+}
+
+
+def __getattr__(name: str) -> Any:
+    if name == "__version__":
+        from importlib.metadata import PackageNotFoundError, version
+
+        try:
+            value = version("strato")
+        except PackageNotFoundError:  # pragma: no cover - running from a source tree without install
+            value = "0.0.0"
+    elif name in _HOMES:
+        value = getattr(importlib.import_module(_HOMES[name]), name)
+    else:
+        raise AttributeError(f"module 'strato' has no attribute {name!r}")
+    globals()[name] = value  # later lookups skip this function
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(__all__)
+
 
 __all__ = [
     "BackendError",

@@ -10,18 +10,20 @@ import sys
 import time
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 import typer
 from rich.markup import escape
 
-from strato import __version__
 from strato.cli import render
-from strato.cli.loader import load_definitions
-from strato.config import CONFIG_FILE, load_config, write_default_config
-from strato.definitions.plan import ObjectKind
 from strato.errors import BackendError, StratoError, UserError
-from strato.store import FeatureStore
+
+if TYPE_CHECKING:
+    from strato.definitions.plan import ObjectKind
+    from strato.store import FeatureStore
+
+# Only typer, rich and the error tree are imported up front: `strato --help` and
+# `strato version` stay quick. Each command imports the machinery it uses.
 
 app = typer.Typer(
     name="strato",
@@ -66,11 +68,20 @@ def _kind(text: str) -> ObjectKind:
 
 def _open(repo: Path | None) -> FeatureStore:
     """The store of an existing feature repo; the CLI never creates one by accident."""
+    from strato.config import CONFIG_FILE, load_config
+    from strato.store import FeatureStore
+
     config = load_config(repo)
     if not (config.repo_path / CONFIG_FILE).is_file():
         where = f"in {config.repo_path}" if repo is not None else f"in {config.repo_path} or any folder above it"
         raise UserError(f"no feature repo: no {CONFIG_FILE} {where}; create one with `strato init`")
     return FeatureStore(config=config)
+
+
+def _definitions(store: FeatureStore) -> list[Any]:
+    from strato.cli.loader import load_definitions
+
+    return load_definitions(store.config.repo_path)
 
 
 def _parse_time(text: str | None, what: str) -> datetime | None:
@@ -93,7 +104,9 @@ def _main(debug: Annotated[bool, typer.Option("--debug", help="Show tracebacks f
 @app.command()
 def version() -> None:
     """Print Strato's version."""
-    render.console.print(f"strato {__version__}")
+    import strato
+
+    render.console.print(f"strato {strato.__version__}")
 
 
 @app.command()
@@ -102,6 +115,8 @@ def init(
     project: Annotated[str | None, typer.Option(help="Project name (default: the folder name).")] = None,
 ) -> None:
     """Create a feature repo: strato.yaml and an example definitions file."""
+    from strato.config import CONFIG_FILE, write_default_config
+
     path.mkdir(parents=True, exist_ok=True)
     if (path / CONFIG_FILE).exists():
         raise UserError(f"{path / CONFIG_FILE} already exists")
@@ -143,7 +158,7 @@ def plan(repo: RepoOption = None, new_version: NewVersionOption = None, delete: 
     """Show what `apply` would change, without changing anything."""
     with _open(repo) as store:
         versions, deletions = _plan_args(new_version, delete)
-        result = store.plan(load_definitions(store.config.repo_path), new_version=versions, delete=deletions)
+        result = store.plan(_definitions(store), new_version=versions, delete=deletions)
         render.plan(result)
         if result.breaking:
             render.err_console.print("[red]breaking changes would be refused; see --new-version[/]")
@@ -155,7 +170,7 @@ def apply(repo: RepoOption = None, new_version: NewVersionOption = None, delete:
     """Register the repo's definitions: new versions for changed objects, history kept."""
     with _open(repo) as store:
         versions, deletions = _plan_args(new_version, delete)
-        result = store.apply(load_definitions(store.config.repo_path), new_version=versions, delete=deletions)
+        result = store.apply(_definitions(store), new_version=versions, delete=deletions)
         render.plan(result)
         changed = sum(1 for c in result.changes if c.action.value != "unchanged")
         render.console.print(f"applied {changed} change(s) to project [bold]{store.project}[/]")
@@ -358,6 +373,8 @@ def sql(
 @app.command("config")
 def show_config(repo: RepoOption = None) -> None:
     """Print the resolved configuration and where each value came from."""
+    from strato.config import load_config
+
     config = load_config(repo)
     render.table(f"repo {config.repo_path}", ["setting", "value", "from"], config.describe())
 

@@ -4,26 +4,27 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from rich.console import Console
 from rich.table import Table
 
-from strato.definitions.entity import Entity
-from strato.definitions.feature_service import FeatureService
-from strato.definitions.feature_view import FeatureView
-from strato.definitions.plan import Action, Plan
+if TYPE_CHECKING:
+    from strato.definitions.entity import Entity
+    from strato.definitions.feature_service import FeatureService
+    from strato.definitions.feature_view import FeatureView
+    from strato.definitions.plan import Plan
 
 console = Console()
 err_console = Console(stderr=True)
 
-_ACTION_STYLE = {
-    Action.ADD: "green",
-    Action.UPDATE: "yellow",
-    Action.NEW_VERSION: "magenta",
-    Action.BREAKING: "bold red",
-    Action.DELETE: "red",
-    Action.UNCHANGED: "dim",
+_ACTION_STYLE = {  # by `Action` value
+    "add": "green",
+    "update": "yellow",
+    "new version": "magenta",
+    "breaking": "bold red",
+    "delete": "red",
+    "unchanged": "dim",
 }
 
 
@@ -52,13 +53,18 @@ def duration(value: timedelta | None) -> str:
 
 def plan(p: Plan) -> None:
     """The changes of a plan (unchanged objects only counted), or "no changes"."""
-    changed = [c for c in p.changes if c.action is not Action.UNCHANGED]
+    changed = [c for c in p.changes if c.action.value != "unchanged"]
     unchanged = len(p.changes) - len(changed)
     if not changed:
         console.print(f"no changes ({unchanged} object(s) up to date)")
         return
     rows = [
-        (f"[{_ACTION_STYLE[c.action]}]{c.action.value}[/]", c.kind.replace("_", " "), c.name, "; ".join(c.details))
+        (
+            f"[{_ACTION_STYLE[c.action.value]}]{c.action.value}[/]",
+            c.kind.replace("_", " "),
+            c.name,
+            "; ".join(c.details),
+        )
         for c in changed
     ]
     table(None, ["action", "kind", "name", "details"], rows)
@@ -67,6 +73,9 @@ def plan(p: Plan) -> None:
 
 
 def describe(obj: Entity | FeatureView | FeatureService) -> None:
+    from strato.definitions.entity import Entity
+    from strato.definitions.feature_view import FeatureView
+
     if isinstance(obj, Entity):
         console.print(f"[bold]entity[/] {obj.name}  {obj.description}")
         table("join keys", ["name", "type"], [(k.name, k.dtype) for k in obj.join_keys])
