@@ -132,6 +132,12 @@ def test_materialize_then_get_serves_the_latest_values(repo: Path) -> None:
     assert re.search(r"1\s*│\s*5\s*│\s*12\.5\s*│\s*FR", got.out), got.out
     assert re.search(r"3\s*│\s*1\s*│\s*99\s*│\s*DE", got.out), got.out
     assert re.search(r"404\s*│\s*not_found\s*│\s*not_found\s*│\s*not_found", got.out), got.out
+    as_json = run("get", "user_stats:tx_count_7d", "-e", "user_id=1", "-e", "user_id=404", "--json", cwd=repo)
+    assert as_json.code == 0, str(as_json)
+    assert [json.loads(line) for line in as_json.out.splitlines()] == [
+        {"user_id": 1, "features": {"tx_count_7d": 5}, "statuses": {"tx_count_7d": "PRESENT"}},
+        {"user_id": 404, "features": {"tx_count_7d": None}, "statuses": {"tx_count_7d": "NOT_FOUND"}},
+    ]
 
 
 HELP_SCRIPT = """

@@ -296,9 +296,12 @@ def get(
         list[str] | None, typer.Option("--entity", "-e", help="Join keys of one entity: user_id=7[,k=v] (repeatable).")
     ] = None,
     service: Annotated[str | None, typer.Option(help="Read every feature of this feature service.")] = None,
+    as_json: Annotated[
+        bool, typer.Option("--json", help="Print JSON lines (one object per entity, with statuses) for scripts.")
+    ] = False,
     repo: RepoOption = None,
 ) -> None:
-    """Look up online features for some entities and print them as a table."""
+    """Look up online features for some entities and print them as a table (or JSON lines)."""
     if not entity:
         raise UserError("give at least one --entity, e.g. --entity user_id=7")
     with _open(repo) as store:
@@ -316,6 +319,9 @@ def get(
         data = response.to_dict()
         statuses = response.statuses()
     names = list(data)
+    if as_json:
+        _print_json_lines(data, statuses, len(rows))
+        return
     table_rows = []
     for i in range(len(rows)):
         cells = []
@@ -328,6 +334,32 @@ def get(
                 cells.append(_format_value(value))
         table_rows.append(cells)
     render.table(None, names, table_rows)
+
+
+def _print_json_lines(data: dict[str, list[Any]], statuses: dict[str, list[Any]], n: int) -> None:
+    """``{"user_id": 7, "features": {...}, "statuses": {...}}`` per entity, one per line."""
+    import base64
+    import json
+
+    def plain(value: Any) -> Any:
+        if isinstance(value, bytes):
+            return base64.b64encode(value).decode()
+        if isinstance(value, datetime):
+            return value.isoformat()
+        if isinstance(value, list):
+            if value and all(isinstance(v, tuple) for v in value):  # a map: Arrow gives (key, value) pairs
+                return {k: plain(v) for k, v in value}
+            return [plain(v) for v in value]
+        return value
+
+    for i in range(n):
+        keys = {name: plain(values[i]) for name, values in data.items() if name not in statuses}
+        line = {
+            **keys,
+            "features": {name: plain(data[name][i]) for name in statuses},
+            "statuses": {name: codes[i].name for name, codes in statuses.items()},
+        }
+        sys.stdout.write(json.dumps(line, allow_nan=True) + "\n")
 
 
 def _parse_entity(text: str, key_types: dict[str, str]) -> dict[str, Any]:
