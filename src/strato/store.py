@@ -17,7 +17,7 @@ import time
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -398,6 +398,21 @@ class FeatureStore:
             if not (fv.online and fv.offline):
                 raise UserError(f"feature view {fv.name!r} must be both online and offline to be materialized")
         return chosen
+
+    def prune_expired(self, views: Sequence[str] | None = None) -> dict[str, int]:
+        """Delete online values older than their view's ttl; how many, per view.
+
+        Reads already return such values as EXPIRED (rule 4): this frees their space, for
+        entities that stopped receiving updates. Views without a ttl keep everything.
+        """
+        chosen = [self._current_view(n) for n in views] if views is not None else self.list_feature_views()
+        now_us = time.time_ns() // 1000
+        pruned: dict[str, int] = {}
+        for fv in chosen:
+            if fv.online and fv.ttl is not None:
+                cut = now_us - fv.ttl // timedelta(microseconds=1)
+                pruned[fv.name] = self.online_store.prune(fv.table_name, cut)
+        return pruned
 
     # ------------------------------------------------------------------ reads
 

@@ -33,6 +33,7 @@ COMMANDS = [
     "write",
     "materialize",
     "get",
+    "prune",
     "sql",
     "config",
     "quickstart",

@@ -288,6 +288,20 @@ def materialize(
 
 
 @app.command()
+def prune(
+    view: Annotated[list[str] | None, typer.Option(help="Only this view (repeatable).")] = None,
+    repo: RepoOption = None,
+) -> None:
+    """Delete online values older than their view's ttl (reads already treat them as expired)."""
+    with _open(repo) as store:
+        started = time.perf_counter()
+        pruned = store.prune_expired(view)
+        seconds = time.perf_counter() - started
+    render.table(None, ["view", "values deleted"], [(name, f"{count:,}") for name, count in pruned.items()])
+    render.console.print(f"pruned {sum(pruned.values()):,} expired values in {seconds:.2f} s")
+
+
+@app.command()
 def get(
     features: Annotated[
         list[str] | None, typer.Argument(help="Feature references, e.g. user_stats:amount_mean_7d.")

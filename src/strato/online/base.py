@@ -64,6 +64,14 @@ class OnlineStore(abc.ABC):
         """The stored value for each key, or None where absent; one engine round trip."""
 
     @abc.abstractmethod
+    def prune(self, table: str, older_than_us: int) -> int:
+        """Delete the values of `table` whose event time is before `older_than_us`; how many.
+
+        Reads already treat such values as expired (rule 4); pruning frees their space. It
+        runs in one transaction per call, so a concurrent newer write is never deleted.
+        """
+
+    @abc.abstractmethod
     def drop(self, table: str) -> None:
         """Remove every key of `table`."""
 

@@ -31,7 +31,7 @@ from pydantic import Field
 
 from strato.errors import BackendFailure, BackendUnavailable, ConfigError
 from strato.online.base import Capabilities, OnlineStore, StoreOptions
-from strato.online.codec import HEADER_SIZE, is_newer
+from strato.online.codec import HEADER, HEADER_SIZE, is_newer
 
 _GB = 1 << 30
 
@@ -304,6 +304,23 @@ class LMDBOnlineStore(OnlineStore):
                 txn.abort()
         except lmdb.Error as exc:
             raise self._errors.translate(exc) from exc
+
+    def prune(self, table: str, older_than_us: int) -> int:
+        env = self._live()
+        prefix = self._prefix(table)
+        pruned = 0
+        # One write transaction: LMDB has one writer at a time, so no write can land between
+        # reading a value's event time and deleting it.
+        with self._errors, env.begin(write=True, buffers=True) as txn:
+            cursor = txn.cursor()
+            found = cursor.set_range(prefix)
+            while found and bytes(cursor.key()[: len(prefix)]) == prefix:
+                if HEADER.unpack_from(cursor.value())[0] < older_than_us:  # event time
+                    found = cursor.delete()  # moves to the next item
+                    pruned += 1
+                else:
+                    found = cursor.next()
+        return pruned
 
     def drop(self, table: str) -> None:
         prefix = self._prefix(table)

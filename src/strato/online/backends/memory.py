@@ -13,7 +13,7 @@ from typing import ClassVar, Self
 
 from strato.errors import BackendFailure
 from strato.online.base import Capabilities, OnlineStore, StoreOptions
-from strato.online.codec import HEADER_SIZE, is_newer
+from strato.online.codec import HEADER_SIZE, header, is_newer
 
 
 class MemoryOptions(StoreOptions):
@@ -74,6 +74,16 @@ class MemoryOnlineStore(OnlineStore):
                 return [None] * len(keys)
             get = stored.get
             return [get(key) for key in keys]
+
+    def prune(self, table: str, older_than_us: int) -> int:
+        with self._lock:
+            stored = self._live().get(table)
+            if not stored:
+                return 0
+            old = [key for key, value in stored.items() if header(value)[0] < older_than_us]
+            for key in old:
+                del stored[key]
+            return len(old)
 
     def drop(self, table: str) -> None:
         with self._lock:
