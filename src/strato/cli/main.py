@@ -250,7 +250,8 @@ def write(
     repo: RepoOption = None,
 ) -> None:
     """Validate a file's rows against a view and write them: all or nothing (history + online)."""
-    with _open(repo) as store:
+    source = str(file) if file is not None else "the view's source"
+    with _open(repo) as store, render.err_console.status(f"reading {source}, validating, writing to {view} …"):
         started = time.perf_counter()
         result = store.ingest(view, file, to=to)
         seconds = time.perf_counter() - started
