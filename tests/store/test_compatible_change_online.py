@@ -67,7 +67,7 @@ def test_old_values_read_added_fields_as_null(store: FeatureStore, users: int) -
 
 def test_materialize_rewrites_old_values_in_the_new_layout(store: FeatureStore) -> None:
     _old_rows(store, 3)
-    codec = store._codec(store.get_feature_view("s"))
+    codec = store.catalog.codec(store.get_feature_view("s"))
     table = store.get_feature_view("s").table_name
     keys = codec.keys.encode_rows([{"user_id": i} for i in range(3)])
     assert codec.stale(store.online_store.read(table, keys)) == [0, 1, 2]

@@ -10,12 +10,12 @@ import pyarrow as pa
 import pytest
 
 from strato import FeatureStore, ReadStatus, StratoError
-from strato.store import _OVERLAP_MIN_ROWS
+from strato.store.feature_store import OVERLAP_MIN_ROWS
 
 from .helpers import USER, stats_view
 
 
-@pytest.mark.parametrize("rows", [3, _OVERLAP_MIN_ROWS + 1])
+@pytest.mark.parametrize("rows", [3, OVERLAP_MIN_ROWS + 1])
 def test_failed_history_commit_writes_nothing_online(store: FeatureStore, rows: int) -> None:
     fv = stats_view()
     store.apply([USER, fv])

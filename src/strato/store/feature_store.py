@@ -1,25 +1,14 @@
-"""`FeatureStore`: the verbs — apply, write, push, materialize, get_online_features,
-get_historical_features, sql — orchestrated over the three seams.
-
-Nothing here knows an engine: the registry, online store and offline engine are found
-by name through `strato.plugins` from the resolved `StratoConfig`, and `offline.delta`
-is the one writer of history. Every write validates the whole batch first (`frames`),
-then commits offline (one Delta commit), then online (one backend transaction).
-"""
+"""The `FeatureStore` facade: one feature repo's definitions, history and online values."""
 
 from __future__ import annotations
 
 import getpass
-import os
-import queue
-import threading
 import time
-from collections.abc import Iterable, Iterator, Mapping, Sequence
-from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass
+from collections.abc import Iterable, Mapping, Sequence
+from concurrent.futures import Future
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal
+from typing import Any
 
 import numpy as np
 import pyarrow as pa
@@ -30,101 +19,22 @@ from strato.definitions.entity import Entity
 from strato.definitions.feature_service import FeatureService
 from strato.definitions.feature_view import FeatureView
 from strato.definitions.plan import Definition, ObjectKind, Plan, make_plan
-from strato.errors import BackendFailure, NotFoundError, UserError
+from strato.errors import UserError
 from strato.offline.base import OfflineEngine, TableSnapshot
 from strato.offline.delta import DeltaTables
 from strato.offline.pit import PitRequest
 from strato.online.base import OnlineStore
-from strato.online.codec import ViewCodec
-from strato.online.response import FeatureGather, OnlineResponse, ViewResult
+from strato.online.response import OnlineResponse
 from strato.progress import row_progress
-from strato.refs import ViewSelection, parse_refs
 from strato.registry.base import RegistryStore, Revision
+from strato.store.catalog import Catalog
+from strato.store.online_reads import OnlineReader
+from strato.store.results import MaterializeResult, TrainingSet, WriteResult, WriteTarget
+from strato.store.threads import history_writer, prefetched
 from strato.types import TIMESTAMP_ARROW, TableVersion
 
-if TYPE_CHECKING:
-    import pandas as pd
-
-WriteTarget = Literal["online", "offline", "online_and_offline"]
-PLAN_RECHECK_SECONDS = 1.0
-"""How stale an online lookup's view of the registry may get: another process's `apply`
-is seen by lookups at most this long after it (see `FeatureStore.refresh`)."""
-_OVERLAP_MIN_ROWS = 20_000
+OVERLAP_MIN_ROWS = 20_000
 """From this many rows, `write` encodes online values while the Delta commit runs."""
-
-
-_writers: dict[int, ThreadPoolExecutor] = {}
-
-
-def _history_writer() -> ThreadPoolExecutor:
-    """One background thread per process (a pool made before fork() has no thread in the child)."""
-    pid = os.getpid()
-    writer = _writers.get(pid)
-    if writer is None:
-        writer = _writers[pid] = ThreadPoolExecutor(max_workers=1, thread_name_prefix="strato-history")
-    return writer
-
-
-@dataclass(frozen=True)
-class WriteResult:
-    """What one `write` stored."""
-
-    view: str
-    rows: int
-    table_version: TableVersion | None
-    online_rows: int
-
-
-@dataclass(frozen=True)
-class MaterializeResult:
-    """Rows loaded into the online store per view, and the time window they came from.
-
-    For `materialize_incremental`, `start` is the earliest view's watermark (None when some
-    view had never been materialized, so it started from the beginning of history).
-    """
-
-    rows: dict[str, int]
-    start: datetime | None
-    end: datetime
-    seconds: float
-
-
-@dataclass(frozen=True)
-class TrainingSet:
-    """A point-in-time-correct training set and the table versions it was read from.
-
-    Passing `versions` back to `get_historical_features(..., versions=ts.versions)`
-    rebuilds the same rows bit for bit (design rule 5). Keys name each view's storage,
-    ``view@vN`` with N the view version that created it, so they survive compatible changes.
-    """
-
-    table: pa.Table
-    versions: dict[str, TableVersion | None]
-    feature_names: tuple[str, ...]
-
-    def to_arrow(self) -> pa.Table:
-        return self.table
-
-    def to_df(self) -> pd.DataFrame:
-        return self.table.to_pandas()  # type: ignore[no-any-return]
-
-
-@dataclass(frozen=True)
-class _OnlineViewPlan:
-    view: FeatureView
-    codec: ViewCodec
-    gather: FeatureGather
-    output_names: tuple[str, ...]
-    table_name: str
-    key_group: int
-    """Views with equal join keys (names and types) share a group and one key encoding."""
-
-
-@dataclass(frozen=True)
-class _OnlinePlan:
-    views: tuple[_OnlineViewPlan, ...]
-    key_names: tuple[str, ...]
-    width: int
 
 
 class FeatureStore:
@@ -156,12 +66,8 @@ class FeatureStore:
         self.delta = DeltaTables(self.config.offline_path, self.config.project)
         self._online: OnlineStore | None = None
         self._offline: OfflineEngine | None = None
-        self._online_plans: dict[tuple[tuple[str, ...], bool], _OnlinePlan] = {}
-        self._last_online_plan: tuple[object, bool, object, _OnlinePlan] | None = None
-        self._plans_revision = -1  # the registry revision the cached plans were made at
-        self._plans_valid_until = 0.0  # monotonic time of the next check of that revision
-        self._codecs: dict[tuple[str, int | None], ViewCodec] = {}
-        self._layouts: dict[tuple[str, str], dict[int, ViewCodec]] = {}
+        self.catalog = Catalog(self.registry)
+        self._reader = OnlineReader(self.catalog, lambda: self.online_store)
         self._last_created_us = 0
 
     # ------------------------------------------------------------------ lifecycle
@@ -240,19 +146,13 @@ class FeatureStore:
         return [s for s in self.registry.list("feature_service") if isinstance(s, FeatureService)]
 
     def get_entity(self, name: str) -> Entity:
-        obj = self.registry.get("entity", name)
-        assert isinstance(obj, Entity)
-        return obj
+        return self.catalog.entity(name)
 
     def get_feature_view(self, name: str, *, version: int | None = None) -> FeatureView:
-        obj = self.registry.get("feature_view", name, version=version)
-        assert isinstance(obj, FeatureView)
-        return obj
+        return self.catalog.view(name, version=version)
 
     def get_feature_service(self, name: str, *, version: int | None = None) -> FeatureService:
-        obj = self.registry.get("feature_service", name, version=version)
-        assert isinstance(obj, FeatureService)
-        return obj
+        return self.catalog.service(name, version=version)
 
     def history(self, kind: ObjectKind, name: str) -> list[Revision]:
         return self.registry.history(kind, name)
@@ -267,7 +167,7 @@ class FeatureStore:
         first; on a `SchemaError` nothing is written anywhere. History gets one atomic Delta
         commit; the online store keeps, per key, the newest event (design rule 4).
         """
-        fv = self._current_view(view)
+        fv = self.catalog.current(view)
         if to is not None and to not in ("online", "offline", "online_and_offline"):
             raise UserError(f"write to {to!r}: expected 'online', 'offline' or 'online_and_offline'")
         to = to or ("online_and_offline" if fv.online and fv.offline else "online" if fv.online else "offline")
@@ -282,17 +182,17 @@ class FeatureStore:
         if "offline" in to:
             created = pa.array(np.full(rows.num_rows, created_us, dtype="int64"))
             stamped = rows.append_column(frames.CREATED_TIMESTAMP, created.cast(pa.timestamp("us", tz="UTC")))
-            if "online" in to and rows.num_rows >= _OVERLAP_MIN_ROWS:
+            if "online" in to and rows.num_rows >= OVERLAP_MIN_ROWS:
                 # The Delta commit (Parquet encoding, in Rust, without the GIL) runs while this
                 # thread encodes the online values; the online store is written only once the
                 # commit has succeeded, so a failed commit still leaves nothing anywhere.
-                history = _history_writer().submit(self.delta.append, fv.table_name, stamped)
+                history = history_writer().submit(self.delta.append, fv.table_name, stamped)
             else:
                 version = self.delta.append(fv.table_name, stamped)
         changed = 0
         if "online" in to:
             try:
-                keys, values = self._codec(fv).encode(rows, created_us)
+                keys, values = self.catalog.codec(fv).encode(rows, created_us)
             finally:
                 if history is not None:
                     version = history.result()
@@ -308,7 +208,7 @@ class FeatureStore:
         the view's types, not guessed. The file is read whole and written as one batch, so the
         same rules hold: all rows or none, rule 4 online.
         """
-        fv = self._current_view(view)
+        fv = self.catalog.current(view)
         types = sources.text_column_types(fv)
         if path is not None:
             return self.write(fv, sources.read_file(Path(path), types=types), to=to)
@@ -375,11 +275,11 @@ class FeatureStore:
     ) -> int:
         if snapshot is None:
             return 0
-        codec = self._codec(fv)
+        codec = self.catalog.codec(fv)
         reader = self.offline_engine.latest(snapshot, fv.join_key_names, start=start, end=end)
         total = 0
         with row_progress(f"materialize {fv.name}", None, enabled=progress) as bar:
-            for batch in _prefetched(reader):
+            for batch in prefetched(reader):
                 if batch.num_rows == 0:
                     continue
                 table = pa.Table.from_batches([batch])
@@ -393,7 +293,7 @@ class FeatureStore:
     def _views_to_materialize(self, names: Sequence[str] | None) -> list[FeatureView]:
         if names is None:
             return [v for v in self.list_feature_views() if v.online and v.offline]
-        chosen = [self._current_view(n) for n in names]
+        chosen = [self.catalog.current(n) for n in names]
         for fv in chosen:
             if not (fv.online and fv.offline):
                 raise UserError(f"feature view {fv.name!r} must be both online and offline to be materialized")
@@ -405,7 +305,7 @@ class FeatureStore:
         Reads already return such values as EXPIRED (rule 4): this frees their space, for
         entities that stopped receiving updates. Views without a ttl keep everything.
         """
-        chosen = [self._current_view(n) for n in views] if views is not None else self.list_feature_views()
+        chosen = [self.catalog.current(n) for n in views] if views is not None else self.list_feature_views()
         now_us = time.time_ns() // 1000
         pruned: dict[str, int] = {}
         for fv in chosen:
@@ -428,106 +328,16 @@ class FeatureStore:
         `entity_rows` is a list of dicts of join keys (or a dict of key columns). Values older
         than the view's ttl come back missing with status EXPIRED; absent keys NOT_FOUND.
         """
-        rows = _entity_rows(entity_rows)
-        if time.monotonic() >= self._plans_valid_until:
-            self._check_registry_revision()
-        last = self._last_online_plan
-        # A scoring loop asks for the same feature list object every time: recognising it
-        # (and checking it wasn't edited in place) skips hashing 100+ references per call.
-        if last is not None and last[0] is features and last[1] == full_feature_names and last[2] == features:
-            plan = last[3]
-        else:
-            refs = tuple(features.feature_refs) if isinstance(features, FeatureService) else tuple(features)
-            cached = self._online_plans.get((refs, full_feature_names))
-            if cached is None:
-                cached = self._online_plans[(refs, full_feature_names)] = self._online_plan(
-                    features, full_feature_names
-                )
-            plan = cached
-            snapshot = features if isinstance(features, (FeatureService, tuple)) else list(features)
-            self._last_online_plan = (features, full_feature_names, snapshot, plan)
-        now_us = time.time_ns() // 1000
-        store = self.online_store
-        parts = []
-        keys_by_codec: dict[int, list[bytes]] = {}
-        for vp in plan.views:
-            # Views sharing join keys (the usual case) share one encoding of the entity rows.
-            keys = keys_by_codec.get(vp.key_group)
-            if keys is None:
-                keys = keys_by_codec[vp.key_group] = vp.codec.keys.encode_rows(rows)
-            values = store.read(vp.table_name, keys)
-            stale = vp.codec.stale(values)
-            if stale:
-                self._upgrade(vp.view, values, stale)
-            parts.append(ViewResult(vp.gather, vp.output_names, values, vp.view.ttl, now_us))
-        return OnlineResponse(rows, plan.key_names, parts, plan.width)
+        return self._reader.get(features, entity_rows, full_feature_names)
 
     def refresh(self) -> None:
-        """Forget cached request plans and codecs, so the next reads follow the registry.
+        """Forget cached request plans, so the next reads follow the registry.
 
         Online lookups re-check the registry by themselves at most once a second
-        (`PLAN_RECHECK_SECONDS`): an `apply` from another process reaches a long-running
-        server within that time. Call this to make it immediate.
+        (`strato.store.online_reads.PLAN_RECHECK_SECONDS`): an `apply` from another process
+        reaches a long-running server within that time. Call this to make it immediate.
         """
-        self._online_plans.clear()
-        self._last_online_plan = None
-        self._layouts.clear()
-        self._plans_revision = self.registry.revision()
-        self._plans_valid_until = time.monotonic() + PLAN_RECHECK_SECONDS
-
-    def _check_registry_revision(self) -> None:
-        if self.registry.revision() != self._plans_revision:
-            self.refresh()
-        else:
-            self._plans_valid_until = time.monotonic() + PLAN_RECHECK_SECONDS
-
-    def _online_plan(self, features: Sequence[str] | FeatureService, full_names: bool) -> _OnlinePlan:
-        views = []
-        key_names: dict[str, None] = {}
-        key_groups: dict[tuple[tuple[str, str], ...], int] = {}
-        for selection, fv, names in self._select(features, full_names):
-            if not fv.online:
-                raise UserError(f"feature view {fv.name!r} is offline only (online=False)")
-            codec = self._codec(fv)
-            group = key_groups.setdefault(tuple((k.name, str(k.dtype)) for k in fv.join_keys), len(key_groups))
-            gather = FeatureGather(codec, selection.features)
-            views.append(_OnlineViewPlan(fv, codec, gather, names, fv.table_name, group))
-            key_names.update(dict.fromkeys(fv.join_key_names))
-        return _OnlinePlan(tuple(views), tuple(key_names), sum(len(v.output_names) for v in views))
-
-    def _upgrade(self, fv: FeatureView, values: list[bytes | None], stale: list[int]) -> None:
-        """Re-encode, in place, values written before a compatible change of `fv` (rule 6).
-
-        They stay as they are in the online store until the next write or materialization
-        of their key replaces them; reading them costs one decode per stale value.
-        """
-        codec = self._codec(fv)
-        for i in stale:
-            value = values[i]
-            assert value is not None
-            layout = codec.layout_of(value)
-            writer = self._codec_for_layout(fv, layout)
-            if writer is None:
-                raise BackendFailure(
-                    f"feature view {fv.name!r}: an online value was written under an unknown schema "
-                    f"(layout {layout:#010x}); run `strato materialize` to rewrite the online values"
-                )
-            values[i] = codec.upgrade(value, writer)
-
-    def _codec_for_layout(self, fv: FeatureView, layout: int) -> ViewCodec | None:
-        """The codec of the earlier version of `fv` sharing its storage whose layout is `layout`."""
-        cached = self._layouts.get((fv.name, fv.table_name))
-        if cached is None or layout not in cached:
-            cached = {}
-            for revision in self.registry.history("feature_view", fv.name):
-                if revision.action == "delete":
-                    continue
-                old = self.get_feature_view(fv.name, version=revision.version)
-                if old.table_name == fv.table_name:
-                    codec = self._codec(old)
-                    cached[codec.layout_id] = codec
-            self._layouts[(fv.name, fv.table_name)] = cached
-        return cached.get(layout)
+        self._reader.refresh()
 
     def get_historical_features(
         self,
@@ -545,7 +355,7 @@ class FeatureStore:
         at that time; `versions` (from an earlier `TrainingSet.versions`) pins each view's
         table version exactly.
         """
-        selections = self._select(features, full_feature_names)
+        selections = self.catalog.select(features, full_feature_names)
         key_fields = {k.name: k for _, fv, _ in selections for k in fv.join_keys}
         spine = frames.conform_spine(entity_df, list(key_fields.values()), timestamp_field)
         if timestamp_field != frames.EVENT_TIMESTAMP:
@@ -602,88 +412,11 @@ class FeatureStore:
 
     # ------------------------------------------------------------------ helpers
 
-    def _current_view(self, view: str | FeatureView) -> FeatureView:
-        name = view.name if isinstance(view, FeatureView) else view
-        if not isinstance(name, str):
-            raise UserError(f"expected a feature view or its name, got {view!r}")
-        return self.get_feature_view(name)
-
-    def _select(
-        self, features: Sequence[str] | FeatureService, full_names: bool
-    ) -> list[tuple[ViewSelection, FeatureView, tuple[str, ...]]]:
-        out = []
-        for selection in parse_refs(features):
-            fv = self.get_feature_view(selection.view, version=selection.version)
-            for feature in selection.features:
-                if feature not in fv.feature_names:
-                    raise NotFoundError(
-                        f"feature view {fv.name!r} (version {fv.version}) has no feature {feature!r}; "
-                        f"it has {list(fv.feature_names)}"
-                    )
-            # A pinned version gets its own prefix, so two versions of one view fit side by side.
-            pinned = f"_v{fv.version}" if selection.version is not None else ""
-            prefix = f"{fv.name}{pinned}__" if full_names else ""
-            out.append((selection, fv, tuple(prefix + f for f in selection.features)))
-        return out
-
-    def _codec(self, fv: FeatureView) -> ViewCodec:
-        key = (fv.name, fv.version)
-        codec = self._codecs.get(key)
-        if codec is None:
-            codec = self._codecs[key] = ViewCodec(fv)
-        return codec
-
     def _next_created_us(self) -> int:
         """Write time, strictly increasing within this process so ties resolve by write order."""
         now = time.time_ns() // 1000
         self._last_created_us = max(now, self._last_created_us + 1)
         return self._last_created_us
-
-
-def _prefetched(reader: pa.RecordBatchReader, depth: int = 2) -> Iterator[pa.RecordBatch]:
-    """The reader's batches, read ahead by a thread while the caller works on the current one.
-
-    The offline engine computes the next batch (without the GIL) while this thread encodes
-    and writes the previous one online. An error in the reader is raised here, in order;
-    leaving the loop early stops the thread.
-    """
-    ready: queue.Queue[tuple[pa.RecordBatch | None, BaseException | None]] = queue.Queue(maxsize=depth)
-    stop = threading.Event()
-
-    def produce() -> None:
-        try:
-            for batch in reader:
-                while not stop.is_set():
-                    try:
-                        ready.put((batch, None), timeout=0.1)
-                        break
-                    except queue.Full:
-                        continue
-                if stop.is_set():
-                    return
-            item: tuple[pa.RecordBatch | None, BaseException | None] = (None, None)
-        except BaseException as exc:  # handed to the consumer, raised there
-            item = (None, exc)
-        while not stop.is_set():
-            try:
-                ready.put(item, timeout=0.1)
-                return
-            except queue.Full:
-                continue
-
-    thread = threading.Thread(target=produce, name="strato-prefetch", daemon=True)
-    thread.start()
-    try:
-        while True:
-            batch, error = ready.get()
-            if error is not None:
-                raise error
-            if batch is None:
-                return
-            yield batch
-    finally:
-        stop.set()
-        thread.join()
 
 
 def _renamed(snapshot: TableSnapshot, name: str) -> TableSnapshot:
@@ -698,19 +431,6 @@ def _history_schema(fv: FeatureView) -> pa.Schema:
         + [pa.field(f.name, f.dtype.to_arrow()) for f in fv.schema]
         + [pa.field(frames.CREATED_TIMESTAMP, TIMESTAMP_ARROW, nullable=False)]
     )
-
-
-def _entity_rows(entity_rows: Any) -> Sequence[Mapping[str, Any]]:
-    if isinstance(entity_rows, Mapping):
-        columns = {k: list(v) for k, v in entity_rows.items()}
-        lengths = {len(v) for v in columns.values()}
-        if len(lengths) > 1:
-            raise UserError(f"entity_rows columns have different lengths: { {k: len(v) for k, v in columns.items()} }")
-        n = lengths.pop() if lengths else 0
-        return [{k: v[i] for k, v in columns.items()} for i in range(n)]
-    if isinstance(entity_rows, Sequence) and not isinstance(entity_rows, (str, bytes)):
-        return entity_rows
-    raise UserError(f"entity_rows must be a list of dicts of join keys, got {type(entity_rows).__name__}")
 
 
 def _utc(moment: datetime) -> datetime:

@@ -1,0 +1,156 @@
+"""`get_online_features`, the hot path: a cached plan per request, one engine read per view,
+values decoded only when the caller converts the response.
+
+A plan (views, codecs, output columns) is built once per feature list and reused; it is
+re-checked against the registry's revision at most every `PLAN_RECHECK_SECONDS`, so a
+long-running server follows another process's `apply`. Values written under an earlier
+compatible schema are upgraded on the way out (design rule 6).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from strato.definitions.feature_service import FeatureService
+from strato.definitions.feature_view import FeatureView
+from strato.errors import BackendFailure, UserError
+from strato.online.base import OnlineStore
+from strato.online.codec import ViewCodec
+from strato.online.response import FeatureGather, OnlineResponse, ViewResult
+from strato.store.catalog import Catalog
+
+PLAN_RECHECK_SECONDS = 1.0
+"""How stale an online lookup's view of the registry may get: another process's `apply`
+is seen by lookups at most this long after it (see `OnlineReader.refresh`)."""
+
+
+@dataclass(frozen=True)
+class _ViewPlan:
+    view: FeatureView
+    codec: ViewCodec
+    gather: FeatureGather
+    output_names: tuple[str, ...]
+    table_name: str
+    key_group: int
+    """Views with equal join keys (names and types) share a group and one key encoding."""
+
+
+@dataclass(frozen=True)
+class _Plan:
+    views: tuple[_ViewPlan, ...]
+    key_names: tuple[str, ...]
+    width: int
+
+
+class OnlineReader:
+    """Online lookups of one store: plans cached per feature list, kept in step with the registry."""
+
+    def __init__(self, catalog: Catalog, online_store: Callable[[], OnlineStore]):
+        self._catalog = catalog
+        self._online_store = online_store
+        self._plans: dict[tuple[tuple[str, ...], bool], _Plan] = {}
+        self._last: tuple[object, bool, object, _Plan] | None = None
+        self._revision = -1  # the registry revision the cached plans were made at
+        self.valid_until = 0.0  # monotonic time of the next check of that revision
+
+    def get(
+        self,
+        features: Sequence[str] | FeatureService,
+        entity_rows: Sequence[Mapping[str, Any]] | Mapping[str, Sequence[Any]],
+        full_feature_names: bool,
+    ) -> OnlineResponse:
+        rows = _entity_rows(entity_rows)
+        if time.monotonic() >= self.valid_until:
+            self._check_revision()
+        plan = self._plan_for(features, full_feature_names)
+        now_us = time.time_ns() // 1000
+        store = self._online_store()
+        parts = []
+        keys_by_group: dict[int, list[bytes]] = {}
+        for vp in plan.views:
+            # Views sharing join keys (the usual case) share one encoding of the entity rows.
+            keys = keys_by_group.get(vp.key_group)
+            if keys is None:
+                keys = keys_by_group[vp.key_group] = vp.codec.keys.encode_rows(rows)
+            values = store.read(vp.table_name, keys)
+            stale = vp.codec.stale(values)
+            if stale:
+                self._upgrade(vp, values, stale)
+            parts.append(ViewResult(vp.gather, vp.output_names, values, vp.view.ttl, now_us))
+        return OnlineResponse(rows, plan.key_names, parts, plan.width)
+
+    def refresh(self) -> None:
+        """Forget cached plans and layouts; the next lookups follow the registry as it is now."""
+        self._plans.clear()
+        self._last = None
+        self._catalog.forget_layouts()
+        self._revision = self._catalog.registry.revision()
+        self.valid_until = time.monotonic() + PLAN_RECHECK_SECONDS
+
+    def _check_revision(self) -> None:
+        if self._catalog.registry.revision() != self._revision:
+            self.refresh()
+        else:
+            self.valid_until = time.monotonic() + PLAN_RECHECK_SECONDS
+
+    def _plan_for(self, features: Sequence[str] | FeatureService, full_names: bool) -> _Plan:
+        last = self._last
+        # A scoring loop asks for the same feature list object every time: recognising it
+        # (and checking it wasn't edited in place) skips hashing 100+ references per call.
+        if last is not None and last[0] is features and last[1] == full_names and last[2] == features:
+            return last[3]
+        refs = tuple(features.feature_refs) if isinstance(features, FeatureService) else tuple(features)
+        plan = self._plans.get((refs, full_names))
+        if plan is None:
+            plan = self._plans[(refs, full_names)] = self._build(features, full_names)
+        snapshot = features if isinstance(features, (FeatureService, tuple)) else list(features)
+        self._last = (features, full_names, snapshot, plan)
+        return plan
+
+    def _build(self, features: Sequence[str] | FeatureService, full_names: bool) -> _Plan:
+        views = []
+        key_names: dict[str, None] = {}
+        key_groups: dict[tuple[tuple[str, str], ...], int] = {}
+        for selection, fv, names in self._catalog.select(features, full_names):
+            if not fv.online:
+                raise UserError(f"feature view {fv.name!r} is offline only (online=False)")
+            codec = self._catalog.codec(fv)
+            group = key_groups.setdefault(tuple((k.name, str(k.dtype)) for k in fv.join_keys), len(key_groups))
+            gather = FeatureGather(codec, selection.features)
+            views.append(_ViewPlan(fv, codec, gather, names, fv.table_name, group))
+            key_names.update(dict.fromkeys(fv.join_key_names))
+        return _Plan(tuple(views), tuple(key_names), sum(len(v.output_names) for v in views))
+
+    def _upgrade(self, vp: _ViewPlan, values: list[bytes | None], stale: list[int]) -> None:
+        """Re-encode, in place, values written before a compatible change of the view (rule 6).
+
+        They stay as they are in the online store until the next write or materialization
+        of their key replaces them; reading them costs one decode per stale value.
+        """
+        for i in stale:
+            value = values[i]
+            assert value is not None
+            layout = vp.codec.layout_of(value)
+            writer = self._catalog.codec_for_layout(vp.view, layout)
+            if writer is None:
+                raise BackendFailure(
+                    f"feature view {vp.view.name!r}: an online value was written under an unknown schema "
+                    f"(layout {layout:#010x}); run `strato materialize` to rewrite the online values"
+                )
+            values[i] = vp.codec.upgrade(value, writer)
+
+
+def _entity_rows(entity_rows: Any) -> Sequence[Mapping[str, Any]]:
+    if isinstance(entity_rows, Mapping):
+        columns = {k: list(v) for k, v in entity_rows.items()}
+        lengths = {len(v) for v in columns.values()}
+        if len(lengths) > 1:
+            raise UserError(f"entity_rows columns have different lengths: { {k: len(v) for k, v in columns.items()} }")
+        n = lengths.pop() if lengths else 0
+        return [{k: v[i] for k, v in columns.items()} for i in range(n)]
+    if isinstance(entity_rows, Sequence) and not isinstance(entity_rows, (str, bytes)):
+        return entity_rows
+    raise UserError(f"entity_rows must be a list of dicts of join keys, got {type(entity_rows).__name__}")

@@ -1,0 +1,60 @@
+"""What the store's verbs return: plain, frozen results a caller can keep."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import TYPE_CHECKING, Literal
+
+import pyarrow as pa
+
+from strato.types import TableVersion
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+WriteTarget = Literal["online", "offline", "online_and_offline"]
+
+
+@dataclass(frozen=True)
+class WriteResult:
+    """What one `write` stored."""
+
+    view: str
+    rows: int
+    table_version: TableVersion | None
+    online_rows: int
+
+
+@dataclass(frozen=True)
+class MaterializeResult:
+    """Rows loaded into the online store per view, and the time window they came from.
+
+    For `materialize_incremental`, `start` is the earliest view's watermark (None when some
+    view had never been materialized, so it started from the beginning of history).
+    """
+
+    rows: dict[str, int]
+    start: datetime | None
+    end: datetime
+    seconds: float
+
+
+@dataclass(frozen=True)
+class TrainingSet:
+    """A point-in-time-correct training set and the table versions it was read from.
+
+    Passing `versions` back to `get_historical_features(..., versions=ts.versions)`
+    rebuilds the same rows bit for bit (design rule 5). Keys name each view's storage,
+    ``view@vN`` with N the view version that created it, so they survive compatible changes.
+    """
+
+    table: pa.Table
+    versions: dict[str, TableVersion | None]
+    feature_names: tuple[str, ...]
+
+    def to_arrow(self) -> pa.Table:
+        return self.table
+
+    def to_df(self) -> pd.DataFrame:
+        return self.table.to_pandas()  # type: ignore[no-any-return]
