@@ -69,6 +69,7 @@ class FeatureStore:
         self.catalog = Catalog(self.registry)
         self._reader = OnlineReader(self.catalog, lambda: self.online_store)
         self._last_created_us = 0
+        self._closed = False
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -79,6 +80,7 @@ class FeatureStore:
     @property
     def online_store(self) -> OnlineStore:
         if self._online is None:
+            self._check_open()
             cls: type[OnlineStore] = plugins.load("online", self.config.online_type)
             self._online = cls.open(self.config.online_options, project=self.project)  # type: ignore[arg-type]
         return self._online
@@ -86,15 +88,24 @@ class FeatureStore:
     @property
     def offline_engine(self) -> OfflineEngine:
         if self._offline is None:
+            self._check_open()
             cls: type[OfflineEngine] = plugins.load("offline", self.config.offline_engine)
             self._offline = cls.open(self.config.offline_options)  # type: ignore[arg-type]
         return self._offline
 
     def close(self) -> None:
+        """Release the registry, online store and offline engine; the store is unusable afterwards."""
+        if self._closed:
+            return
+        self._closed = True
         for resource in (self._online, self._offline, self.registry):
             if resource is not None:
                 resource.close()
         self._online = self._offline = None
+
+    def _check_open(self) -> None:
+        if self._closed:
+            raise UserError(f"this FeatureStore (project {self.project!r}) is closed; open a new one")
 
     def __enter__(self) -> FeatureStore:
         return self
