@@ -103,6 +103,7 @@ def test_the_repo_reads_back_through_every_command(repo: Path) -> None:
     assert re.search(r"user_stats\s*│\s*1\s*│\s*user\s*│\s*3\s*│\s*7d\s*│", ls.out), ls.out
     for text in ("feature view", "user_stats", "tx_count_7d", "amount_mean_7d", "home_country", "ttl: 7d"):
         assert text in describe.out
+    assert "history: 3 rows in 2 commit(s), table version 1" in describe.out, describe.out
     assert re.search(r"│\s*1\s*│\s*add", history.out), history.out
     assert re.search(r"│\s*3\s*│\s*14\s*│", sql.out), sql.out
     for text in ("demo", "lmdb", "duckdb", "strato.yaml"):

@@ -214,9 +214,29 @@ def describe(
     version: Annotated[int | None, typer.Option(help="A past version (default: current).")] = None,
     repo: RepoOption = None,
 ) -> None:
-    """Show one entity, feature view or feature service in detail."""
+    """Show one entity, feature view or feature service in detail (views: with their data)."""
     with _open(repo) as store:
-        render.describe(store.registry.get(_kind(kind), name, version=version))
+        obj = store.registry.get(_kind(kind), name, version=version)
+        render.describe(obj)
+        if _kind(kind) == "feature_view":
+            _describe_data(store, obj)
+
+
+def _describe_data(store: FeatureStore, fv: Any) -> None:
+    """Where the view's data stands: history commits and rows, and how far online is materialized."""
+    commits = store.delta.history(fv.table_name)
+    if commits:
+        rows = sum(c["rows_added"] or 0 for c in commits)
+        last = commits[-1]
+        history = (
+            f"{rows:,} rows in {len(commits)} commit(s), table version {last['version']}\n"
+            f"  last write: {last['timestamp']:%Y-%m-%d %H:%M:%S} UTC"
+        )
+    else:
+        history = "no rows yet"
+    watermark = store.registry.get_watermark(fv.name)
+    online = f"materialized until {watermark:%Y-%m-%d %H:%M:%S} UTC" if watermark else "never materialized"
+    render.console.print(f"  history: {history}\n  online: {online}")
 
 
 @app.command()
