@@ -85,6 +85,7 @@ class DType:
 
     @property
     def is_scalar(self) -> bool:
+        """True for a single value (not a list, map or vector)."""
         return self.kind in SCALAR_KINDS
 
     @property
@@ -93,6 +94,7 @@ class DType:
         return self.kind not in (Kind.STRING, Kind.BYTES, Kind.LIST, Kind.MAP)
 
     def to_arrow(self) -> pa.DataType:
+        """The Arrow type this type is stored and exchanged as."""
         if self.kind is Kind.LIST:
             assert self.item is not None
             return pa.list_(self.item.to_arrow())

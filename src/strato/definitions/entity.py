@@ -72,9 +72,11 @@ class Entity:
 
     @property
     def join_key_names(self) -> tuple[str, ...]:
+        """The join keys' names, in order."""
         return tuple(k.name for k in self.join_keys)
 
     def to_spec(self) -> dict[str, Any]:
+        """Plain data for the registry (JSON-serializable); the inverse of the registry's decoding."""
         return {
             "name": self.name,
             "join_keys": [k.to_spec() for k in self.join_keys],

@@ -74,9 +74,11 @@ class FeatureService:
 
     @property
     def feature_refs(self) -> tuple[str, ...]:
+        """Every feature as a ``view:feature`` reference, in order."""
         return tuple(f"{view}:{name}" for view, names in self.features for name in names)
 
     def to_spec(self) -> dict[str, Any]:
+        """Plain data for the registry (JSON-serializable)."""
         return {
             "name": self.name,
             "features": [{"view": view, "features": list(names)} for view, names in self.features],

@@ -30,6 +30,7 @@ class FileSource:
             raise DefinitionError(f"FileSource {self.path!r}: format must be parquet, csv or delta")
 
     def to_spec(self) -> dict[str, Any]:
+        """Plain data for the registry (JSON-serializable)."""
         return {"type": "file", "path": self.path, "format": self.format}
 
 
@@ -152,6 +153,7 @@ class FeatureView:
 
     @property
     def join_keys(self) -> tuple[Field, ...]:
+        """The join keys of all the view's entities, in order."""
         seen: dict[str, Field] = {}
         for entity in self.entities:
             for key in entity.join_keys:
@@ -160,13 +162,16 @@ class FeatureView:
 
     @property
     def join_key_names(self) -> tuple[str, ...]:
+        """The join keys' names, in order."""
         return tuple(k.name for k in self.join_keys)
 
     @property
     def feature_names(self) -> tuple[str, ...]:
+        """The features' names, in schema order."""
         return tuple(f.name for f in self.schema)
 
     def feature(self, name: str) -> Field:
+        """One feature's `Field`; a `DefinitionError` if the view has no feature of that name."""
         for f in self.schema:
             if f.name == name:
                 return f
@@ -178,6 +183,7 @@ class FeatureView:
         return f"{self.name}__v{self.data_version or 1}"
 
     def with_versions(self, version: int, data_version: int) -> FeatureView:
+        """A copy stamped with registry versions (what `apply` stores)."""
         return dataclasses.replace(self, version=version, data_version=data_version)
 
     def to_spec(self) -> dict[str, Any]:

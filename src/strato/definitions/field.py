@@ -37,6 +37,7 @@ class Field:
         return hash((self.name, self.dtype))
 
     def to_spec(self) -> dict[str, Any]:
+        """Plain data for the registry (JSON-serializable)."""
         spec: dict[str, Any] = {"name": self.name, "dtype": str(self.dtype)}
         if self.description:
             spec["description"] = self.description

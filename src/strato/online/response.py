@@ -200,6 +200,7 @@ class OnlineResponse:
 
     @property
     def feature_names(self) -> list[str]:
+        """The output column of every requested feature, in request order."""
         return [name for part in self._parts for name in part.output_names]
 
     def to_numpy(self) -> npt.NDArray[np.float64]:

@@ -75,10 +75,12 @@ class FeatureStore:
 
     @property
     def project(self) -> str:
+        """The project this store reads and writes (from `strato.yaml`)."""
         return self.config.project
 
     @property
     def online_store(self) -> OnlineStore:
+        """The configured online backend, opened on first use."""
         if self._online is None:
             self._check_open()
             cls: type[OnlineStore] = plugins.load("online", self.config.online_type)
@@ -87,6 +89,7 @@ class FeatureStore:
 
     @property
     def offline_engine(self) -> OfflineEngine:
+        """The configured offline query engine, opened on first use."""
         if self._offline is None:
             self._check_open()
             cls: type[OfflineEngine] = plugins.load("offline", self.config.offline_engine)
@@ -148,24 +151,31 @@ class FeatureStore:
         return plan
 
     def list_entities(self) -> list[Entity]:
+        """Every registered entity, by name."""
         return [e for e in self.registry.list("entity") if isinstance(e, Entity)]
 
     def list_feature_views(self) -> list[FeatureView]:
+        """The current version of every registered feature view, by name."""
         return [v for v in self.registry.list("feature_view") if isinstance(v, FeatureView)]
 
     def list_feature_services(self) -> list[FeatureService]:
+        """The current version of every registered feature service, by name."""
         return [s for s in self.registry.list("feature_service") if isinstance(s, FeatureService)]
 
     def get_entity(self, name: str) -> Entity:
+        """One entity; `NotFoundError` (with close names suggested) if there is none."""
         return self.catalog.entity(name)
 
     def get_feature_view(self, name: str, *, version: int | None = None) -> FeatureView:
+        """A feature view: its current version, or `version`."""
         return self.catalog.view(name, version=version)
 
     def get_feature_service(self, name: str, *, version: int | None = None) -> FeatureService:
+        """A feature service: its current version, or `version`."""
         return self.catalog.service(name, version=version)
 
     def history(self, kind: ObjectKind, name: str) -> list[Revision]:
+        """Every version of one object, oldest first: when, by whom, what changed."""
         return self.registry.history(kind, name)
 
     # ------------------------------------------------------------------ writes

@@ -54,7 +54,9 @@ class TrainingSet:
     feature_names: tuple[str, ...]
 
     def to_arrow(self) -> pa.Table:
+        """The training set as a pyarrow Table (no copy)."""
         return self.table
 
     def to_df(self) -> pd.DataFrame:
+        """The training set as a pandas DataFrame."""
         return self.table.to_pandas()  # type: ignore[no-any-return]
