@@ -49,3 +49,23 @@ def test_type_constants_are_documented_by_their_class(name: str) -> None:
 def test_version_is_a_version_string() -> None:
     assert isinstance(strato.__version__, str)
     assert strato.__version__.count(".") >= 2
+
+
+def _public_members() -> list[str]:
+    members = []
+    for name in PUBLIC:
+        obj = getattr(strato, name)
+        if not inspect.isclass(obj):
+            continue
+        for member, value in vars(obj).items():
+            if not member.startswith("_") and (inspect.isfunction(value) or isinstance(value, (property, classmethod))):
+                members.append(f"{name}.{member}")
+    return members
+
+
+@pytest.mark.parametrize("path", _public_members())
+def test_public_methods_and_properties_have_docstrings(path: str) -> None:
+    cls_name, member = path.split(".")
+    value = vars(getattr(strato, cls_name))[member]
+    target = value.fget if isinstance(value, property) else value.__func__ if isinstance(value, classmethod) else value
+    assert (target.__doc__ or "").strip(), f"strato.{path} has no docstring"

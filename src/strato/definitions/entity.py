@@ -87,6 +87,7 @@ class Entity:
 
     @classmethod
     def from_spec(cls, spec: dict[str, Any]) -> Entity:
+        """Rebuild the object from `to_spec` data; the registry's decoder, validated like a new one."""
         return cls(
             spec["name"],
             [Field.from_spec(k) for k in spec["join_keys"]],

@@ -89,6 +89,7 @@ class FeatureService:
 
     @classmethod
     def from_spec(cls, spec: dict[str, Any], *, version: int | None = None) -> FeatureService:
+        """Rebuild the object from `to_spec` data; the registry's decoder, validated like a new one."""
         refs = [f"{item['view']}:{name}" for item in spec["features"] for name in item["features"]]
         return cls(
             spec["name"],

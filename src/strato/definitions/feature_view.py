@@ -211,6 +211,7 @@ class FeatureView:
         version: int | None = None,
         data_version: int | None = None,
     ) -> FeatureView:
+        """Rebuild the object from `to_spec` data; the registry's decoder, validated like a new one."""
         missing = [e for e in spec["entities"] if e not in entities]
         if missing:
             raise DefinitionError(f"feature view {spec['name']!r} refers to unknown entities {missing}")

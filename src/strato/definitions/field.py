@@ -47,4 +47,5 @@ class Field:
 
     @classmethod
     def from_spec(cls, spec: dict[str, Any]) -> Field:
+        """Rebuild the object from `to_spec` data; the registry's decoder, validated like a new one."""
         return cls(spec["name"], spec["dtype"], spec.get("description", ""), spec.get("tags"))
