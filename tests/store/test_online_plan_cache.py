@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-import strato.store.online_reads
+import strato.store.catalog
 from strato import FeatureStore, FeatureView, Field, Float64, Int64, String
 
 from .helpers import USER, stats_view
@@ -55,7 +55,7 @@ def test_another_processs_apply_reaches_a_long_lived_reader(
 ) -> None:
     """A server keeps plans cached; a breaking change applied elsewhere (as a new version with
     fresh storage) is picked up at the next registry re-check, or at once with `refresh()`."""
-    monkeypatch.setattr(strato.store.online_reads, "PLAN_RECHECK_SECONDS", 3600.0)  # no re-check during the test
+    monkeypatch.setattr(strato.store.catalog, "RECHECK_SECONDS", 3600.0)  # no re-check during the test
     store.apply([USER, stats_view()])
     store.write("stats", [{"user_id": 1, "event_timestamp": NOW, "x": 1, "tag": "old", "score": 1.0}])
     refs = ["stats:tag"]
@@ -79,5 +79,20 @@ def test_lookups_recheck_the_registry_by_themselves(store: FeatureStore, repo: P
     with FeatureStore(repo) as admin:
         admin.apply([USER, retyped], new_version=["stats"])
         admin.write("stats", [{"user_id": 1, "event_timestamp": NOW, "x": "one", "tag": "new"}])
-    store._reader.valid_until = 0.0  # as if PLAN_RECHECK_SECONDS had passed
+    store.catalog.valid_until = 0.0  # as if RECHECK_SECONDS had passed
     assert store.get_online_features(refs, [{"user_id": 1}]).to_dict()["tag"] == ["new"]
+
+
+def test_a_long_lived_writer_follows_another_processs_apply(store: FeatureStore, repo: Path) -> None:
+    """Writes use the cached current view too: after the re-check, they go to the new version."""
+    store.apply([USER, stats_view()])
+    row = {"user_id": 1, "event_timestamp": NOW, "x": 1, "tag": "a", "score": 1.0}
+    assert store.write("stats", [row]).table_version == 0
+    retyped = FeatureView("stats", entities=[USER], schema=[Field("x", String), Field("tag", String)])
+    with FeatureStore(repo) as admin:
+        admin.apply([USER, retyped], new_version=["stats"])
+    store.catalog.valid_until = 0.0  # as if RECHECK_SECONDS had passed
+    result = store.write("stats", [{"user_id": 1, "event_timestamp": NOW, "x": "one", "tag": "b"}])
+    assert result.table_version == 0  # the first commit of the new version's own table
+    assert store.get_feature_view("stats").table_name == "stats__v2"
+    assert store.get_online_features(["stats:x"], [{"user_id": 1}]).to_dict()["x"] == ["one"]

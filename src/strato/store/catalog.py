@@ -1,9 +1,15 @@
 """The registry as the store's verbs need it: views by name, feature references resolved
 to views, and one cached `ViewCodec` per view version (including the earlier versions whose
-layouts may still sit in the online store after a compatible change)."""
+layouts may still sit in the online store after a compatible change).
+
+Current view definitions are cached too, so a write or a lookup does not query the registry:
+the cache is checked against the registry's revision at most every `RECHECK_SECONDS`, which
+bounds how long another process's `apply` takes to reach a long-lived store.
+"""
 
 from __future__ import annotations
 
+import time
 from collections.abc import Sequence
 
 from strato.definitions.entity import Entity
@@ -13,6 +19,10 @@ from strato.errors import NotFoundError, UserError
 from strato.online.codec import ViewCodec
 from strato.refs import ViewSelection, parse_refs
 from strato.registry.base import RegistryStore
+
+RECHECK_SECONDS = 1.0
+"""How stale a store's view of the registry may get: another process's `apply` is seen at
+most this long after it (`FeatureStore.refresh` makes it immediate)."""
 
 Selection = tuple[ViewSelection, FeatureView, tuple[str, ...]]
 """A feature request for one view: what was asked, the view version, the output column names."""
@@ -25,6 +35,31 @@ class Catalog:
         self.registry = registry
         self._codecs: dict[tuple[str, int | None], ViewCodec] = {}
         self._layouts: dict[tuple[str, str], dict[int, ViewCodec]] = {}
+        self._views: dict[str, FeatureView] = {}
+        self._revision = -1  # the registry revision the caches were filled at
+        self.valid_until = 0.0  # monotonic time of the next check of that revision
+        self.generation = 0
+        """Grows whenever cached definitions are dropped; callers caching more compare it."""
+
+    def fresh(self) -> int:
+        """Re-check the registry's revision if it is time to; the current `generation`."""
+        if time.monotonic() >= self.valid_until:
+            revision = self.registry.revision()
+            if revision != self._revision:
+                self._forget(revision)
+            self.valid_until = time.monotonic() + RECHECK_SECONDS
+        return self.generation
+
+    def invalidate(self) -> None:
+        """Drop every cached definition now (after an `apply`, or on `FeatureStore.refresh`)."""
+        self._forget(self.registry.revision())
+        self.valid_until = time.monotonic() + RECHECK_SECONDS
+
+    def _forget(self, revision: int) -> None:
+        self._views.clear()
+        self._layouts.clear()
+        self._revision = revision
+        self.generation += 1
 
     def entity(self, name: str) -> Entity:
         obj = self.registry.get("entity", name)
@@ -32,8 +67,16 @@ class Catalog:
         return obj
 
     def view(self, name: str, *, version: int | None = None) -> FeatureView:
+        """A view's current version (cached, see the module doc), or a past `version`."""
+        if version is None:
+            self.fresh()
+            cached = self._views.get(name)
+            if cached is not None:
+                return cached
         obj = self.registry.get("feature_view", name, version=version)
         assert isinstance(obj, FeatureView)
+        if version is None:
+            self._views[name] = obj
         return obj
 
     def service(self, name: str, *, version: int | None = None) -> FeatureService:
@@ -87,7 +130,3 @@ class Catalog:
                     cached[codec.layout_id] = codec
             self._layouts[(fv.name, fv.table_name)] = cached
         return cached.get(layout)
-
-    def forget_layouts(self) -> None:
-        """Drop what `codec_for_layout` learned: the registry has changed."""
-        self._layouts.clear()

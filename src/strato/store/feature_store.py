@@ -352,13 +352,13 @@ class FeatureStore:
         return self._reader.get(features, entity_rows, full_feature_names)
 
     def refresh(self) -> None:
-        """Forget cached request plans, so the next reads follow the registry.
+        """Forget cached definitions and request plans, so the next calls follow the registry.
 
-        Online lookups re-check the registry by themselves at most once a second
-        (`strato.store.online_reads.PLAN_RECHECK_SECONDS`): an `apply` from another process
-        reaches a long-running server within that time. Call this to make it immediate.
+        A store re-checks the registry by itself at most once a second
+        (`strato.store.catalog.RECHECK_SECONDS`): an `apply` from another process reaches a
+        long-running server or writer within that time. Call this to make it immediate.
         """
-        self._reader.refresh()
+        self.catalog.invalidate()
 
     def get_historical_features(
         self,

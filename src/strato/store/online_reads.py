@@ -1,9 +1,9 @@
 """`get_online_features`, the hot path: a cached plan per request, one engine read per view,
 values decoded only when the caller converts the response.
 
-A plan (views, codecs, output columns) is built once per feature list and reused; it is
-re-checked against the registry's revision at most every `PLAN_RECHECK_SECONDS`, so a
-long-running server follows another process's `apply`. Values written under an earlier
+A plan (views, codecs, output columns) is built once per feature list and reused until the
+catalog's definitions change (`Catalog.generation`), so a long-running server follows another
+process's `apply` within `catalog.RECHECK_SECONDS`. Values written under an earlier
 compatible schema are upgraded on the way out (design rule 6).
 """
 
@@ -21,10 +21,6 @@ from strato.online.base import OnlineStore
 from strato.online.codec import ViewCodec
 from strato.online.response import FeatureGather, OnlineResponse, ViewResult
 from strato.store.catalog import Catalog
-
-PLAN_RECHECK_SECONDS = 1.0
-"""How stale an online lookup's view of the registry may get: another process's `apply`
-is seen by lookups at most this long after it (see `OnlineReader.refresh`)."""
 
 
 @dataclass(frozen=True)
@@ -53,8 +49,7 @@ class OnlineReader:
         self._online_store = online_store
         self._plans: dict[tuple[tuple[str, ...], bool], _Plan] = {}
         self._last: tuple[object, bool, object, _Plan] | None = None
-        self._revision = -1  # the registry revision the cached plans were made at
-        self.valid_until = 0.0  # monotonic time of the next check of that revision
+        self._generation = -1  # the catalog generation the cached plans were made at
 
     def get(
         self,
@@ -63,8 +58,8 @@ class OnlineReader:
         full_feature_names: bool,
     ) -> OnlineResponse:
         rows = _entity_rows(entity_rows)
-        if time.monotonic() >= self.valid_until:
-            self._check_revision()
+        if self._catalog.fresh() != self._generation:
+            self._drop_plans()
         plan = self._plan_for(features, full_feature_names)
         now_us = time.time_ns() // 1000
         store = self._online_store()
@@ -82,19 +77,10 @@ class OnlineReader:
             parts.append(ViewResult(vp.gather, vp.output_names, values, vp.view.ttl, now_us))
         return OnlineResponse(rows, plan.key_names, parts, plan.width)
 
-    def refresh(self) -> None:
-        """Forget cached plans and layouts; the next lookups follow the registry as it is now."""
+    def _drop_plans(self) -> None:
         self._plans.clear()
         self._last = None
-        self._catalog.forget_layouts()
-        self._revision = self._catalog.registry.revision()
-        self.valid_until = time.monotonic() + PLAN_RECHECK_SECONDS
-
-    def _check_revision(self) -> None:
-        if self._catalog.registry.revision() != self._revision:
-            self.refresh()
-        else:
-            self.valid_until = time.monotonic() + PLAN_RECHECK_SECONDS
+        self._generation = self._catalog.generation
 
     def _plan_for(self, features: Sequence[str] | FeatureService, full_names: bool) -> _Plan:
         last = self._last
