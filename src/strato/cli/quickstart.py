@@ -160,7 +160,8 @@ def run_quickstart(path: Path, *, users: int = 20_000, seed: int = 7) -> None:
         f"  strato ls views -r {path}\n"
         f"  strato describe view user_spending -r {path}\n"
         f"  strato get -r {path} --service fraud_model_v1 -e user_id=1,merchant_id=1\n"
-        f'  strato sql -r {path} "select count(*), avg(fraud_rate_7d) from merchant_risk"'
+        f'  strato sql -r {path} "select count(*), avg(fraud_rate_7d) from merchant_risk"',
+        soft_wrap=True,  # commands to copy: never broken across lines
     )
 
 
