@@ -266,7 +266,7 @@ def _first_null(column: pa.ChunkedArray) -> int:
     return int(np.flatnonzero(column.is_null().to_numpy())[0])
 
 
-def conform(view: FeatureView, data: Any, *, require_features: bool = True) -> pa.Table:
+def conform(view: FeatureView, data: Any) -> pa.Table:
     """Validate a batch for `view` and return it as: join keys, event_timestamp, features.
 
     Within the batch, rows with the same (keys, event time) keep only the last one: it is
@@ -289,7 +289,7 @@ def conform(view: FeatureView, data: Any, *, require_features: bool = True) -> p
     if ts_name not in names:
         raise SchemaError(f"{where}: missing event time column {ts_name!r}")
     missing_features = [f for f in view.feature_names if f not in names]
-    if missing_features and require_features:
+    if missing_features:
         raise SchemaError(f"{where}: missing feature columns {missing_features}")
 
     columns: dict[str, pa.ChunkedArray] = {}
@@ -303,12 +303,7 @@ def conform(view: FeatureView, data: Any, *, require_features: bool = True) -> p
         raise SchemaError(f"{where}, column {ts_name!r}, row {_first_null(ts)}: event time is null")
     columns[EVENT_TIMESTAMP] = ts
     for feature in view.schema:
-        if feature.name in names:
-            columns[feature.name] = _cast_column(
-                table.column(feature.name), feature, f"{where}, column {feature.name!r}"
-            )
-        else:
-            columns[feature.name] = pa.chunked_array([pa.nulls(table.num_rows, feature.dtype.to_arrow())])
+        columns[feature.name] = _cast_column(table.column(feature.name), feature, f"{where}, column {feature.name!r}")
     out = pa.table(columns)
     return _keep_last_per_identity(out, [*view.join_key_names, EVENT_TIMESTAMP])
 

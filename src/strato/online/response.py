@@ -18,7 +18,7 @@ import pyarrow as pa
 
 from strato.errors import UserError
 from strato.online.codec import NULLS, DecodedRows, ViewCodec
-from strato.online.expiry import statuses
+from strato.online.expiry import expired_before_us, statuses
 from strato.types import Kind, ReadStatus
 
 if TYPE_CHECKING:
@@ -26,6 +26,7 @@ if TYPE_CHECKING:
 
 _NUMERIC = {Kind.INT32, Kind.INT64, Kind.FLOAT32, Kind.FLOAT64, Kind.BOOL, Kind.TIMESTAMP}
 _PRESENT: Final = int(ReadStatus.PRESENT)
+_NATIVE_FLOAT64: Final = np.dtype(np.float64)
 _EVENT_TS: Final = struct.Struct("<q")
 _ROW_BY_ROW_MAX: Final = 32
 """Up to this many entities, `to_numpy` copies row by row from the raw values (measured crossover)."""
@@ -47,8 +48,9 @@ class FeatureGather:
         self.numeric = all(codec.fields[f].dtype.kind in _NUMERIC for f in features)
         nulls_start: int = codec.record_dtype.fields[NULLS][1]  # type: ignore[index]
         self._nulls_slice = (nulls_start, nulls_start + codec.null_bytes, bytes(codec.null_bytes))
-        self.runs: list[tuple[int, int, int, np.dtype[Any], int]] = []  # (out_col, count, offset, dtype, width)
-        self._row_runs: list[tuple[int, int, int, np.dtype[Any], bool]] = []  # (…, copy as bytes?)
+        # (out_col, count, offset, dtype, width, as_bytes): as_bytes when the run is already
+        # float64, the output's format, so the row path copies its bytes unconverted.
+        self.runs: list[tuple[int, int, int, np.dtype[Any], int, bool]] = []
         if not self.numeric:
             return
         fields = codec.record_dtype.fields
@@ -57,15 +59,13 @@ class FeatureGather:
         for name in features:
             dtype, offset = fields[name][0], fields[name][1]
             if self.runs:
-                start, count, first, run_dtype, width = self.runs[-1]
+                start, count, first, run_dtype, width, as_bytes = self.runs[-1]
                 if dtype == run_dtype and offset == first + count * width:
-                    self.runs[-1] = (start, count + 1, first, run_dtype, width)
+                    self.runs[-1] = (start, count + 1, first, run_dtype, width, as_bytes)
                     col += 1
                     continue
-            self.runs.append((col, 1, offset, dtype, dtype.itemsize))
+            self.runs.append((col, 1, offset, dtype, dtype.itemsize, dtype == _NATIVE_FLOAT64))
             col += 1
-        native_float64 = np.dtype(np.float64)
-        self._row_runs = [(c, n, off, dt, dt == native_float64) for c, n, off, dt, _ in self.runs]
 
     def to_numpy(
         self, decoded: DecodedRows, present: npt.NDArray[np.bool_], out: npt.NDArray[np.float64], first_col: int
@@ -76,7 +76,7 @@ class FeatureGather:
         if n == 0:
             return
         itemsize = records.dtype.itemsize
-        for col, count, offset, dtype, width in self.runs:
+        for col, count, offset, dtype, width, _ in self.runs:
             view: npt.NDArray[Any] = np.ndarray(
                 (n, count), dtype=dtype, buffer=records, offset=offset, strides=(itemsize, width)
             )
@@ -115,7 +115,7 @@ class FeatureGather:
                 out[i, first_col:last_col] = np.nan
                 continue
             base = i * row_bytes + first_col * 8
-            for col, count, offset, dtype, as_bytes in self._row_runs:
+            for col, count, offset, dtype, _, as_bytes in self.runs:
                 if as_bytes:
                     at = base + col * 8
                     out_bytes[at : at + count * 8] = value[offset : offset + count * 8]
@@ -169,9 +169,7 @@ class ViewResult:
     @property
     def expired_before_us(self) -> int | None:
         """Event times below this are expired (None: the view has no ttl)."""
-        if self.ttl is None:
-            return None
-        return self.now_us - self.ttl // timedelta(microseconds=1)
+        return expired_before_us(self.ttl, self.now_us)
 
 
 class OnlineResponse:

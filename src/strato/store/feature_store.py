@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import dataclasses
 import getpass
 import time
 from collections.abc import Iterable, Mapping, Sequence
 from concurrent.futures import Future
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +25,7 @@ from strato.offline.base import OfflineEngine, TableSnapshot
 from strato.offline.delta import DeltaTables
 from strato.offline.pit import PitRequest
 from strato.online.base import OnlineStore
+from strato.online.expiry import expired_before_us
 from strato.online.response import OnlineResponse
 from strato.progress import row_progress
 from strato.registry.base import RegistryStore, Revision
@@ -330,8 +332,8 @@ class FeatureStore:
         now_us = time.time_ns() // 1000
         pruned: dict[str, int] = {}
         for fv in chosen:
-            if fv.online and fv.ttl is not None:
-                cut = now_us - fv.ttl // timedelta(microseconds=1)
+            cut = expired_before_us(fv.ttl, now_us)
+            if fv.online and cut is not None:
                 pruned[fv.name] = self.online_store.prune(fv.table_name, cut)
         return pruned
 
@@ -428,7 +430,7 @@ class FeatureStore:
             snapshot = self.delta.snapshot(fv.table_name, as_of=as_of)
             if snapshot is None:  # no data yet: an empty table, so queries still bind
                 snapshot = TableSnapshot(fv.name, "", -1, (), _history_schema(fv))
-            tables.append(_renamed(snapshot, fv.name))
+            tables.append(dataclasses.replace(snapshot, name=fv.name))  # SQL sees the view's name
         return self.offline_engine.sql(query, tables)
 
     # ------------------------------------------------------------------ helpers
@@ -438,10 +440,6 @@ class FeatureStore:
         now = time.time_ns() // 1000
         self._last_created_us = max(now, self._last_created_us + 1)
         return self._last_created_us
-
-
-def _renamed(snapshot: TableSnapshot, name: str) -> TableSnapshot:
-    return TableSnapshot(name, snapshot.path, snapshot.version, snapshot.files, snapshot.schema)
 
 
 def _history_schema(fv: FeatureView) -> pa.Schema:
