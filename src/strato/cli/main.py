@@ -12,7 +12,7 @@ import sys
 import time
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any, Literal
+from typing import TYPE_CHECKING, Annotated, Any, Literal, NoReturn
 
 import typer
 from rich.markup import escape
@@ -59,6 +59,7 @@ RepoOption = Annotated[
 
 class _State:
     debug = False
+    interrupt: KeyboardInterrupt | None = None
 
 
 def _kind(text: str) -> ObjectKind:
@@ -503,8 +504,21 @@ class _Terminated(KeyboardInterrupt):
     """SIGTERM, raised like Ctrl-C so that work in flight reports what it left behind."""
 
 
-def _terminate(signum: int, frame: object) -> None:
-    raise _Terminated
+def _interrupt(signum: int, frame: object) -> None:
+    """Raise Ctrl-C (or SIGTERM) as usual, keeping the exception: typer swallows it, but the
+    notes that interrupted work adds to it (what it left behind) must still be printed."""
+    exc = _Terminated() if signum == signal.SIGTERM else KeyboardInterrupt()
+    _State.interrupt = exc
+    raise exc
+
+
+def _interrupted(exc: KeyboardInterrupt) -> NoReturn:
+    """Ctrl-C (exit 130) or SIGTERM (exit 143): one line, after what the work left behind."""
+    _State.interrupt = None  # reported once, here
+    _print_notes(exc)
+    terminated = isinstance(exc, _Terminated)
+    render.err_console.print("terminated" if terminated else "interrupted")
+    sys.exit(143 if terminated else 130)
 
 
 def _print_notes(exc: BaseException) -> None:
@@ -515,23 +529,25 @@ def _print_notes(exc: BaseException) -> None:
 
 def run() -> None:
     """Entry point of the `strato` script: user errors become one line, not a traceback."""
-    signal.signal(signal.SIGTERM, _terminate)
+    signal.signal(signal.SIGTERM, _interrupt)
+    signal.signal(signal.SIGINT, _interrupt)
     try:
         # Outside standalone mode click returns (not raises) the code of a `typer.Exit`.
         code = app(standalone_mode=False)
+        if _State.interrupt is not None:  # typer turns Ctrl-C into a silent exit code 130
+            _interrupted(_State.interrupt)
         if isinstance(code, int) and code:
             sys.exit(code)
     except (typer.Exit, SystemExit) as exc:
+        if _State.interrupt is not None:
+            _interrupted(_State.interrupt)
         code = exc.exit_code if isinstance(exc, typer.Exit) else exc.code
         sys.exit(code)
     except typer.Abort:
         render.err_console.print("aborted")
         sys.exit(130)
-    except KeyboardInterrupt as exc:  # Ctrl-C, or SIGTERM (see `_terminate`)
-        _print_notes(exc)
-        terminated = isinstance(exc, _Terminated)
-        render.err_console.print("terminated" if terminated else "interrupted")
-        sys.exit(143 if terminated else 130)
+    except KeyboardInterrupt as exc:  # Ctrl-C, or SIGTERM (see `_interrupt`)
+        _interrupted(exc)
     except Exception as exc:
         import click
 

@@ -229,7 +229,7 @@ class FeatureStore:
             earlier_version, earlier_created_us = earlier[0], earlier[1] or self._next_created_us()
             redone = 0
             if "online" in to:
-                redone = self._write_online(fv, rows, earlier_created_us, earlier_version, None)
+                redone, _ = self._write_online(fv, rows, earlier_created_us, earlier_version, None)
             return WriteResult(fv.name, rows.num_rows, earlier_version, redone, already_written=True)
         created_us = self._next_created_us()
         version: TableVersion | None = None
@@ -249,7 +249,7 @@ class FeatureStore:
                 version = append()
         changed = 0
         if "online" in to:
-            changed = self._write_online(fv, rows, created_us, version, history)
+            changed, version = self._write_online(fv, rows, created_us, version, history)
         return WriteResult(fv.name, rows.num_rows, version, changed)
 
     def _write_online(
@@ -259,8 +259,9 @@ class FeatureStore:
         created_us: int,
         version: TableVersion | None,
         history: Future[TableVersion] | None,
-    ) -> int:
-        """The online step of a write, after (or while) its history commit lands.
+    ) -> tuple[int, TableVersion | None]:
+        """The online step of a write, after (or while) its history commit lands: (keys
+        changed, the table version committed).
 
         Once history holds the batch, any failure or interrupt must say so, since the two
         stores now disagree until the named command runs.
@@ -285,7 +286,7 @@ class FeatureStore:
             raise
         if version is not None:
             self._materializer.after_write(fv, version)
-        return changed
+        return changed, version
 
     def ingest(
         self,
