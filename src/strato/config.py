@@ -337,6 +337,8 @@ def _options(seam: plugins.Seam, name: str, raw: Mapping[str, Any], origins: Map
             known = set(model.model_fields)
             hint = _suggest(option, known) if known else f"; the {name!r} {seam} backend takes no options"
             problem = f"unknown option for the {name!r} {seam} backend{hint}"
+        elif error["type"] == "value_error":
+            problem = error["msg"].removeprefix("Value error, ")
         else:
             problem = f"{error['msg']} (got {error.get('input')!r})"
         more = f" (and {len(exc.errors()) - 1} more)" if len(exc.errors()) > 1 else ""
