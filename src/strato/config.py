@@ -150,7 +150,7 @@ def _read_yaml(path: Path) -> dict[str, Any]:
     if "\x00" in text:
         raise ConfigError(f"{path}: not a text file (byte {data.find(0)} is NUL); expected YAML")
     try:
-        loaded = yaml.load(text, Loader=_StrictLoader)  # noqa: S506 - a SafeLoader subclass
+        loaded = yaml.load(text, Loader=_StrictLoader)
     except yaml.YAMLError as exc:
         raise ConfigError(f"{path}: not valid YAML: {_yaml_problem(exc)}") from None
     if loaded is None:

@@ -68,7 +68,8 @@ def test_read_only_commands_on_a_repo_with_no_registry_create_nothing(fresh: Pat
 def test_plan_before_the_first_apply_shows_the_changes_and_creates_nothing(fresh: Path) -> None:
     plan = run("plan", cwd=fresh)
     assert plan.code == 0, str(plan)
-    assert "user_stats" in plan.out and "add" in plan.out, plan.out
+    assert "user_stats" in plan.out, plan.out
+    assert "add" in plan.out, plan.out
     assert files_under(fresh) == ["features.py", "strato.yaml"]
 
 
@@ -107,7 +108,8 @@ def test_a_truncated_registry_path_is_not_a_new_empty_project(fresh: Path) -> No
     (fresh / "strato.yaml").write_text(text[: text.index("registry.db") + len("regi")])
     before = files_under(fresh)
     line = one_line_error(run("ls", cwd=fresh))
-    assert "no registry at" in line and ".strato/regi yet" in line, line
+    assert "no registry at" in line, line
+    assert ".strato/regi yet" in line, line
     assert files_under(fresh) == before
 
 
@@ -118,7 +120,8 @@ def test_a_registry_mapping_and_the_environment_are_honoured(fresh: Path) -> Non
     assert (fresh / "meta" / "definitions.db").is_file()
     assert not (fresh / ".strato" / "registry.db").exists()
     listed = run("ls", cwd=fresh)
-    assert listed.code == 0 and "user_stats" in listed.out, str(listed)
+    assert listed.code == 0, str(listed)
+    assert "user_stats" in listed.out, str(listed)
 
     elsewhere = fresh.parent / "shared.db"
     env = {"STRATO_REGISTRY__URL": f"sqlite:///{elsewhere}"}
@@ -127,7 +130,8 @@ def test_a_registry_mapping_and_the_environment_are_honoured(fresh: Path) -> Non
     assert elsewhere.is_file()
     config = run_with_env("config", cwd=fresh, env=env)
     assert config.code == 0, str(config)
-    assert f"sqlite:///{elsewhere}" in config.out and "environment" in config.out, config.out
+    assert f"sqlite:///{elsewhere}" in config.out, config.out
+    assert "environment" in config.out, config.out
     typo = run_with_env("ls", cwd=fresh, env={"STRATO_REGISTRY__URI": f"sqlite:///{elsewhere}"})
     line = one_line_error(typo)
     assert "STRATO_REGISTRY__URI: registry.uri: unknown registry option; did you mean 'url'?" in line, line

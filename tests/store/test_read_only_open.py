@@ -13,11 +13,12 @@ from pathlib import Path
 
 import pytest
 
-from .helpers import USER, stats_view
 from strato import FeatureStore
 from strato.config import load_config, write_default_config
 from strato.errors import ConfigError, NotFoundError, RegistryNotFoundError, UserError
 from strato.registry.backends.sql import SQLRegistry
+
+from .helpers import USER, stats_view
 
 
 def files_under(folder: Path) -> list[str]:

@@ -186,7 +186,11 @@ def test_yaml_settings_round_trip_every_top_key(tmp_path: Path) -> None:
     )
     config = load_config(tmp_path, environ={})
     repo = tmp_path.resolve()
-    assert (config.project, config.registry_url, config.offline_path) == ("all_keys", f"{repo}/meta/r.db", f"{repo}/hist")
+    assert (config.project, config.registry_url, config.offline_path) == (
+        "all_keys",
+        f"{repo}/meta/r.db",
+        f"{repo}/hist",
+    )
     options = config.online_options.model_dump()
     assert {k: options[k] for k in ("path", "map_size_gb", "max_readers")} == {
         "path": str(Path("~/kv").expanduser()),
