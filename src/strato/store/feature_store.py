@@ -62,10 +62,10 @@ class FeatureStore:
 
         The folder must hold a ``strato.yaml`` (`strato init` writes one); ``create=True``
         writes a default one (project named after the folder) where there is none, so a typo
-        in the path is an error rather than a new, empty repo. ``read_only=True`` creates
-        nothing, not even the registry (an error if nothing was applied yet), and refuses
-        every write. Keyword arguments override configuration by dotted key, with ``__`` for
-        dots: ``FeatureStore(".", online__type="memory")``.
+        in the path is an error rather than a new, empty repo. ``read_only=True`` never
+        creates the registry (`RegistryNotFoundError` if nothing was applied yet) and
+        refuses every write. Keyword arguments override configuration by dotted key, with
+        ``__`` for dots: ``FeatureStore(".", online__type="memory")``.
         """
         dotted = {k.replace("__", "."): v for k, v in overrides.items()}
         self.config = config or repo_config(repo_path, dotted, create=create and not read_only)
