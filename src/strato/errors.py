@@ -6,6 +6,7 @@
     │   ├── ConfigError              strato.yaml, STRATO_* variables or arguments are invalid
     │   ├── SchemaError              a batch of rows does not match the view's schema
     │   ├── NotFoundError            a named object (view, feature, service, version) does not exist
+    │   │   └── RegistryNotFoundError  no registry at the configured place yet (nothing applied)
     │   ├── BreakingChangeError      apply would break a view; ask for a new version
     │   └── PluginNotFoundError      no backend registered under that name (or its extra is missing)
     └── BackendError                 an engine failed
@@ -42,6 +43,10 @@ class SchemaError(UserError):
 
 class NotFoundError(UserError):
     """A named object does not exist."""
+
+
+class RegistryNotFoundError(NotFoundError):
+    """A store opened read-only found no registry: nothing was ever applied there."""
 
 
 class BreakingChangeError(UserError):

@@ -69,16 +69,29 @@ def _kind(text: str) -> ObjectKind:
         raise UserError(f"unknown object kind {text!r}; use entity, view or service") from None
 
 
-def _open(repo: Path | None) -> FeatureStore:
-    """The store of an existing feature repo; the CLI never creates one by accident."""
+def _open(repo: Path | None, *, read_only: bool = False, planning: bool = False) -> FeatureStore:
+    """The store of an existing feature repo; the CLI never creates one by accident.
+
+    Read-only commands open it `read_only`: a registry that does not exist yet is an error
+    for them, not a new empty file. `strato plan` before the first apply plans against an
+    empty registry held in memory, so it too leaves nothing behind.
+    """
+    import dataclasses
+
     from strato.config import CONFIG_FILE, load_config
+    from strato.errors import RegistryNotFoundError
     from strato.store import FeatureStore
 
     config = load_config(repo)
     if not (config.repo_path / CONFIG_FILE).is_file():
         where = f"in {config.repo_path}" if repo is not None else f"in {config.repo_path} or any folder above it"
         raise UserError(f"no feature repo: no {CONFIG_FILE} {where}; create one with `strato init`")
-    return FeatureStore(config=config)
+    try:
+        return FeatureStore(config=config, read_only=read_only or planning)
+    except RegistryNotFoundError:
+        if not planning:
+            raise
+        return FeatureStore(config=dataclasses.replace(config, registry_url="sqlite://"))
 
 
 def _definitions(store: FeatureStore) -> list[Any]:
@@ -118,14 +131,12 @@ def init(
     project: Annotated[str | None, typer.Option(help="Project name (default: the folder name).")] = None,
 ) -> None:
     """Create a feature repo: strato.yaml and an example definitions file."""
-    from strato.config import CONFIG_FILE, write_default_config
+    from strato.config import CONFIG_FILE, default_project_name, write_default_config
 
     path.mkdir(parents=True, exist_ok=True)
     if (path / CONFIG_FILE).exists():
         raise UserError(f"{path / CONFIG_FILE} already exists")
-    name = project or "".join(c if c.isalnum() else "_" for c in path.resolve().name) or "default"
-    if name[0].isdigit():
-        name = f"p_{name}"
+    name = project or default_project_name(path)
     write_default_config(path, name)
     example = path / "features.py"
     if not example.exists():
@@ -159,7 +170,7 @@ DeleteOption = Annotated[
 @app.command()
 def plan(repo: RepoOption = None, new_version: NewVersionOption = None, delete: DeleteOption = None) -> None:
     """Show what `apply` would change, without changing anything."""
-    with _open(repo) as store:
+    with _open(repo, planning=True) as store:
         versions, deletions = _plan_args(new_version, delete)
         result = store.plan(_definitions(store), new_version=versions, delete=deletions)
         render.plan(result)
@@ -185,7 +196,7 @@ def list_objects(
 ) -> None:
     """List registered entities, feature views or feature services."""
     object_kind = _kind(kind)
-    with _open(repo) as store:
+    with _open(repo, read_only=True) as store:
         if object_kind == "entity":
             rows = [
                 (e.name, ", ".join(f"{k.name}:{k.dtype}" for k in e.join_keys), e.description)
@@ -218,7 +229,7 @@ def describe(
     repo: RepoOption = None,
 ) -> None:
     """Show one entity, feature view or feature service in detail (views: with their data)."""
-    with _open(repo) as store:
+    with _open(repo, read_only=True) as store:
         obj = store.registry.get(_kind(kind), name, version=version)
         render.describe(obj)
         if _kind(kind) == "feature_view":
@@ -250,7 +261,7 @@ def history(
     repo: RepoOption = None,
 ) -> None:
     """Show every version of an object: when, by whom, what changed."""
-    with _open(repo) as store:
+    with _open(repo, read_only=True) as store:
         rows = [
             (r.version, r.action, r.applied_at.strftime("%Y-%m-%d %H:%M:%S"), r.author, r.data_version or "")
             for r in store.history(_kind(kind), name)
@@ -381,7 +392,7 @@ def get(
     """Look up online features for some entities and print them as a table (or JSON lines)."""
     if not entity:
         raise UserError("give at least one --entity, e.g. --entity user_id=7")
-    with _open(repo) as store:
+    with _open(repo, read_only=True) as store:
         if service is not None:
             if features:
                 raise UserError("give either feature references or --service, not both")
@@ -471,7 +482,7 @@ def sql(
     repo: RepoOption = None,
 ) -> None:
     """Query feature history with SQL (DuckDB dialect)."""
-    with _open(repo) as store:
+    with _open(repo, read_only=True) as store:
         result = store.sql(query)
     rows = result.slice(0, limit).to_pylist()
     render.table(None, result.column_names, [[_format_value(r[c]) for c in result.column_names] for r in rows])

@@ -134,8 +134,13 @@ class RegistryStore(abc.ABC):
 
     @classmethod
     @abc.abstractmethod
-    def open(cls, url: str, *, project: str) -> Self:
-        """Connect to the registry at `url` (a URL or a path), creating its tables if missing."""
+    def open(cls, url: str, *, project: str, create: bool = True) -> Self:
+        """Connect to the registry at `url` (a URL or a path), creating its tables if missing.
+
+        With ``create=False`` nothing is created, not even an empty file: a registry that
+        does not exist yet is a `RegistryNotFoundError`, so a read-only command on a
+        mistyped path says so instead of listing an empty project.
+        """
 
     @abc.abstractmethod
     def apply(self, plan: Plan, *, author: str) -> builtins.list[Revision]:

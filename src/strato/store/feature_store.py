@@ -16,7 +16,7 @@ import numpy as np
 import pyarrow as pa
 
 from strato import frames, plugins, sources
-from strato.config import StratoConfig, load_config
+from strato.config import StratoConfig
 from strato.definitions.entity import Entity
 from strato.definitions.feature_service import FeatureService
 from strato.definitions.feature_view import FeatureView
@@ -33,6 +33,7 @@ from strato.store.catalog import Catalog
 from strato.store.materialize import Materializer, check_end
 from strato.store.online_limits import check_online_limits
 from strato.store.online_reads import OnlineReader
+from strato.store.repo import repo_config
 from strato.store.results import MaterializeResult, TrainingSet, WriteResult, WriteTarget
 from strato.store.threads import history_writer
 from strato.types import TIMESTAMP_ARROW, TableVersion
@@ -55,18 +56,24 @@ class FeatureStore:
         repo_path: str | Path | None = None,
         *,
         config: StratoConfig | None = None,
+        create: bool = False,
+        read_only: bool = False,
         **overrides: Any,
     ):
         """Open the store of the feature repo at `repo_path` (default: found from the cwd).
 
-        Keyword arguments override configuration by dotted key, with ``__`` for dots:
-        ``FeatureStore(".", online__type="memory")``.
+        The folder must hold a ``strato.yaml`` (`strato init` writes one); ``create=True``
+        writes a default one (project named after the folder) where there is none, so a typo
+        in the path is an error rather than a new, empty repo. ``read_only=True`` never
+        creates the registry (`RegistryNotFoundError` if nothing was applied yet) and
+        refuses every write. Keyword arguments override configuration by dotted key, with
+        ``__`` for dots: ``FeatureStore(".", online__type="memory")``.
         """
-        self.config = config or load_config(
-            repo_path, overrides={k.replace("__", "."): v for k, v in overrides.items()}
-        )
+        dotted = {k.replace("__", "."): v for k, v in overrides.items()}
+        self.config = config or repo_config(repo_path, dotted, create=create and not read_only)
+        self.read_only = read_only
         registry_cls: type[RegistryStore] = plugins.load("registry", "sqlite")
-        self.registry = registry_cls.open(self.config.registry_url, project=self.config.project)
+        self.registry = registry_cls.open(self.config.registry_url, project=self.config.project, create=not read_only)
         self.delta = DeltaTables(self.config.offline_path, self.config.project)
         self._online: OnlineStore | None = None
         self._offline: OfflineEngine | None = None
@@ -117,6 +124,11 @@ class FeatureStore:
         if self._closed:
             raise UserError(f"this FeatureStore (project {self.project!r}) is closed; open a new one")
 
+    def _check_writable(self, verb: str) -> None:
+        self._check_open()
+        if self.read_only:
+            raise UserError(f"{verb}: this FeatureStore (project {self.project!r}) was opened read_only=True")
+
     def __enter__(self) -> FeatureStore:
         return self
 
@@ -150,6 +162,7 @@ class FeatureStore:
         fresh storage, and its old versions stay readable as ``view@vN:feature``. Objects
         missing from `objects` are kept; remove them with `delete=[("feature_view", name)]`.
         """
+        self._check_writable("apply")
         plan = self.plan(objects, new_version=new_version, delete=delete)
         plan.raise_if_breaking()
         if plan.has_changes:
@@ -209,6 +222,7 @@ class FeatureStore:
         Delta commit: a batch written again with the same key is not appended twice; its
         online step is redone, and the result says `already_written`.
         """
+        self._check_writable("write")
         fv = self.catalog.current(view)
         if to is not None and to not in ("online", "offline", "online_and_offline"):
             raise UserError(f"write to {to!r}: expected 'online', 'offline' or 'online_and_offline'")
@@ -339,6 +353,7 @@ class FeatureStore:
         incremental progress past rows it did not load (only a run from the beginning of
         history can widen it).
         """
+        self._check_writable("materialize")
         began = time.perf_counter()
         start_utc, end_utc = _utc(start) if start else None, _utc(end)
         if start_utc is not None and start_utc >= end_utc:
@@ -359,6 +374,7 @@ class FeatureStore:
         late row, an offline-only write, or a write whose online step failed after its
         history commit is loaded by the next run, whatever its event time.
         """
+        self._check_writable("materialize_incremental")
         began = time.perf_counter()
         end_utc = _utc(end)
         check_end(end_utc)
@@ -386,6 +402,7 @@ class FeatureStore:
         Reads already return such values as EXPIRED (rule 4): this frees their space, for
         entities that stopped receiving updates. Views without a ttl keep everything.
         """
+        self._check_writable("prune_expired")
         chosen = [self.catalog.current(n) for n in views] if views is not None else self.list_feature_views()
         now_us = time.time_ns() // 1000
         pruned: dict[str, int] = {}

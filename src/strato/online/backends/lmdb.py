@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import os
 import threading
+import urllib.parse
 import weakref
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -27,7 +28,7 @@ from types import TracebackType
 from typing import ClassVar, Self
 
 import lmdb
-from pydantic import Field
+from pydantic import Field, field_validator
 
 from strato.errors import BackendFailure, BackendUnavailable, ConfigError
 from strato.online.base import Capabilities, OnlineStore, StoreOptions
@@ -50,6 +51,18 @@ class LMDBOptions(StoreOptions):
 
     sync: bool = True
     """Flush to disk on every commit. False is faster, but a machine crash may lose the last writes (rule 8 needs True)."""
+
+    @field_validator("path")
+    @classmethod
+    def _local(cls, path: str) -> str:
+        # Config keeps URIs as written; LMDB can only memory-map a local file, so say so here
+        # rather than create a folder named "s3:" (a `file://` URI is a local path, though).
+        if "://" in path:
+            parsed = urllib.parse.urlsplit(path)
+            if parsed.scheme == "file" and parsed.netloc in ("", "localhost") and parsed.path:
+                return urllib.parse.unquote(parsed.path)
+            raise ValueError(f"LMDB needs a local folder, not the URI {path!r}")
+        return path
 
 
 class _mapped_errors:

@@ -44,6 +44,7 @@ from sqlalchemy import (
     event,
     func,
     insert,
+    inspect,
     select,
     update,
 )
@@ -61,6 +62,7 @@ from strato.errors import (
     ConfigError,
     DefinitionError,
     NotFoundError,
+    RegistryNotFoundError,
     UserError,
 )
 from strato.registry.base import (
@@ -167,11 +169,22 @@ def _url(target: str) -> URL:
         raise ConfigError(f"registry URL {target!r} is invalid: {exc}") from None
 
 
-def _create_engine(url: URL) -> Engine:
-    if url.get_backend_name() == "sqlite":
-        database = url.database or ""
-        if database and database != ":memory:" and not database.startswith("file:"):
-            Path(database).parent.mkdir(parents=True, exist_ok=True)
+def _sqlite_file(url: URL) -> Path | None:
+    """The file a SQLite URL names; None for an in-memory database or another dialect."""
+    database = url.database or ""
+    if url.get_backend_name() != "sqlite" or not database or database == ":memory:" or database.startswith("file:"):
+        return None
+    return Path(database)
+
+
+def _create_engine(url: URL, *, create: bool = True) -> Engine:
+    file = _sqlite_file(url)
+    if file is not None:
+        if not create and not file.is_file():
+            # sqlite3 would create an empty file on connect: check before connecting.
+            raise RegistryNotFoundError(f"no registry at {file} yet; run `strato apply` first")
+        if create:
+            file.parent.mkdir(parents=True, exist_ok=True)
     try:
         engine = create_engine(url)
     except sa_exc.NoSuchModuleError:
@@ -184,7 +197,7 @@ def _create_engine(url: URL) -> Engine:
             f"registry URL {url.render_as_string()!r} needs a driver that is not installed: {exc}"
         ) from None
     if engine.dialect.name == "sqlite":
-        event.listen(engine, "connect", _sqlite_connect)
+        event.listen(engine, "connect", _sqlite_connect if create else _sqlite_connect_as_is)
         event.listen(engine, "begin", _sqlite_begin)
     return engine
 
@@ -198,6 +211,14 @@ def _sqlite_connect(dbapi_connection: Any, _record: Any) -> None:
         cursor.execute("PRAGMA foreign_keys=ON")
     finally:
         cursor.close()
+
+
+def _sqlite_connect_as_is(dbapi_connection: Any, _record: Any) -> None:
+    # As `_sqlite_connect`, but without switching the journal mode: that writes the file's
+    # header, and an open that may not create must leave a file that is no registry untouched.
+    # A registry made by `create` is in WAL mode already (the mode is stored in the file).
+    dbapi_connection.isolation_level = None
+    dbapi_connection.execute("PRAGMA foreign_keys=ON")
 
 
 def _sqlite_begin(conn: Connection) -> None:
@@ -215,14 +236,23 @@ class SQLRegistry(RegistryStore):
         self._closed = False
 
     @classmethod
-    def open(cls, url: str, *, project: str) -> Self:
+    def open(cls, url: str, *, project: str, create: bool = True) -> Self:
         if not isinstance(project, str) or not project or len(project) > 128:
             raise ConfigError(
                 f"registry: project must be a non-empty string of at most 128 characters, got {project!r}"
             )
-        engine = _create_engine(_url(url))
+        parsed = _url(url)
+        engine = _create_engine(parsed, create=create)
         registry = cls(engine, project)
         try:
+            if not create:
+                # Read as is: no tables made, no project row added. Reads of a project that was
+                # never applied find no rows, which is the truth.
+                with registry._transaction() as conn:
+                    if not inspect(conn).has_table(_projects.name):
+                        where = _sqlite_file(parsed) or parsed.render_as_string(hide_password=True)
+                        raise RegistryNotFoundError(f"no registry at {where} yet; run `strato apply` first")
+                return registry
             with registry._transaction(write=True) as conn:
                 _metadata.create_all(conn)
                 known = conn.execute(select(_projects.c.project).where(_projects.c.project == project)).first()
