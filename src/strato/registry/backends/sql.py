@@ -234,6 +234,7 @@ class SQLRegistry(RegistryStore):
         self._engine = engine
         self._project = project
         self._closed = False
+        self._has_progress = True  # False only for a read-only open of a registry older than it
 
     @classmethod
     def open(cls, url: str, *, project: str, create: bool = True) -> Self:
@@ -252,6 +253,8 @@ class SQLRegistry(RegistryStore):
                     if not inspect(conn).has_table(_projects.name):
                         where = _sqlite_file(parsed) or parsed.render_as_string(hide_password=True)
                         raise RegistryNotFoundError(f"no registry at {where} yet; run `strato apply` first")
+                    # A registry made before online progress existed gets its table on the next write.
+                    registry._has_progress = inspect(conn).has_table(_online_progress.name)
                 return registry
             with registry._transaction(write=True) as conn:
                 _metadata.create_all(conn)
@@ -426,6 +429,8 @@ class SQLRegistry(RegistryStore):
         return applies or 0
 
     def online_progress(self, table: str) -> OnlineProgress | None:
+        if not self._has_progress:
+            return None
         with self._transaction() as conn:
             row = conn.execute(
                 select(_online_progress.c.table_version, _online_progress.c.until).where(self._progress_key(table))
