@@ -24,7 +24,7 @@ from typing import Any
 import yaml
 from pydantic import BaseModel, ValidationError
 
-from strato import plugins
+from strato import clock, plugins
 from strato.errors import ConfigError
 
 CONFIG_FILE = "strato.yaml"
@@ -35,8 +35,9 @@ DEFAULTS: dict[str, Any] = {
     "registry": ".strato/registry.db",
     "offline": {"path": ".strato/offline", "engine": "duckdb"},
     "online": {"type": "lmdb", "path": ".strato/online"},
+    "write": {"max_future_seconds": clock.DEFAULT_MAX_FUTURE_SECONDS},
 }
-_TOP_KEYS = {"project", "registry", "offline", "online"}
+_TOP_KEYS = {"project", "registry", "offline", "online", "write"}
 _PATH_OPTIONS = {"path"}
 
 
@@ -53,6 +54,8 @@ class StratoConfig:
     online_type: str
     online_options: BaseModel
     sources: dict[str, str] = field(default_factory=dict)
+    max_future_seconds: float = clock.DEFAULT_MAX_FUTURE_SECONDS
+    """``write.max_future_seconds``: how far past now an event time may be (`strato.clock`)."""
 
     def describe(self) -> list[tuple[str, str, str]]:
         """(key, value, where it came from), for `strato config`."""
@@ -62,6 +65,7 @@ class StratoConfig:
             ("offline.path", self.offline_path),
             ("offline.engine", self.offline_engine),
             ("online.type", self.online_type),
+            ("write.max_future_seconds", self.max_future_seconds),
         ]
         rows += [(f"online.{k}", v) for k, v in self.online_options.model_dump().items()]
         rows += [(f"offline.{k}", v) for k, v in self.offline_options.model_dump().items()]
@@ -89,7 +93,7 @@ def _read_yaml(path: Path) -> dict[str, Any]:
     unknown = sorted(set(loaded) - _TOP_KEYS)
     if unknown:
         raise ConfigError(f"{path}: unknown keys {unknown}; expected {sorted(_TOP_KEYS)}")
-    for section in ("offline", "online"):
+    for section in ("offline", "online", "write"):
         if section in loaded and not isinstance(loaded[section], dict):
             raise ConfigError(f"{path}: {section!r} must be a mapping")
     return _flatten(loaded)
@@ -165,6 +169,10 @@ def load_config(
     online_type = str(values.pop("online.type"))
     offline_engine = str(values.pop("offline.engine"))
     offline_path = str(_absolute(repo, str(values.pop("offline.path"))))
+    max_future_seconds = _max_future_seconds(values.pop("write.max_future_seconds"))
+    unknown_write = sorted(k for k in values if k.startswith("write."))
+    if unknown_write:
+        raise ConfigError(f"unknown setting(s) {unknown_write}; 'write' takes only max_future_seconds")
     online_raw = {k.split(".", 1)[1]: v for k, v in values.items() if k.startswith("online.")}
     offline_raw = {k.split(".", 1)[1]: v for k, v in values.items() if k.startswith("offline.")}
     for key in _PATH_OPTIONS & online_raw.keys():
@@ -181,7 +189,18 @@ def load_config(
         online_type=online_type,
         online_options=online_options,
         sources=sources,
+        max_future_seconds=max_future_seconds,
     )
+
+
+def _max_future_seconds(raw: Any) -> float:
+    try:
+        value = float(raw)
+    except (TypeError, ValueError):
+        value = -1.0
+    if not value >= 0 or isinstance(raw, bool):  # also refuses NaN
+        raise ConfigError(f"write.max_future_seconds must be a number of seconds >= 0, got {raw!r}")
+    return value
 
 
 def _absolute(repo: Path, path: str) -> Path:

@@ -7,14 +7,13 @@ import getpass
 import time
 from collections.abc import Iterable, Mapping, Sequence
 from concurrent.futures import Future
-from datetime import UTC, datetime
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import pyarrow as pa
 
-from strato import frames, plugins, sources
+from strato import clock, frames, plugins, sources
 from strato.config import StratoConfig, load_config
 from strato.definitions.entity import Entity
 from strato.definitions.feature_service import FeatureService
@@ -198,13 +197,14 @@ class FeatureStore:
             raise UserError(f"feature view {fv.name!r} is offline only (online=False): cannot write online")
         if "offline" in to and not fv.offline:
             raise UserError(f"feature view {fv.name!r} is online only (offline=False): cannot write offline")
-        rows = frames.conform(fv, data)
-        created_us = self._next_created_us()
+        batch = frames.conform_batch(fv, data, max_future_seconds=self.config.max_future_seconds)
+        rows = batch.rows
+        if rows.num_rows == 0:  # nothing to store: no empty Delta commit, no online call
+            return WriteResult(fv.name, 0, None, 0)
+        stamped, created = batch.stamped(self._next_created_us())
         version: TableVersion | None = None
         history: Future[TableVersion] | None = None
         if "offline" in to:
-            created = pa.array(np.full(rows.num_rows, created_us, dtype="int64"))
-            stamped = rows.append_column(frames.CREATED_TIMESTAMP, created.cast(pa.timestamp("us", tz="UTC")))
             if "online" in to and rows.num_rows >= OVERLAP_MIN_ROWS:
                 # The Delta commit (Parquet encoding, in Rust, without the GIL) runs while this
                 # thread encodes the online values; the online store is written only once the
@@ -215,12 +215,12 @@ class FeatureStore:
         changed = 0
         if "online" in to:
             try:
-                keys, values = self.catalog.codec(fv).encode(rows, created_us)
+                keys, values = self.catalog.codec(fv).encode(rows, created)
             finally:
                 if history is not None:
                     version = history.result()
             changed = self.online_store.write(fv.table_name, keys, values)
-        return WriteResult(fv.name, rows.num_rows, version, changed)
+        return WriteResult(fv.name, rows.num_rows, version, changed, batch.superseded)
 
     def ingest(
         self, view: str | FeatureView, path: str | Path | None = None, *, to: WriteTarget | None = None
@@ -257,7 +257,7 @@ class FeatureStore:
         safe to run again, in any order, alongside live writes.
         """
         began = time.perf_counter()
-        start_utc, end_utc = _utc(start) if start else None, _utc(end)
+        start_utc, end_utc = _utc(start, "materialize start") if start else None, _utc(end, "materialize end")
         if start_utc is not None and start_utc >= end_utc:
             raise UserError(f"materialize: start {start_utc.isoformat()} must be before end {end_utc.isoformat()}")
         loaded: dict[str, int] = {}
@@ -272,7 +272,7 @@ class FeatureStore:
     ) -> MaterializeResult:
         """`materialize` each view from where its last materialization ended up to `end`."""
         began = time.perf_counter()
-        end_utc = _utc(end)
+        end_utc = _utc(end, "materialize end")
         loaded: dict[str, int] = {}
         starts: list[datetime | None] = []
         for fv in self._views_to_materialize(views):
@@ -452,10 +452,8 @@ def _history_schema(fv: FeatureView) -> pa.Schema:
     )
 
 
-def _utc(moment: datetime) -> datetime:
-    if not isinstance(moment, datetime):
-        raise UserError(f"expected a datetime, got {moment!r}")
-    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
+def _utc(moment: datetime, what: str = "materialize") -> datetime:
+    return clock.to_utc(moment, what)
 
 
 def _whoami() -> str:

@@ -18,12 +18,20 @@ WriteTarget = Literal["online", "offline", "online_and_offline"]
 
 @dataclass(frozen=True)
 class WriteResult:
-    """What one `write` stored."""
+    """What one `write` stored.
+
+    `rows` counts the rows stored in history (and offered online). Without a declared
+    `created_timestamp_column`, rows of one batch with the same (keys, event time) are
+    reduced to the last one: `superseded` counts the others, which are not stored, so
+    ``rows + superseded`` is the batch's length. `table_version` is None when nothing was
+    committed (an online-only write, or an empty batch).
+    """
 
     view: str
     rows: int
     table_version: TableVersion | None
     online_rows: int
+    superseded: int = 0
 
 
 @dataclass(frozen=True)
