@@ -133,14 +133,31 @@ def _to_arrow(data: Any, what: str) -> pa.Table:
     if module == "polars":
         return data.to_arrow()
     if isinstance(data, Mapping):
-        return pa.table(dict(data))
+        return _check_python_nanos(pa.table(dict(data)), data, what)
     if isinstance(data, Sequence) and not isinstance(data, (str, bytes)):
         if data and not all(isinstance(row, Mapping) for row in data):
             raise SchemaError(f"{what}: a list must hold one dict per row")
         _check_same_keys(data, what)
-        return pa.Table.from_pylist(list(data))
+        return _check_python_nanos(pa.Table.from_pylist(list(data)), data, what)
     raise SchemaError(
         f"{what}: expected a pandas or polars DataFrame, a pyarrow Table, or a list of dicts; got {type(data).__name__}"
+    )
+
+
+def _check_python_nanos(table: pa.Table, data: Any, what: str) -> pa.Table:
+    """Refuse `pandas.Timestamp` values with nanoseconds: Arrow would truncate them silently."""
+    for name in table.column_names:
+        if pa.types.is_timestamp(table.column(name).type):
+            for row, value in enumerate(_python_column(data, name) or ()):
+                if getattr(value, "nanosecond", 0):
+                    raise SchemaError(_nanos_message(f"{what}, column {name!r}", row, str(value), value.nanosecond))
+    return table
+
+
+def _nanos_message(where: str, row: int, shown: str, nanos: int) -> str:
+    return (
+        f"{where}, row {row}: {shown} has {nanos} ns past the microsecond; Strato keeps whole microseconds "
+        "(floor the column first, e.g. df[col].dt.floor('us'))"
     )
 
 
@@ -198,11 +215,7 @@ def _as_micros(column: pa.ChunkedArray, where: str) -> pa.ChunkedArray:
     bad = np.flatnonzero(nanos % 1000)
     if bad.size:
         row = int(bad[0])
-        raise SchemaError(
-            f"{where}, row {row}: {np.datetime64(int(nanos[row]), 'ns')} has {int(nanos[row]) % 1000} ns past "
-            "the microsecond; Strato keeps whole microseconds (floor the column first, e.g. "
-            "df[col].dt.floor('us'))"
-        )
+        raise SchemaError(_nanos_message(where, row, str(np.datetime64(int(nanos[row]), "ns")), int(nanos[row]) % 1000))
     return column.cast(pa.timestamp("us", column.type.tz))
 
 
