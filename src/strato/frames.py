@@ -38,7 +38,10 @@ def to_arrow(data: Any, *, what: str = "data", types: Mapping[str, pa.DataType] 
     try:
         return _typed_maps(_to_arrow(data, what), data, types or {})
     except (pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowNotImplementedError, OverflowError) as exc:
-        raise SchemaError(f"{what}{_locate_unconvertible(data, types or {})}: {_first_line(exc)}") from None
+        where, typed = _locate_unconvertible(data, types or {})
+        # Located against the column's type, the engine's own words (about whichever value it
+        # tried first) would only mislead.
+        raise SchemaError(f"{what}{where}" if typed else f"{what}{where}: {_first_line(exc)}") from None
 
 
 def _typed_maps(table: pa.Table, data: Any, types: Mapping[str, pa.DataType]) -> pa.Table:
@@ -84,8 +87,9 @@ def _first_line(exc: Exception, limit: int = 200) -> str:
     return line if len(line) <= limit else line[: limit - 3] + "..."
 
 
-def _locate_unconvertible(data: Any, types: Mapping[str, pa.DataType]) -> str:
-    """``, column 'x', row 3: cannot convert 'abc'`` for the first value Arrow rejects (error path only)."""
+def _locate_unconvertible(data: Any, types: Mapping[str, pa.DataType]) -> tuple[str, bool]:
+    """``, column 'x', row 3: cannot convert 'abc'`` for the first value Arrow rejects, and
+    whether it was checked against the column's expected type (error path only)."""
     columns: dict[str, list[Any]] = {}
     if type(data).__module__.split(".")[0] == "pandas":
         columns = {str(name): data[name].tolist() for name in data.columns}
@@ -102,7 +106,7 @@ def _locate_unconvertible(data: Any, types: Mapping[str, pa.DataType]) -> str:
         if name in types:
             for row, value in enumerate(values):
                 if value is not None and not _converts([value], types[name]):
-                    return f", column {name!r}, row {row}: cannot convert {show(value)} to {types[name]}"
+                    return f", column {name!r}, row {row}: cannot convert {show(value)} to {types[name]}", True
         low, high = 1, len(values)  # the shortest failing prefix ends at the first bad value
         while low < high:
             mid = (low + high) // 2
@@ -110,8 +114,8 @@ def _locate_unconvertible(data: Any, types: Mapping[str, pa.DataType]) -> str:
                 low = mid + 1
             else:
                 high = mid
-        return f", column {name!r}, row {low - 1}: cannot convert {show(values[low - 1])}"
-    return ""
+        return f", column {name!r}, row {low - 1}: cannot convert {show(values[low - 1])}", False
+    return "", False
 
 
 def _converts(values: list[Any], type: pa.DataType | None = None) -> bool:
