@@ -8,7 +8,7 @@ until this returns, so a rejected batch leaves every store untouched.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -193,22 +193,23 @@ def _first_bad_row(column: pa.ChunkedArray, target: pa.DataType) -> tuple[int, A
 
 
 def _first_valid(column: pa.ChunkedArray) -> tuple[int, Any]:
-    """The first row holding a value, descending into lists and maps for one with an item."""
-    for offset, chunk in _chunks_with_offsets(column):
-        if pa.types.is_list(chunk.type) or pa.types.is_large_list(chunk.type) or pa.types.is_map(chunk.type):
-            items = chunk.flatten()
-            if pa.types.is_map(chunk.type):
-                items = chunk.items
-            parents = pc.list_parent_indices(chunk).to_numpy(zero_copy_only=False)
-            valid = np.flatnonzero(items.is_valid().to_numpy(zero_copy_only=False))
-            if valid.size:
-                row = int(parents[valid[0]])
-                return offset + row, chunk[row].as_py()
+    """The first row holding a value; for lists and maps, one holding a non-null item (error path only)."""
+    for row, value in enumerate(_iter_values(column)):
+        if value is None:
             continue
-        valid = np.flatnonzero(chunk.is_valid().to_numpy(zero_copy_only=False))
-        if valid.size:
-            return offset + int(valid[0]), chunk[int(valid[0])].as_py()
+        if isinstance(value, list):  # a map comes back as a list of (key, value) pairs
+            items = [v[1] if isinstance(v, tuple) else v for v in value]
+            if all(v is None for v in items):
+                continue
+        return row, value
     return 0, None
+
+
+def _iter_values(column: pa.ChunkedArray) -> Iterator[Any]:
+    """Python values one at a time, so a search can stop early without converting the column."""
+    for chunk in column.chunks:
+        for i in range(len(chunk)):
+            yield chunk[i].as_py()
 
 
 def _as_micros(column: pa.ChunkedArray, where: str) -> pa.ChunkedArray:

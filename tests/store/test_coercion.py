@@ -29,6 +29,7 @@ from strato import (
     Float64,
     Int64,
     List,
+    Map,
     SchemaError,
     String,
     Vector,
@@ -92,6 +93,15 @@ def test_values_never_change_kind(coerced: FeatureStore, column: str, value: Any
     with pytest.raises(SchemaError, match=rf"column '{column}', row 1: (cannot convert|holds)"):
         coerced.write("c", pd.DataFrame([row(1), row(2, **{column: value}), row(3)]))
     assert coerced.delta.version("c__v1") is None
+
+
+def test_map_values_keep_their_kind_too(coerced: FeatureStore) -> None:
+    view = FeatureView("maps", entities=[USER], schema=[Field("m", Map(String))])
+    coerced.apply([view])
+    maps = pa.array([[], [("a", 1)]], pa.map_(pa.string(), pa.int64()))
+    table = pa.table({"user_id": [1, 2], "event_timestamp": [T0, T0], "m": maps})
+    with pytest.raises(SchemaError, match=r"column 'm', row 1: holds map<string, int64> values .*number values"):
+        coerced.write("maps", table)
 
 
 def test_numbers_convert_where_exact(coerced: FeatureStore) -> None:
