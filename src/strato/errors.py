@@ -10,7 +10,8 @@
     │   └── PluginNotFoundError      no backend registered under that name (or its extra is missing)
     └── BackendError                 an engine failed
         ├── BackendUnavailable       transient: retrying may succeed (lock held, server down)
-        └── BackendFailure           terminal: retrying will not help (corrupt data, full disk)
+        ├── BackendFailure           terminal: retrying will not help (corrupt data, full disk)
+        └── OnlineBehindError        history was committed, the online step then failed; says how to finish
 
 Faces (CLI, server) print a `UserError` as one line and exit non-zero; only `BackendError`s
 and genuine bugs deserve a traceback.
@@ -61,3 +62,16 @@ class BackendUnavailable(BackendError):
 
 class BackendFailure(BackendError):
     """Terminal engine failure: retrying will not help."""
+
+
+class OnlineBehindError(BackendError):
+    """A write committed history, then its online step failed: the two stores are out of step.
+
+    The message names the committed table version and the command that finishes the write
+    (an incremental materialization, which loads every commit not yet online).
+    """
+
+    def __init__(self, message: str, *, view: str, table_version: int):
+        super().__init__(message)
+        self.view = view
+        self.table_version = table_version

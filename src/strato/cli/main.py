@@ -6,11 +6,13 @@ failure prints one line and exits 2 (``--debug`` shows the traceback).
 
 from __future__ import annotations
 
+import hashlib
+import signal
 import sys
 import time
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any, Literal
+from typing import TYPE_CHECKING, Annotated, Any, Literal, NoReturn
 
 import typer
 from rich.markup import escape
@@ -57,6 +59,7 @@ RepoOption = Annotated[
 
 class _State:
     debug = False
+    interrupt: KeyboardInterrupt | None = None
 
 
 def _kind(text: str) -> ObjectKind:
@@ -234,8 +237,9 @@ def _describe_data(store: FeatureStore, fv: Any) -> None:
         )
     else:
         history = "no rows yet"
-    watermark = store.registry.get_watermark(fv.name)
-    online = f"materialized until {watermark:%Y-%m-%d %H:%M:%S} UTC" if watermark else "never materialized"
+    online = render.online_progress(
+        fv.name, store.registry.online_progress(fv.table_name), commits[-1]["version"] if commits else None
+    )
     render.console.print(f"  history: {history}\n  online: {online}")
 
 
@@ -267,19 +271,57 @@ def write(
         Literal["online", "offline", "online_and_offline"] | None,
         typer.Option(help="Where to write (default: wherever the view lives)."),
     ] = None,
+    idempotency_key: Annotated[
+        str | None,
+        typer.Option(
+            help="Key recorded in the history commit; the same key is never written twice "
+            "(default: the SHA-256 of the input's content).",
+            show_default=False,
+        ),
+    ] = None,
     repo: RepoOption = None,
 ) -> None:
-    """Validate a file's rows against a view and write them: all or nothing (history + online)."""
+    """Validate a file's rows against a view and write them: all or nothing (history + online).
+
+    Writing the same file again appends nothing to history (it is recognised by its content
+    hash) and finishes the online step if the first attempt was interrupted.
+    """
     source = str(file) if file is not None else "the view's source"
     with _open(repo) as store, render.err_console.status(f"reading {source}, validating, writing to {view} …"):
         started = time.perf_counter()
-        result = store.ingest(view, file, to=to)
+        key = idempotency_key
+        if key is None:
+            path = file if file is not None else store.source_path(view)
+            key = f"sha256:{_content_hash(path)}" if path is not None and path.exists() else None
+        result = store.ingest(view, file, to=to, idempotency_key=key)
         seconds = time.perf_counter() - started
     where = f"table version {result.table_version}" if result.table_version is not None else "online only"
+    if result.already_written:
+        render.console.print(
+            f"already written: these {result.rows:,} rows are [bold]{result.view}[/]'s {where} "
+            f"(same content); history unchanged, {result.online_rows:,} online keys updated"
+        )
+        return
     render.console.print(
         f"wrote {result.rows:,} rows to [bold]{result.view}[/] ({where}; {result.online_rows:,} online keys updated) "
         f"in {seconds:.2f} s ({result.rows / max(seconds, 1e-9):,.0f} rows/s)"
     )
+
+
+def _content_hash(path: Path) -> str:
+    """SHA-256 of a file, or of a folder's files (relative names and contents, in name order)."""
+    digest = hashlib.sha256()
+    files = sorted(p for p in path.rglob("*") if p.is_file()) if path.is_dir() else [path]
+    try:
+        for item in files:
+            if path.is_dir():
+                digest.update(str(item.relative_to(path)).encode() + b"\0")
+            with item.open("rb") as handle:
+                while chunk := handle.read(1 << 20):
+                    digest.update(chunk)
+    except OSError as exc:
+        raise UserError(f"cannot read {path}: {exc.strerror or exc}") from None
+    return digest.hexdigest()
 
 
 @app.command()
@@ -458,19 +500,54 @@ def quickstart(
     run_quickstart(path, users=users, seed=seed)
 
 
+class _Terminated(KeyboardInterrupt):
+    """SIGTERM, raised like Ctrl-C so that work in flight reports what it left behind."""
+
+
+def _interrupt(signum: int, frame: object) -> None:
+    """Raise Ctrl-C (or SIGTERM) as usual, keeping the exception: typer swallows it, but the
+    notes that interrupted work adds to it (what it left behind) must still be printed."""
+    exc = _Terminated() if signum == signal.SIGTERM else KeyboardInterrupt()
+    _State.interrupt = exc
+    raise exc
+
+
+def _interrupted(exc: KeyboardInterrupt) -> NoReturn:
+    """Ctrl-C (exit 130) or SIGTERM (exit 143): one line, after what the work left behind."""
+    _State.interrupt = None  # reported once, here
+    _print_notes(exc)
+    terminated = isinstance(exc, _Terminated)
+    render.err_console.print("terminated" if terminated else "interrupted")
+    sys.exit(143 if terminated else 130)
+
+
+def _print_notes(exc: BaseException) -> None:
+    """What an interrupted or failed write left behind (`BaseException.add_note`), one line each."""
+    for note in getattr(exc, "__notes__", ()):
+        render.err_console.print(f"[yellow]note:[/] {escape(note)}", highlight=False, soft_wrap=True)
+
+
 def run() -> None:
     """Entry point of the `strato` script: user errors become one line, not a traceback."""
+    signal.signal(signal.SIGTERM, _interrupt)
+    signal.signal(signal.SIGINT, _interrupt)
     try:
         # Outside standalone mode click returns (not raises) the code of a `typer.Exit`.
         code = app(standalone_mode=False)
+        if _State.interrupt is not None:  # typer turns Ctrl-C into a silent exit code 130
+            _interrupted(_State.interrupt)
         if isinstance(code, int) and code:
             sys.exit(code)
     except (typer.Exit, SystemExit) as exc:
+        if _State.interrupt is not None:
+            _interrupted(_State.interrupt)
         code = exc.exit_code if isinstance(exc, typer.Exit) else exc.code
         sys.exit(code)
     except typer.Abort:
         render.err_console.print("aborted")
         sys.exit(130)
+    except KeyboardInterrupt as exc:  # Ctrl-C, or SIGTERM (see `_interrupt`)
+        _interrupted(exc)
     except Exception as exc:
         import click
 
@@ -484,6 +561,7 @@ def run() -> None:
         # One line whatever the terminal width (a pipe is 80 columns); the message is text, not markup.
         message = escape(" ".join(str(exc).splitlines()))
         render.err_console.print(f"[red]error:[/] {message}", highlight=False, soft_wrap=True)
+        _print_notes(exc)
         sys.exit(1 if isinstance(exc, UserError) else 2 if isinstance(exc, BackendError) else 1)
 
 

@@ -7,7 +7,8 @@ keyed by project so projects sharing a database never see each other:
 * ``strato_projects``   one row per project; its ``applies`` counter numbers each apply and,
                         being updated first, serializes concurrent applies of one project.
 * ``strato_objects``    the history: one row per (kind, name, version), never updated.
-* ``strato_watermarks`` where the last materialization of each view ended.
+* ``strato_online_progress`` per storage (a view version's table), how much of its
+                        history is known to be online: a table version and an event-time bound.
 
 SQLite gets WAL (readers never block the writer) and enforced foreign keys, and every
 transaction is started by us: ``BEGIN IMMEDIATE`` for writes, so an apply takes the write
@@ -40,7 +41,6 @@ from sqlalchemy import (
     Text,
     and_,
     create_engine,
-    delete,
     event,
     func,
     insert,
@@ -65,6 +65,7 @@ from strato.errors import (
 )
 from strato.registry.base import (
     Head,
+    OnlineProgress,
     RegistryStore,
     Revision,
     check_kind,
@@ -122,12 +123,13 @@ _objects = Table(
     Column("applied_at", _UTCDateTime, nullable=False),
     Column("apply_id", Integer, nullable=False),  # the project's apply counter when written
 )
-_watermarks = Table(
-    "strato_watermarks",
+_online_progress = Table(
+    "strato_online_progress",
     _metadata,
     Column("project", String(128), ForeignKey("strato_projects.project"), primary_key=True),
-    Column("view", String(128), primary_key=True),
-    Column("until", _UTCDateTime, nullable=False),
+    Column("storage", String(256), primary_key=True),
+    Column("table_version", Integer, nullable=False),
+    Column("until", _UTCDateTime, nullable=True),
 )
 
 
@@ -282,9 +284,6 @@ class SQLRegistry(RegistryStore):
                         change.kind, change.name, version, change.action.value, author, applied_at, spec, data_version
                     )
                 )
-                if change.kind == "feature_view" and change.action is not Action.UPDATE:
-                    # Fresh storage (or none at all): nothing of it has been materialized yet.
-                    self._drop_watermark(conn, change.name)
             conn.execute(
                 insert(_objects),
                 [
@@ -336,9 +335,6 @@ class SQLRegistry(RegistryStore):
                 for k, n, a in stale
             )
             raise UserError(f"{where}: the registry changed since it was made ({details}). Plan again.")
-
-    def _drop_watermark(self, conn: Connection, view: str) -> None:
-        conn.execute(delete(_watermarks).where(_watermarks.c.project == self._project, _watermarks.c.view == view))
 
     # ------------------------------------------------------------------ reads
 
@@ -399,23 +395,34 @@ class SQLRegistry(RegistryStore):
             ).scalar_one_or_none()
         return applies or 0
 
-    def get_watermark(self, view: str) -> datetime | None:
+    def online_progress(self, table: str) -> OnlineProgress | None:
         with self._transaction() as conn:
-            until: datetime | None = conn.execute(
-                select(_watermarks.c.until).where(_watermarks.c.project == self._project, _watermarks.c.view == view)
-            ).scalar_one_or_none()
-        return until
+            row = conn.execute(
+                select(_online_progress.c.table_version, _online_progress.c.until).where(self._progress_key(table))
+            ).one_or_none()
+        return None if row is None else OnlineProgress(row.table_version, row.until)
 
-    def set_watermark(self, view: str, until: datetime) -> None:
-        if not isinstance(until, datetime):
-            raise UserError(f"watermark of feature view {view!r} must be a datetime, got {until!r}")
+    def advance_online_progress(self, table: str, progress: OnlineProgress, *, expected: OnlineProgress | None) -> bool:
+        if not isinstance(progress, OnlineProgress):
+            raise UserError(f"online progress of {table!r} must be an OnlineProgress, got {progress!r}")
+        values = {"table_version": progress.version, "until": progress.until}
         with self._transaction(write=True) as conn:
-            live = [k[1] for k, row in self._heads(conn, "feature_view").items() if row.action != Action.DELETE.value]
-            if view not in live:
-                raise not_found("feature_view", view, live)
-            where = and_(_watermarks.c.project == self._project, _watermarks.c.view == view)
-            if conn.execute(update(_watermarks).where(where).values(until=until)).rowcount == 0:
-                conn.execute(insert(_watermarks).values(project=self._project, view=view, until=until))
+            if expected is None:
+                if conn.execute(select(_online_progress.c.storage).where(self._progress_key(table))).first():
+                    return False
+                conn.execute(insert(_online_progress).values(project=self._project, storage=table, **values))
+                return True
+            same = and_(
+                self._progress_key(table),
+                _online_progress.c.table_version == expected.version,
+                _online_progress.c.until.is_(None)
+                if expected.until is None
+                else _online_progress.c.until == expected.until,
+            )
+            return bool(conn.execute(update(_online_progress).where(same).values(**values)).rowcount)
+
+    def _progress_key(self, table: str) -> Any:
+        return and_(_online_progress.c.project == self._project, _online_progress.c.storage == table)
 
     # ------------------------------------------------------------------ row helpers
 
