@@ -34,7 +34,7 @@ from typing import Any
 import yaml
 from pydantic import BaseModel, ValidationError
 
-from strato import plugins
+from strato import clock, plugins
 from strato.errors import ConfigError
 
 CONFIG_FILE = "strato.yaml"
@@ -45,9 +45,10 @@ DEFAULTS: dict[str, Any] = {
     "registry": ".strato/registry.db",
     "offline": {"path": ".strato/offline", "engine": "duckdb"},
     "online": {"type": "lmdb", "path": ".strato/online"},
+    "write": {"max_future_seconds": clock.DEFAULT_MAX_FUTURE_SECONDS},
 }
-_TOP_KEYS = {"project", "registry", "offline", "online"}
-_SECTIONS = {"offline", "online"}  # mappings of backend options
+_TOP_KEYS = {"project", "registry", "offline", "online", "write"}
+_SECTIONS = {"offline", "online", "write"}  # mappings of options
 _REGISTRY_KEYS = {"url", "path"}  # `registry:` as a mapping
 _PATH_OPTIONS = {"path"}
 _URI = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*://")
@@ -71,6 +72,8 @@ class StratoConfig:
     online_type: str
     online_options: BaseModel
     sources: dict[str, str] = field(default_factory=dict)
+    max_future_seconds: float = clock.DEFAULT_MAX_FUTURE_SECONDS
+    """``write.max_future_seconds``: how far past now an event time may be (`strato.clock`)."""
 
     def describe(self) -> list[tuple[str, str, str]]:
         """(key, value, where it came from), for `strato config`."""
@@ -80,6 +83,7 @@ class StratoConfig:
             ("offline.path", self.offline_path),
             ("offline.engine", self.offline_engine),
             ("online.type", self.online_type),
+            ("write.max_future_seconds", self.max_future_seconds),
         ]
         rows += [(f"online.{k}", v) for k, v in self.online_options.model_dump().items()]
         rows += [(f"offline.{k}", v) for k, v in self.offline_options.model_dump().items()]
@@ -295,6 +299,11 @@ def load_config(
     online_type = values.pop("online.type")
     offline_engine = values.pop("offline.engine")
     offline_path = _location(repo, values.pop("offline.path"))
+    max_future_seconds = _max_future_seconds(
+        values.pop("write.max_future_seconds"), origins["write.max_future_seconds"]
+    )
+    for key in sorted(k for k in values if k.startswith("write.")):
+        raise ConfigError(f"{origins[key]}: {key}: unknown setting; 'write' takes only max_future_seconds")
     online_raw = {k.split(".", 1)[1]: v for k, v in values.items() if k.startswith("online.")}
     offline_raw = {k.split(".", 1)[1]: v for k, v in values.items() if k.startswith("offline.")}
     for key in _PATH_OPTIONS & online_raw.keys():
@@ -312,6 +321,7 @@ def load_config(
         online_type=online_type,
         online_options=online_options,
         sources=sources,
+        max_future_seconds=max_future_seconds,
     )
 
 
@@ -321,6 +331,16 @@ def _location(repo: Path, where: str) -> str:
         return where
     p = Path(where).expanduser()
     return str(p if p.is_absolute() else repo / p)
+
+
+def _max_future_seconds(raw: Any, origin: str) -> float:
+    try:
+        value = float(raw)
+    except (TypeError, ValueError):
+        value = -1.0
+    if not value >= 0 or isinstance(raw, bool):  # also refuses NaN
+        raise ConfigError(f"{origin}: write.max_future_seconds: must be a number of seconds >= 0, got {raw!r}")
+    return value
 
 
 def _options(seam: plugins.Seam, name: str, raw: Mapping[str, Any], origins: Mapping[str, str]) -> BaseModel:

@@ -12,8 +12,8 @@ from pathlib import Path
 import pyarrow as pa
 
 from strato.definitions.feature_view import FeatureView, FileSource
-from strato.errors import UserError
-from strato.types import Kind
+from strato.errors import SchemaError, UserError
+from strato.types import Kind, show
 
 _TEXT_KINDS = {Kind.INT32, Kind.INT64, Kind.FLOAT32, Kind.FLOAT64, Kind.BOOL, Kind.STRING}
 
@@ -54,18 +54,50 @@ def read_file(
             if types:
                 try:
                     return pacsv.read_csv(path, convert_options=pacsv.ConvertOptions(column_types=dict(types)))
-                except pa.ArrowInvalid:
-                    pass  # a value that doesn't parse: read it as is, so validation names its row
+                except pa.ArrowInvalid as exc:
+                    raise SchemaError(_unparsed_csv_value(path, types) or f"{path}: {_first_line(exc)}") from None
             return pacsv.read_csv(path)
         if kind == "delta":
             from deltalake import DeltaTable
 
             return DeltaTable(str(path)).to_pyarrow_table()
+    except UserError:
+        raise
     except (pa.ArrowException, OSError, ValueError) as exc:
         raise UserError(f"{path}: cannot read as {kind} ({str(exc).splitlines()[0]})") from None
     except Exception as exc:  # deltalake raises its own exception types
         raise UserError(f"{path}: cannot read as {kind} ({type(exc).__name__}: {str(exc).splitlines()[0]})") from None
     raise UserError(f"{path}: unsupported format {kind!r}; use parquet, csv or delta")
+
+
+def _unparsed_csv_value(path: Path, types: Mapping[str, pa.DataType]) -> str | None:
+    """``file, column 'x', row 3: cannot read 'lots' as int64`` for the first value the CSV
+    reader could not parse as its column's type (error path only; rows count from 0 after
+    the header, as everywhere else)."""
+    import pyarrow.csv as pacsv
+
+    as_text = pacsv.ConvertOptions(column_types=dict.fromkeys(types, pa.string()), strings_can_be_null=True)
+    table = pacsv.read_csv(path, convert_options=as_text)
+    for name, target in types.items():
+        if name not in table.column_names:
+            continue
+        column = table.column(name)
+        try:
+            column.cast(target)
+            continue
+        except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+            pass
+        for row, value in enumerate(column.to_pylist()):
+            try:
+                pa.array([value], pa.string()).cast(target)
+            except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+                return f"{path}, column {name!r}, row {row}: cannot read {show(value)} as {target}"
+    return None
+
+
+def _first_line(exc: Exception) -> str:
+    line = (str(exc).splitlines() or [type(exc).__name__])[0]
+    return line if len(line) <= 200 else line[:197] + "..."
 
 
 def read_source(source: FileSource, repo: Path, *, types: Mapping[str, pa.DataType] | None = None) -> pa.Table:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import enum
 import re
+import reprlib
 from dataclasses import dataclass
 from typing import Final
 
@@ -183,3 +184,70 @@ class ReadStatus(enum.IntEnum):
 
 #: A Delta table version: an integer that grows by one with every commit.
 TableVersion = int
+
+
+# ---------------------------------------------------------------------- coercion
+
+_SHOW = reprlib.Repr()  # Python 3.11's Repr takes no keyword arguments
+_SHOW.maxlevel, _SHOW.maxlist, _SHOW.maxtuple, _SHOW.maxdict, _SHOW.maxset = 2, 6, 6, 6, 6
+_SHOW.maxstring, _SHOW.maxother, _SHOW.maxlong = 60, 60, 40
+
+
+def show(value: object) -> str:
+    """A value for an error message, bounded: a 1M-element list prints as ``[1.0, 1.0, ...]``."""
+    return _SHOW.repr(value)
+
+
+def value_kind(t: pa.DataType) -> str:
+    """The kind of values an Arrow type holds, as the coercion rule sees them.
+
+    Numbers (any int or float width), bool, text (strings and bytes: Parquet writers often
+    store strings as bytes), timestamp (and date), list, map, null; anything else by name.
+    """
+    if pa.types.is_integer(t) or pa.types.is_floating(t) or pa.types.is_decimal(t):
+        return "number"
+    if pa.types.is_boolean(t):
+        return "bool"
+    if pa.types.is_string(t) or pa.types.is_large_string(t) or pa.types.is_string_view(t):
+        return "text"
+    if pa.types.is_binary(t) or pa.types.is_large_binary(t) or pa.types.is_binary_view(t):
+        return "text"
+    if pa.types.is_fixed_size_binary(t):
+        return "text"
+    if pa.types.is_timestamp(t) or pa.types.is_date(t):
+        return "timestamp"
+    if pa.types.is_list(t) or pa.types.is_large_list(t) or pa.types.is_fixed_size_list(t) or pa.types.is_list_view(t):
+        return "list"
+    if pa.types.is_map(t):
+        return "map"
+    if pa.types.is_null(t):
+        return "null"
+    return str(t)
+
+
+def cross_kind(source: pa.DataType, target: pa.DataType, *, key: bool = False) -> tuple[pa.DataType, str] | None:
+    """Where a cast from `source` to `target` would change the kind of a value, else None.
+
+    The one coercion rule of every path (writes, pushes, entity frames; online lookups apply
+    the same to Python values): a value converts only within its kind. Numbers convert
+    between widths, and between int and float where exact (1 → 1.0; 2.0 → 2, while 2.5
+    into an int is refused by the cast itself), text and bytes convert where the bytes are
+    UTF-8, and timestamps also take dates and ISO 8601 text. Nothing else: 7 never becomes
+    ``"7"``, ``"1.5"`` never becomes 1.5, 2 never becomes True. A join key (`key`) is exact:
+    an integer key takes integers only, as a float id has already lost digits past 2**53.
+    Lists and maps are checked item by item. Returns (the offending source type, why).
+    """
+    have, want = value_kind(source), value_kind(target)
+    if have == "null":
+        return None
+    if want == "timestamp" and have in ("timestamp", "text"):
+        return None
+    if have != want:
+        return source, f"{have} values cannot become {want}"
+    if key and pa.types.is_integer(target) and not pa.types.is_integer(source):
+        return source, "an integer join key takes integers only"
+    if want == "list":
+        return cross_kind(source.value_type, target.value_type)
+    if want == "map":
+        return cross_kind(source.key_type, target.key_type) or cross_kind(source.item_type, target.item_type)
+    return None

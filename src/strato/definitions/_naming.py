@@ -8,6 +8,10 @@ from strato.errors import DefinitionError
 
 _NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,127}")
 RESERVED_COLUMNS = frozenset({"event_timestamp", "created_timestamp"})
+RESERVED_PREFIX = "__strato"
+"""Names Strato's engines use for their own columns and tables start with this (any case:
+DuckDB compares identifiers without case), so no user name may: a feature `__strato_rid`
+would otherwise be read back as the join's row id."""
 
 
 def check_name(kind: str, name: object, *, where: str = "") -> str:
@@ -17,6 +21,11 @@ def check_name(kind: str, name: object, *, where: str = "") -> str:
         raise DefinitionError(
             f"{kind} name {name!r}{place} is invalid: use letters, digits and underscores, "
             "starting with a letter or underscore (at most 128 characters)"
+        )
+    if name.lower().startswith(RESERVED_PREFIX):
+        place = f" in {where}" if where else ""
+        raise DefinitionError(
+            f"{kind} name {name!r}{place} is reserved: names starting with {RESERVED_PREFIX!r} are Strato's own"
         )
     return name
 

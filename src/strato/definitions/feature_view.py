@@ -46,6 +46,11 @@ class FeatureView:
     change; `data_version` names the version whose storage this one shares (it moves only
     when a breaking change is applied as a new version).
 
+    `created_timestamp_column` (Feast's name) names a column of written frames holding the
+    rows' own ingestion time. It is stored as each row's created time instead of the write
+    time, every row of a batch is kept in history, and ties at equal (keys, event time) go
+    to the greater created time, offline and online alike (design rule 10).
+
     >>> from datetime import timedelta
     >>> from strato import Entity, FeatureView, Field, Float64, Int64
     >>> user = Entity("user", join_keys={"user_id": Int64})
@@ -68,6 +73,7 @@ class FeatureView:
     tags: dict[str, str] = field(default_factory=dict)
     version: int | None = None
     data_version: int | None = None
+    created_timestamp_column: str | None = None
 
     def __init__(
         self,
@@ -85,6 +91,7 @@ class FeatureView:
         tags: dict[str, str] | None = None,
         version: int | None = None,
         data_version: int | None = None,
+        created_timestamp_column: str | None = None,
     ):
         check_name("feature view", name)
         where = f"feature view {name!r}"
@@ -120,6 +127,14 @@ class FeatureView:
         check_name("timestamp_field", timestamp_field, where=where)
         if timestamp_field in key_fields:
             raise DefinitionError(f"{where}: timestamp_field {timestamp_field!r} is also a join key")
+        if created_timestamp_column is not None:
+            check_name("created_timestamp_column", created_timestamp_column, where=where)
+            taken = {*key_fields, *seen, timestamp_field, "event_timestamp"}
+            if created_timestamp_column in taken:
+                raise DefinitionError(
+                    f"{where}: created_timestamp_column {created_timestamp_column!r} is already "
+                    "a join key, a feature or the event time column"
+                )
         if ttl is not None and (not isinstance(ttl, timedelta) or ttl <= timedelta(0)):
             raise DefinitionError(f"{where}: ttl must be a positive timedelta or None, got {ttl!r}")
         if source is not None and not isinstance(source, FileSource):
@@ -143,6 +158,7 @@ class FeatureView:
         set_(self, "tags", check_tags(where, tags or {}))
         set_(self, "version", version)
         set_(self, "data_version", data_version)
+        set_(self, "created_timestamp_column", created_timestamp_column)
 
     def __hash__(self) -> int:
         return hash((self.name, self.version))
@@ -200,7 +216,7 @@ class FeatureView:
             "description": self.description,
             "owner": self.owner,
             "tags": dict(self.tags),
-        }
+        } | ({"created_timestamp_column": self.created_timestamp_column} if self.created_timestamp_column else {})
 
     @classmethod
     def from_spec(
@@ -230,6 +246,7 @@ class FeatureView:
             tags=spec.get("tags"),
             version=version,
             data_version=data_version,
+            created_timestamp_column=spec.get("created_timestamp_column"),
         )
 
 

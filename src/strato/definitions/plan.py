@@ -101,9 +101,10 @@ def _view_diff(old: FeatureView, new: FeatureView) -> tuple[list[str], list[str]
             compatible.append(f"updates field {name}")
     compatible.extend(f"adds field {name}" for name in new_fields if name not in old_fields)
     old_spec, new_spec = old.to_spec(), new.to_spec()
-    for attr in ("ttl_seconds", "source", "timestamp_field", "online", "offline", "description", "owner", "tags"):
-        if old_spec[attr] != new_spec[attr]:
-            compatible.append(f"{attr} {old_spec[attr]!r} -> {new_spec[attr]!r}")
+    attrs = ("ttl_seconds", "source", "timestamp_field", "online", "offline", "description", "owner", "tags")
+    for attr in (*attrs, "created_timestamp_column"):
+        if old_spec.get(attr) != new_spec.get(attr):
+            compatible.append(f"{attr} {old_spec.get(attr)!r} -> {new_spec.get(attr)!r}")
     if old_spec["entities"] != new_spec["entities"] and not breaking:
         compatible.append(f"entities {old_spec['entities']} -> {new_spec['entities']}")
     return compatible, breaking

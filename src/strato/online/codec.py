@@ -32,7 +32,7 @@ import pyarrow.compute as pc
 from strato.definitions.feature_view import FeatureView
 from strato.definitions.field import Field
 from strato.errors import SchemaError
-from strato.types import Kind
+from strato.types import Kind, show
 
 HEADER: Final = struct.Struct("<qq")
 HEADER_SIZE: Final = HEADER.size
@@ -160,26 +160,28 @@ class KeyCodec:
             except KeyError:
                 raise SchemaError(f"entity row {index}: missing join key {name!r}") from None
             except TypeError:
-                raise SchemaError(f"entity row {index}: expected a dict of join keys, got {row!r}") from None
+                raise SchemaError(f"entity row {index}: expected a dict of join keys, got {show(row)}") from None
             if is_int:
                 if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
-                    raise SchemaError(f"entity row {index}: join key {name!r} must be an integer, got {value!r}")
+                    raise SchemaError(f"entity row {index}: join key {name!r} must be an integer, got {show(value)}")
                 try:
                     parts.append(_INT_KEY.pack(int(value)))
                 except struct.error:
                     raise SchemaError(
-                        f"entity row {index}: join key {name!r} is outside the 64-bit integer range: {value!r}"
+                        f"entity row {index}: join key {name!r} is outside the 64-bit integer range: {show(value)}"
                     ) from None
             elif isinstance(value, str):
                 try:
                     parts.append(value.encode())
                 except UnicodeEncodeError:
-                    raise SchemaError(f"entity row {index}: join key {name!r} is not valid text: {value!r}") from None
+                    raise SchemaError(
+                        f"entity row {index}: join key {name!r} is not valid text: {show(value)}"
+                    ) from None
             elif isinstance(value, bytes):
                 parts.append(value)
             else:
                 expected = "bytes or a string" if kind is Kind.BYTES else "a string"
-                raise SchemaError(f"entity row {index}: join key {name!r} must be {expected}, got {value!r}")
+                raise SchemaError(f"entity row {index}: join key {name!r} must be {expected}, got {show(value)}")
         return parts[0] if len(parts) == 1 else self._join(parts)
 
 

@@ -8,14 +8,15 @@ import getpass
 import time
 from collections.abc import Iterable, Mapping, Sequence
 from concurrent.futures import Future
-from datetime import UTC, datetime
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+import numpy.typing as npt
 import pyarrow as pa
 
-from strato import frames, plugins, sources
+from strato import clock, frames, plugins, sources
 from strato.config import StratoConfig
 from strato.definitions.entity import Entity
 from strato.definitions.feature_service import FeatureService
@@ -233,7 +234,10 @@ class FeatureStore:
             raise UserError(f"feature view {fv.name!r} is online only (offline=False): cannot write offline")
         if idempotency_key is not None and (not isinstance(idempotency_key, str) or not idempotency_key):
             raise UserError(f"idempotency_key must be a non-empty string, got {idempotency_key!r}")
-        rows = frames.conform(fv, data)
+        batch = frames.conform_batch(fv, data, max_future_seconds=self.config.max_future_seconds)
+        rows = batch.rows
+        if rows.num_rows == 0:  # nothing to store: no empty Delta commit, no online call
+            return WriteResult(fv.name, 0, None, 0)
         if "online" in to:
             check_online_limits(self.online_store, fv, self.catalog.codec(fv), rows)
         earlier = None
@@ -243,14 +247,16 @@ class FeatureStore:
             earlier_version, earlier_created_us = earlier[0], earlier[1] or self._next_created_us()
             redone = 0
             if "online" in to:
-                redone, _ = self._write_online(fv, rows, earlier_created_us, earlier_version, None)
-            return WriteResult(fv.name, rows.num_rows, earlier_version, redone, already_written=True)
+                _, created = batch.stamped(earlier_created_us)
+                redone, _ = self._write_online(fv, rows, created, earlier_version, None)
+            return WriteResult(
+                fv.name, rows.num_rows, earlier_version, redone, already_written=True, superseded=batch.superseded
+            )
         created_us = self._next_created_us()
+        stamped, created = batch.stamped(created_us)
         version: TableVersion | None = None
         history: Future[TableVersion] | None = None
         if "offline" in to:
-            created = pa.array(np.full(rows.num_rows, created_us, dtype="int64"))
-            stamped = rows.append_column(frames.CREATED_TIMESTAMP, created.cast(pa.timestamp("us", tz="UTC")))
             append = functools.partial(
                 self.delta.append, fv.table_name, stamped, idempotency_key=idempotency_key, created_us=created_us
             )
@@ -263,14 +269,14 @@ class FeatureStore:
                 version = append()
         changed = 0
         if "online" in to:
-            changed, version = self._write_online(fv, rows, created_us, version, history)
-        return WriteResult(fv.name, rows.num_rows, version, changed)
+            changed, version = self._write_online(fv, rows, created, version, history)
+        return WriteResult(fv.name, rows.num_rows, version, changed, superseded=batch.superseded)
 
     def _write_online(
         self,
         fv: FeatureView,
         rows: pa.Table,
-        created_us: int,
+        created: int | npt.NDArray[np.int64],
         version: TableVersion | None,
         history: Future[TableVersion] | None,
     ) -> tuple[int, TableVersion | None]:
@@ -282,7 +288,7 @@ class FeatureStore:
         """
         try:
             try:
-                keys, values = self.catalog.codec(fv).encode(rows, created_us)
+                keys, values = self.catalog.codec(fv).encode(rows, created)
             finally:
                 if history is not None:
                     version = _committed(history)
@@ -355,10 +361,10 @@ class FeatureStore:
         """
         self._check_writable("materialize")
         began = time.perf_counter()
-        start_utc, end_utc = _utc(start) if start else None, _utc(end)
+        start_utc, end_utc = _utc(start, "materialize start") if start else None, _utc(end, "materialize end")
         if start_utc is not None and start_utc >= end_utc:
             raise UserError(f"materialize: start {start_utc.isoformat()} must be before end {end_utc.isoformat()}")
-        check_end(end_utc)
+        check_end(end_utc, allowance_seconds=self.config.max_future_seconds)
         loaded = {
             fv.name: self._materializer.window(fv, start_utc, end_utc, progress)
             for fv in self._views_to_materialize(views)
@@ -376,8 +382,8 @@ class FeatureStore:
         """
         self._check_writable("materialize_incremental")
         began = time.perf_counter()
-        end_utc = _utc(end)
-        check_end(end_utc)
+        end_utc = _utc(end, "materialize end")
+        check_end(end_utc, allowance_seconds=self.config.max_future_seconds)
         loaded = {
             fv.name: self._materializer.incremental(fv, end_utc, progress) for fv in self._views_to_materialize(views)
         }
@@ -542,10 +548,8 @@ def _history_schema(fv: FeatureView) -> pa.Schema:
     )
 
 
-def _utc(moment: datetime) -> datetime:
-    if not isinstance(moment, datetime):
-        raise UserError(f"expected a datetime, got {moment!r}")
-    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
+def _utc(moment: datetime, what: str = "materialize") -> datetime:
+    return clock.to_utc(moment, what)
 
 
 def _whoami() -> str:

@@ -18,13 +18,13 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime
 
 import pyarrow as pa
 
-from strato import frames
+from strato import clock, frames
 from strato.definitions.feature_view import FeatureView
-from strato.errors import NotFoundError, UserError
+from strato.errors import NotFoundError
 from strato.offline.base import OfflineEngine, TableSnapshot
 from strato.offline.delta import DeltaTables
 from strato.online.base import OnlineStore
@@ -33,10 +33,6 @@ from strato.registry.base import OnlineProgress, RegistryStore
 from strato.store.catalog import Catalog
 from strato.store.threads import prefetched
 from strato.types import TableVersion
-
-MAX_FUTURE = timedelta(minutes=5)
-"""How far past the machine's clock a materialization may end: clock skew between writers,
-no more. Ending far in the future would claim rows that do not exist yet as loaded."""
 
 
 @dataclass(frozen=True)
@@ -159,12 +155,10 @@ class Materializer:
                     yield batch
 
 
-def check_end(end: datetime, now: datetime | None = None) -> None:
-    """Refuse a materialization that ends beyond the clock (plus `MAX_FUTURE` of skew)."""
-    now = now or datetime.now(UTC)
-    if end > now + MAX_FUTURE:
-        raise UserError(
-            f"materialize: end {end.isoformat()} is in the future (now is {now.replace(microsecond=0).isoformat()}); "
-            f"it may be at most {int(MAX_FUTURE.total_seconds() // 60)} minutes ahead of the clock, since rows "
-            "after it would be claimed as loaded before they exist"
-        )
+def check_end(end: datetime, *, allowance_seconds: float = clock.DEFAULT_MAX_FUTURE_SECONDS) -> None:
+    """Refuse a materialization that ends beyond the clock plus the write allowance.
+
+    Ending in the future would claim, in the online progress, rows that do not exist yet
+    as loaded: they would be skipped when they arrive.
+    """
+    clock.check_not_future(end, "materialize: end", allowance_seconds=allowance_seconds)

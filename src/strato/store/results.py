@@ -18,7 +18,14 @@ WriteTarget = Literal["online", "offline", "online_and_offline"]
 
 @dataclass(frozen=True)
 class WriteResult:
-    """What one `write` stored."""
+    """What one `write` stored.
+
+    `rows` counts the rows stored in history (and offered online). Without a declared
+    `created_timestamp_column`, rows of one batch with the same (keys, event time) are
+    reduced to the last one: `superseded` counts the others, which are not stored, so
+    ``rows + superseded`` is the batch's length. `table_version` is None when nothing was
+    committed (an online-only write, or an empty batch).
+    """
 
     view: str
     rows: int
@@ -28,6 +35,7 @@ class WriteResult:
     """The idempotency key was already in history: nothing was appended again (`table_version`
     is that earlier commit), and the online step was redone, which changes nothing if it had
     finished."""
+    superseded: int = 0
 
 
 @dataclass(frozen=True)

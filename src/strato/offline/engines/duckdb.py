@@ -43,6 +43,7 @@ from strato.offline.pit import PitRequest
 EVENT_TS = "event_timestamp"
 CREATED_TS = "created_timestamp"
 _TS = pa.timestamp("us", tz="UTC")
+# Internal names all start with "__strato", which no user name may (definitions._naming).
 _RID = "__strato_rid"
 _T = "__strato_t"
 _SPINE = "__strato_spine"
@@ -135,10 +136,10 @@ class DuckDBOfflineEngine(OfflineEngine):
         on = " AND ".join(f"h.{_q(k)} = w.{_q(k)}" for k in key_names)
         query = f"""
             WITH w AS (
-                SELECT {_cols(key_names)}, max({{'e': {EVENT_TS}, 'c': {CREATED_TS}}}) AS __w
+                SELECT {_cols(key_names)}, max({{'e': {EVENT_TS}, 'c': {CREATED_TS}}}) AS __strato_w
                 FROM {src} WHERE {_between("", low, high, inclusive=False)} GROUP BY ALL)
             SELECT h.* FROM {src} h JOIN w ON {on}
-                AND h.{EVENT_TS} = w.__w.e AND h.{CREATED_TS} = w.__w.c
+                AND h.{EVENT_TS} = w.__strato_w.e AND h.{CREATED_TS} = w.__strato_w.c
             WHERE {_between("h.", low, high, inclusive=False)}
         """
         cur = self._connection().cursor()
@@ -238,20 +239,20 @@ def _pit_sql(
     # saying so lets DuckDB skip row groups by their statistics.
     ttl_us = None if request.ttl is None else request.ttl // _MICROSECOND
     since = None if ttl_us is None else low - ttl_us
-    ttl = "" if ttl_us is None else f"WHERE epoch_us(h.__ev) >= epoch_us(s.{_T}) - {ttl_us}"
+    ttl = "" if ttl_us is None else f"WHERE epoch_us(h.__strato_ev) >= epoch_us(s.{_T}) - {ttl_us}"
     asof_on = " AND ".join(f"s.{_q(k)} = h.{_q(k)}" for k in keys)
     back_on = " AND ".join(f"h.{_q(k)} = m.{_q(k)}" for k in keys)
     dedup = "" if unique else f"QUALIFY row_number() OVER (PARTITION BY m.{_RID}) = 1"
     return f"""
         WITH h AS (
-            SELECT {_cols(keys)}, {EVENT_TS} AS __ev, max({CREATED_TS}) AS __c
+            SELECT {_cols(keys)}, {EVENT_TS} AS __strato_ev, max({CREATED_TS}) AS __strato_c
             FROM {src} WHERE {_between("", since, high, inclusive=True)} GROUP BY ALL),
         m AS (
-            SELECT s.{_RID}, {", ".join(f"s.{_q(k)}" for k in keys)}, h.__ev, h.__c
-            FROM {_SPINE} s ASOF JOIN h ON {asof_on} AND s.{_T} >= h.__ev {ttl}),
+            SELECT s.{_RID}, {", ".join(f"s.{_q(k)}" for k in keys)}, h.__strato_ev, h.__strato_c
+            FROM {_SPINE} s ASOF JOIN h ON {asof_on} AND s.{_T} >= h.__strato_ev {ttl}),
         w AS (
             SELECT m.{_RID}, {", ".join(f"h.{_q(f)}" for f in fetch)}
-            FROM {src} h JOIN m ON {back_on} AND h.{EVENT_TS} = m.__ev AND h.{CREATED_TS} = m.__c
+            FROM {src} h JOIN m ON {back_on} AND h.{EVENT_TS} = m.__strato_ev AND h.{CREATED_TS} = m.__strato_c
             WHERE {_between("h.", since, high, inclusive=True)} {dedup})
         SELECT {", ".join(f"w.{_q(f)}" for f in fetch)}
         FROM {_SPINE} s LEFT JOIN w ON s.{_RID} = w.{_RID}
