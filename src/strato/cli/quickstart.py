@@ -8,7 +8,6 @@ model, and scores fresh transactions with online lookups — timing every step.
 
 from __future__ import annotations
 
-import shutil
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -21,7 +20,7 @@ import numpy as np
 import numpy.typing as npt
 import pandas as pd
 
-from strato.cli import render
+from strato.cli import quickstart_folder, render
 from strato.cli.loader import load_definitions
 from strato.config import write_default_config
 from strato.errors import UserError
@@ -102,7 +101,7 @@ class _World:
 
 
 def run_quickstart(path: Path, *, users: int = 20_000, seed: int = 7) -> None:
-    """Build a fraud-scoring repo in `path` (deleted first if it holds a previous demo) and run it."""
+    """Build a fraud-scoring repo in `path` (replacing a previous demo, never anything else) and run it."""
     if users < 200:
         raise UserError(f"--users must be at least 200 (got {users})")
     _prepare_folder(path)
@@ -166,15 +165,10 @@ def run_quickstart(path: Path, *, users: int = 20_000, seed: int = 7) -> None:
 
 
 def _prepare_folder(path: Path) -> None:
-    if path.exists():
-        marker = path / "features.py"
-        is_demo = marker.exists() and "strato quickstart" in marker.read_text(errors="replace")
-        if not is_demo and any(path.iterdir()):
-            raise UserError(f"{path} exists and is not a quickstart folder; choose another with --dir")
-        shutil.rmtree(path)
-    path.mkdir(parents=True)
+    quickstart_folder.prepare(path)  # refuses any folder it cannot prove a previous demo
     write_default_config(path, "quickstart")
     (path / "features.py").write_text(DEFINITIONS)
+    quickstart_folder.seal(path, ["strato.yaml", "features.py"])
 
 
 def _generate(rng: np.random.Generator, users: int) -> _World:
