@@ -10,7 +10,7 @@ import sys
 import time
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any, Literal
+from typing import TYPE_CHECKING, Annotated, Any, Literal, NoReturn
 
 import typer
 from rich.markup import escape
@@ -348,7 +348,9 @@ def get(
             refs = features
         else:
             raise UserError("give feature references (view:feature) or --service NAME")
-        key_types = {k.name: k.dtype.kind.value for v in store.list_feature_views() for k in v.join_keys}
+        # The join keys of the views asked for: any other key in --entity is a mistake to name.
+        views = [fv for _, fv, _ in store.catalog.select(refs, False)]
+        key_types = {k.name: k.dtype.kind.value for fv in views for k in fv.join_keys}
         rows = [_parse_entity(text, key_types) for text in entity]
         response = store.get_online_features(refs, rows)
         data = response.to_dict()
@@ -404,7 +406,13 @@ def _parse_entity(text: str, key_types: dict[str, str]) -> dict[str, Any]:
         if not sep:
             raise UserError(f"--entity {text!r}: expected key=value pairs, e.g. user_id=7")
         key = key.strip()
-        if key_types.get(key) in ("int32", "int64"):
+        if key not in key_types:
+            raise UserError(
+                f"--entity {text!r}: unknown key {key!r}; the features asked for are keyed by {', '.join(key_types)}"
+            )
+        if key in row:
+            raise UserError(f"--entity {text!r}: key {key!r} is given twice")
+        if key_types[key] in ("int32", "int64"):
             try:
                 row[key] = int(value)
             except ValueError:
@@ -459,32 +467,59 @@ def quickstart(
 
 
 def run() -> None:
-    """Entry point of the `strato` script: user errors become one line, not a traceback."""
+    """Entry point of the `strato` script: user errors become one line, not a traceback; Ctrl-C
+    becomes "interrupted" and exit 130."""
     try:
-        # Outside standalone mode click returns (not raises) the code of a `typer.Exit`.
-        code = app(standalone_mode=False)
-        if isinstance(code, int) and code:
-            sys.exit(code)
-    except (typer.Exit, SystemExit) as exc:
-        code = exc.exit_code if isinstance(exc, typer.Exit) else exc.code
+        code = _run_app()
+    except KeyboardInterrupt:
+        code = _INTERRUPTED
+    if code == _INTERRUPTED:
+        _interrupted()
+    if code:
         sys.exit(code)
+
+
+def _run_app() -> int | str | None:
+    """Run the app; return its exit code (printing the one line of an error)."""
+    try:
+        # Outside standalone mode click returns (not raises) the code of a `typer.Exit`; typer
+        # turns a KeyboardInterrupt into a silent Exit(130), so 130 is an interrupt here.
+        code = app(standalone_mode=False)
+        return code if isinstance(code, int) else None
+    except typer.Exit as exc:
+        return int(exc.exit_code)
+    except SystemExit as exc:
+        return exc.code
     except typer.Abort:
-        render.err_console.print("aborted")
-        sys.exit(130)
+        return _INTERRUPTED
     except Exception as exc:
+        if type(exc).__name__ == "InterruptException":  # DuckDB's, when Ctrl-C stops a query
+            return _INTERRUPTED
         import click
 
         # Usage errors: typer 0.29 raises its vendored click's exceptions (TyperException), older typers click's.
         show = getattr(exc, "show", None)
         if isinstance(exc, (click.exceptions.ClickException, typer.TyperException)) and callable(show):
             show()
-            sys.exit(getattr(exc, "exit_code", 2))
+            return int(getattr(exc, "exit_code", 2))
         if _State.debug or not isinstance(exc, StratoError):
             raise
         # One line whatever the terminal width (a pipe is 80 columns); the message is text, not markup.
         message = escape(" ".join(str(exc).splitlines()))
         render.err_console.print(f"[red]error:[/] {message}", highlight=False, soft_wrap=True)
-        sys.exit(1 if isinstance(exc, UserError) else 2 if isinstance(exc, BackendError) else 1)
+        return 1 if isinstance(exc, UserError) else 2 if isinstance(exc, BackendError) else 1
+
+
+_INTERRUPTED = 130  # 128 + SIGINT, as shells report a Ctrl-C
+
+
+def _interrupted() -> NoReturn:
+    """Ctrl-C: one line, exit 130 — never a traceback (a second Ctrl-C while printing is ignored)."""
+    import signal
+
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    render.err_console.print("interrupted", highlight=False)
+    sys.exit(_INTERRUPTED)
 
 
 _EXAMPLE_DEFINITIONS = '''"""Feature definitions: edit, then run `strato plan` and `strato apply`."""
