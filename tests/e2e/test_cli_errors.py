@@ -50,7 +50,8 @@ def test_ctrl_c_during_a_query_prints_one_line_and_exits_130(repo: Path) -> None
     try:
         deadline = time.monotonic() + 60
         while "duckdb" not in Path(f"/proc/{process.pid}/maps").read_text():  # the query is about to run
-            assert time.monotonic() < deadline and process.poll() is None
+            assert time.monotonic() < deadline
+            assert process.poll() is None
             time.sleep(0.05)
         time.sleep(1.0)
         process.send_signal(signal.SIGINT)

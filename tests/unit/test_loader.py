@@ -114,9 +114,12 @@ def test_definition_files_import_each_other_and_share_objects(tmp_path: Path) ->
     assert sorted(d.name for d in found) == ["account", "account_stats", "stats", "user"]
     user = next(d for d in found if d.name == "user")
     stats = next(d for d in found if isinstance(d, FeatureView) and d.name == "stats")
-    assert isinstance(user, Entity) and stats.entities[0] is user  # one object, not two copies
+    assert isinstance(user, Entity)
+    assert stats.entities[0] is user
     assert str(repo) not in sys.path
-    assert "entities" not in sys.modules and "defs" not in sys.modules and "defs.views" not in sys.modules
+    assert "entities" not in sys.modules
+    assert "defs" not in sys.modules
+    assert "defs.views" not in sys.modules
     assert not list(repo.rglob("__pycache__"))
 
 

@@ -20,7 +20,7 @@ import os
 import sys
 import traceback
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from pathlib import Path
 from types import ModuleType
 
@@ -120,7 +120,8 @@ def _import(repo: Path, path: Path) -> ModuleType:
         # A file name Python cannot import (``my-features.py``): load it under a private name.
         private = f"_strato_repo_{abs(hash(path))}"
         spec = importlib.util.spec_from_file_location(private, path)
-        assert spec is not None and spec.loader is not None
+        assert spec is not None
+        assert spec.loader is not None
         module = importlib.util.module_from_spec(spec)
         sys.modules[private] = module
         spec.loader.exec_module(module)
@@ -166,10 +167,8 @@ def _repo_importable(repo: Path) -> Iterator[None]:
         yield
     finally:
         sys.dont_write_bytecode = bytecode
-        try:
+        with suppress(ValueError):
             sys.path.remove(str(repo))
-        except ValueError:
-            pass
         for name in set(sys.modules) - before:
             module = sys.modules.get(name)
             if name.startswith("_strato_repo_") or _inside(repo, getattr(module, "__file__", None) or ""):

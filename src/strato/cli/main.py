@@ -6,6 +6,7 @@ failure prints one line and exits 2 (``--debug`` shows the traceback).
 
 from __future__ import annotations
 
+import shlex
 import sys
 import time
 from datetime import UTC, datetime
@@ -16,6 +17,7 @@ import typer
 from rich.markup import escape
 
 from strato.cli import render
+from strato.cli.help import examples, show_flags_as_flags, strato_command
 from strato.errors import BackendError, StratoError, UserError
 
 if TYPE_CHECKING:
@@ -32,6 +34,7 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
     add_completion=False,
 )
+show_flags_as_flags()
 
 _KIND_ALIASES: dict[str, ObjectKind] = {
     "entity": "entity",
@@ -50,7 +53,11 @@ _KIND_ALIASES: dict[str, ObjectKind] = {
 RepoOption = Annotated[
     Path | None,
     typer.Option(
-        "--repo", "-r", help="Feature repo folder (default: nearest folder with strato.yaml).", show_default=False
+        "--repo",
+        "-r",
+        metavar="PATH",
+        help="Feature repo folder (default: nearest folder with strato.yaml).",
+        show_default=False,
     ),
 ]
 
@@ -74,7 +81,7 @@ def _open(repo: Path | None) -> FeatureStore:
     config = load_config(repo)
     if not (config.repo_path / CONFIG_FILE).is_file():
         where = f"in {config.repo_path}" if repo is not None else f"in {config.repo_path} or any folder above it"
-        raise UserError(f"no feature repo: no {CONFIG_FILE} {where}; create one with `strato init`")
+        raise UserError(f"no feature repo: no {CONFIG_FILE} {where}; create one with `{strato_command()} init`")
     return FeatureStore(config=config)
 
 
@@ -101,7 +108,7 @@ def _main(debug: Annotated[bool, typer.Option("--debug", help="Show tracebacks f
     _State.debug = debug
 
 
-@app.command()
+@app.command(epilog=examples("version"))
 def version() -> None:
     """Print Strato's version."""
     import strato
@@ -109,12 +116,15 @@ def version() -> None:
     render.console.print(f"strato {strato.__version__}")
 
 
-@app.command()
+@app.command(epilog=examples("init"))
 def init(
     path: Annotated[Path, typer.Argument(help="Folder for the new feature repo.")] = Path("."),
-    project: Annotated[str | None, typer.Option(help="Project name (default: the folder name).")] = None,
+    project: Annotated[
+        str | None, typer.Option(metavar="NAME", help="Project name (default: the folder name).")
+    ] = None,
 ) -> None:
     """Create a feature repo: strato.yaml and an example definitions file."""
+    from strato.cli.loader import IGNORE_FILE
     from strato.config import CONFIG_FILE, write_default_config
 
     path.mkdir(parents=True, exist_ok=True)
@@ -127,9 +137,18 @@ def init(
     example = path / "features.py"
     if not example.exists():
         example.write_text(_EXAMPLE_DEFINITIONS)
+    ignore = path / IGNORE_FILE
+    if not ignore.exists():
+        ignore.write_text(_EXAMPLE_IGNORE)
     render.console.print(f"Created feature repo [bold]{name}[/] in {path.resolve()}")
     render.console.print("  strato.yaml   configuration (embedded: SQLite registry, Delta history, LMDB online)")
-    render.console.print("  features.py   example definitions — edit them, then run: strato plan && strato apply")
+    strato = strato_command()
+    repo = "" if path.resolve() == Path.cwd().resolve() else f" -r {shlex.quote(str(path))}"
+    render.console.print("  features.py   example definitions")
+    render.console.print(f"  {IGNORE_FILE} files that plan and apply skip (gitignore patterns)")
+    render.console.print(
+        escape(f"Edit them, then run: {strato} plan{repo} && {strato} apply{repo}"), soft_wrap=True, highlight=False
+    )
 
 
 def _plan_args(
@@ -146,14 +165,17 @@ def _plan_args(
 
 NewVersionOption = Annotated[
     list[str] | None,
-    typer.Option("--new-version", help="Apply a breaking change to this view as a new version (repeatable)."),
+    typer.Option(
+        "--new-version", metavar="VIEW", help="Apply a breaking change to this view as a new version (repeatable)."
+    ),
 ]
 DeleteOption = Annotated[
-    list[str] | None, typer.Option("--delete", help="Delete KIND:NAME, e.g. view:user_stats (repeatable).")
+    list[str] | None,
+    typer.Option("--delete", metavar="KIND:NAME", help="Delete KIND:NAME, e.g. view:user_stats (repeatable)."),
 ]
 
 
-@app.command()
+@app.command(epilog=examples("plan"))
 def plan(repo: RepoOption = None, new_version: NewVersionOption = None, delete: DeleteOption = None) -> None:
     """Show what `apply` would change, without changing anything."""
     with _open(repo) as store:
@@ -165,7 +187,7 @@ def plan(repo: RepoOption = None, new_version: NewVersionOption = None, delete: 
             raise typer.Exit(1)
 
 
-@app.command()
+@app.command(epilog=examples("apply"))
 def apply(repo: RepoOption = None, new_version: NewVersionOption = None, delete: DeleteOption = None) -> None:
     """Register the repo's definitions: new versions for changed objects, history kept."""
     with _open(repo) as store:
@@ -176,7 +198,7 @@ def apply(repo: RepoOption = None, new_version: NewVersionOption = None, delete:
         render.console.print(f"applied {changed} change(s) to project [bold]{store.project}[/]")
 
 
-@app.command("ls")
+@app.command("ls", epilog=examples("ls"))
 def list_objects(
     kind: Annotated[str, typer.Argument(help="entities, views or services")] = "views", repo: RepoOption = None
 ) -> None:
@@ -207,11 +229,11 @@ def list_objects(
             render.table(None, ["service", "version", "features", "description"], rows3)
 
 
-@app.command()
+@app.command(epilog=examples("describe"))
 def describe(
     kind: Annotated[str, typer.Argument(help="entity, view or service")],
     name: Annotated[str, typer.Argument(help="Object name.")],
-    version: Annotated[int | None, typer.Option(help="A past version (default: current).")] = None,
+    version: Annotated[int | None, typer.Option(metavar="N", help="A past version (default: current).")] = None,
     repo: RepoOption = None,
 ) -> None:
     """Show one entity, feature view or feature service in detail (views: with their data)."""
@@ -239,7 +261,7 @@ def _describe_data(store: FeatureStore, fv: Any) -> None:
     render.console.print(f"  history: {history}\n  online: {online}")
 
 
-@app.command()
+@app.command(epilog=examples("history"))
 def history(
     kind: Annotated[str, typer.Argument(help="entity, view or service")],
     name: Annotated[str, typer.Argument(help="Object name.")],
@@ -254,7 +276,7 @@ def history(
         render.table(f"{kind} {name}", ["version", "action", "applied (UTC)", "author", "storage version"], rows)
 
 
-@app.command()
+@app.command(epilog=examples("write"))
 def write(
     view: Annotated[str, typer.Argument(help="Feature view to write to.")],
     file: Annotated[
@@ -276,18 +298,24 @@ def write(
         result = store.ingest(view, file, to=to)
         seconds = time.perf_counter() - started
     where = f"table version {result.table_version}" if result.table_version is not None else "online only"
+    speed = render.rate(result.rows, seconds)
     render.console.print(
-        f"wrote {result.rows:,} rows to [bold]{result.view}[/] ({where}; {result.online_rows:,} online keys updated) "
-        f"in {seconds:.2f} s ({result.rows / max(seconds, 1e-9):,.0f} rows/s)"
+        f"wrote {render.count(result.rows, 'row')} to [bold]{result.view}[/] "
+        f"({where}; {render.count(result.online_rows, 'online key')} updated) "
+        f"in {render.seconds(seconds)}" + (f" ({speed})" if speed else "")
     )
 
 
-@app.command()
+@app.command(epilog=examples("materialize"))
 def materialize(
-    start: Annotated[str | None, typer.Option(help="ISO start time (default: the beginning of history).")] = None,
-    end: Annotated[str, typer.Option(help="ISO end time, exclusive, or 'now'.")] = "now",
-    view: Annotated[list[str] | None, typer.Option(help="Only this view (repeatable).")] = None,
-    incremental: Annotated[bool, typer.Option(help="Start each view where its last materialization ended.")] = False,
+    start: Annotated[
+        str | None, typer.Option(metavar="ISO", help="ISO start time (default: the beginning of history).")
+    ] = None,
+    end: Annotated[str, typer.Option(metavar="ISO|now", help="ISO end time, exclusive, or 'now'.")] = "now",
+    view: Annotated[list[str] | None, typer.Option(metavar="VIEW", help="Only this view (repeatable).")] = None,
+    incremental: Annotated[
+        bool, typer.Option("--incremental", help="Start each view where its last materialization ended.")
+    ] = False,
     repo: RepoOption = None,
 ) -> None:
     """Load the latest values from history into the online store."""
@@ -303,14 +331,16 @@ def materialize(
     rows = [(name, f"{count:,}") for name, count in result.rows.items()]
     render.table(None, ["view", "rows loaded"], rows)
     total = sum(result.rows.values())
+    speed = render.rate(total, result.seconds)
     render.console.print(
-        f"materialized {total:,} rows in {result.seconds:.2f} s ({total / max(result.seconds, 1e-9):,.0f} rows/s)"
+        f"materialized {render.count(total, 'row')} in {render.seconds(result.seconds)}"
+        + (f" ({speed})" if speed else "")
     )
 
 
-@app.command()
+@app.command(epilog=examples("prune"))
 def prune(
-    view: Annotated[list[str] | None, typer.Option(help="Only this view (repeatable).")] = None,
+    view: Annotated[list[str] | None, typer.Option(metavar="VIEW", help="Only this view (repeatable).")] = None,
     repo: RepoOption = None,
 ) -> None:
     """Delete online values older than their view's ttl (reads already treat them as expired)."""
@@ -319,18 +349,23 @@ def prune(
         pruned = store.prune_expired(view)
         seconds = time.perf_counter() - started
     render.table(None, ["view", "values deleted"], [(name, f"{count:,}") for name, count in pruned.items()])
-    render.console.print(f"pruned {sum(pruned.values()):,} expired values in {seconds:.2f} s")
+    render.console.print(f"pruned {render.count(sum(pruned.values()), 'expired value')} in {render.seconds(seconds)}")
 
 
-@app.command()
+@app.command(epilog=examples("get"))
 def get(
     features: Annotated[
         list[str] | None, typer.Argument(help="Feature references, e.g. user_stats:amount_mean_7d.")
     ] = None,
     entity: Annotated[
-        list[str] | None, typer.Option("--entity", "-e", help="Join keys of one entity: user_id=7[,k=v] (repeatable).")
+        list[str] | None,
+        typer.Option(
+            "--entity", "-e", metavar="KEY=VALUE[,…]", help="Join keys of one entity: user_id=7[,k=v] (repeatable)."
+        ),
     ] = None,
-    service: Annotated[str | None, typer.Option(help="Read every feature of this feature service.")] = None,
+    service: Annotated[
+        str | None, typer.Option(metavar="NAME", help="Read every feature of this feature service.")
+    ] = None,
     as_json: Annotated[
         bool, typer.Option("--json", help="Print JSON lines (one object per entity, with statuses) for scripts.")
     ] = False,
@@ -430,10 +465,10 @@ def _format_value(value: Any) -> str:
     return str(value)
 
 
-@app.command()
+@app.command(epilog=examples("sql"))
 def sql(
     query: Annotated[str, typer.Argument(help="SQL over feature history; each view is a table named after it.")],
-    limit: Annotated[int, typer.Option(help="Print at most this many rows.")] = 50,
+    limit: Annotated[int, typer.Option(metavar="N", help="Print at most this many rows.")] = 50,
     repo: RepoOption = None,
 ) -> None:
     """Query feature history with SQL (DuckDB dialect)."""
@@ -445,7 +480,7 @@ def sql(
         render.console.print(f"… {result.num_rows - limit:,} more rows (use --limit)")
 
 
-@app.command("config")
+@app.command("config", epilog=examples("config"))
 def show_config(repo: RepoOption = None) -> None:
     """Print the resolved configuration and where each value came from."""
     from strato.config import load_config
@@ -454,11 +489,13 @@ def show_config(repo: RepoOption = None) -> None:
     render.table(f"repo {config.repo_path}", ["setting", "value", "from"], config.describe())
 
 
-@app.command()
+@app.command(epilog=examples("quickstart"))
 def quickstart(
-    path: Annotated[Path, typer.Option("--dir", help="Folder for the demo feature repo (recreated).")] = Path("demo"),
-    users: Annotated[int, typer.Option(help="Number of card holders to generate.")] = 20_000,
-    seed: Annotated[int, typer.Option(help="Random seed.")] = 7,
+    path: Annotated[
+        Path, typer.Option("--dir", metavar="PATH", help="Folder for the demo feature repo (recreated).")
+    ] = Path("demo"),
+    users: Annotated[int, typer.Option(metavar="N", help="Number of card holders to generate.")] = 20_000,
+    seed: Annotated[int, typer.Option(metavar="N", help="Random seed.")] = 7,
 ) -> None:
     """Run the fraud-scoring demo end to end: data, features, training set, model, live scoring."""
     from strato.cli.quickstart import run_quickstart
@@ -521,6 +558,15 @@ def _interrupted() -> NoReturn:
     render.err_console.print("interrupted", highlight=False)
     sys.exit(_INTERRUPTED)
 
+
+_EXAMPLE_IGNORE = """\
+# Files and folders `strato plan` and `strato apply` do not import (gitignore patterns, like
+# Feast's .feastignore). Already skipped: hidden folders (.venv, .strato, .git), venv/,
+# __pycache__/, data/, tests/, test_*.py, *_test.py, conftest.py, _*.py. List here any Python
+# file that does work when imported (training scripts, notebooks exported as .py), e.g.:
+# scripts/
+# notebooks/
+"""
 
 _EXAMPLE_DEFINITIONS = '''"""Feature definitions: edit, then run `strato plan` and `strato apply`."""
 
