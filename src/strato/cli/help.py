@@ -47,7 +47,7 @@ _EXAMPLES: dict[str, list[str]] = {
     ],
     "sql": [
         'strato sql "select count(*) from user_stats"',
-        'strato sql "select * from user_stats order by event_timestamp desc" --limit 5',
+        'strato sql "select * from user_stats order by event_timestamp" --limit 5',
     ],
     "config": ["strato config", "STRATO_ONLINE__SYNC=false strato config"],
     "quickstart": ["strato quickstart", "strato quickstart --dir /tmp/demo --users 2000"],

@@ -21,8 +21,10 @@ if TYPE_CHECKING:
 # would assume 80 columns and fold words mid-way), so lines are never wrapped or folded there: a
 # table is as wide as its content, a message one line.
 PIPE_WIDTH = 10_000
-# Below this, a rate says more about timer noise than throughput ("2 rows/s" for a 2-row write).
+# A rate is shown only for work long and large enough to measure throughput; below these it says
+# more about fixed costs (opening tables, a first commit) than speed ("2 rows/s" for a 2-row write).
 MIN_RATE_SECONDS = 0.5
+MIN_RATE_ROWS = 1_000
 
 
 def _console(*, stderr: bool) -> Console:
@@ -68,13 +70,16 @@ def count(n: int, noun: str) -> str:
 
 
 def number(x: float) -> str:
-    """A large figure in three digits: ``950``, ``12.3K``, ``1.23M``, ``4.56B``."""
-    for size, suffix in ((1e9, "B"), (1e6, "M"), (1e3, "K")):
-        if abs(x) >= size:
-            scaled = x / size
-            digits = 2 if abs(scaled) < 10 else 1 if abs(scaled) < 100 else 0
-            return f"{scaled:.{digits}f}{suffix}"
-    return f"{x:,.0f}"
+    """A figure as a person reads it: ``950``, ``9,999``, ``12.3K``, ``1.23M``, ``4.56B``."""
+    if abs(x) < 10_000:
+        return f"{x:,.0f}"
+    for size, suffix in ((1e3, "K"), (1e6, "M"), (1e9, "B"), (1e12, "T")):
+        scaled = x / size
+        digits = 2 if abs(scaled) < 10 else 1 if abs(scaled) < 100 else 0
+        text = f"{scaled:.{digits}f}"
+        if abs(float(text)) < 1000 or suffix == "T":
+            return f"{text}{suffix}"
+    raise AssertionError("unreachable")  # pragma: no cover
 
 
 def seconds(value: float) -> str:
@@ -88,8 +93,8 @@ def seconds(value: float) -> str:
 
 
 def rate(n: int, elapsed: float, noun: str = "rows") -> str | None:
-    """``1.23M rows/s``, or None when the work was too quick (or empty) for a rate to mean anything."""
-    if n <= 0 or elapsed < MIN_RATE_SECONDS:
+    """``1.23M rows/s``, or None when the work was too small or quick for a rate to mean anything."""
+    if n < MIN_RATE_ROWS or elapsed < MIN_RATE_SECONDS:
         return None
     return f"{number(n / elapsed)} {noun}/s"
 
