@@ -82,9 +82,10 @@ def repo(tmp_path_factory: pytest.TempPathFactory) -> Path:
     wrote = run("write", "user_stats", "rows.parquet", cwd=repo)
     assert wrote.code == 0, str(wrote)
     assert "wrote 2 rows to user_stats (table version 0; 2 online keys updated)" in wrote.out
+    assert "rows/s" not in wrote.out  # a 2-row write is too quick for a rate to mean anything
     wrote = run("write", "user_stats", "more.csv", "--to", "offline", cwd=repo)
     assert wrote.code == 0, str(wrote)
-    assert "wrote 1 rows to user_stats (table version 1; 0 online keys updated)" in wrote.out
+    assert "wrote 1 row to user_stats (table version 1; 0 online keys updated)" in wrote.out
     return repo
 
 
@@ -187,6 +188,10 @@ def test_every_command_has_help(tmp_path: Path) -> None:
         assert code == 0, f"strato {command} --help exited {code}: {text}"
         assert f"Usage: strato {command}" in text, text
         assert "--help" in text
+        # Flags take no value, so their help shows none (typer's default said `--json <bool>`).
+        assert "<bool>" not in text, text
+        assert "Examples:" in text, text
+        assert f"strato {command}" in text.split("Examples:")[1], text
 
 
 def test_user_errors_are_one_line_and_exit_1(repo: Path, tmp_path: Path) -> None:

@@ -7,6 +7,7 @@ failure prints one line and exits 2 (``--debug`` shows the traceback).
 from __future__ import annotations
 
 import hashlib
+import shlex
 import signal
 import sys
 import time
@@ -18,6 +19,7 @@ import typer
 from rich.markup import escape
 
 from strato.cli import render
+from strato.cli.help import examples, show_flags_as_flags, strato_command
 from strato.errors import BackendError, StratoError, UserError
 
 if TYPE_CHECKING:
@@ -34,6 +36,7 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
     add_completion=False,
 )
+show_flags_as_flags()
 
 _KIND_ALIASES: dict[str, ObjectKind] = {
     "entity": "entity",
@@ -52,7 +55,11 @@ _KIND_ALIASES: dict[str, ObjectKind] = {
 RepoOption = Annotated[
     Path | None,
     typer.Option(
-        "--repo", "-r", help="Feature repo folder (default: nearest folder with strato.yaml).", show_default=False
+        "--repo",
+        "-r",
+        metavar="PATH",
+        help="Feature repo folder (default: nearest folder with strato.yaml).",
+        show_default=False,
     ),
 ]
 
@@ -85,7 +92,7 @@ def _open(repo: Path | None, *, read_only: bool = False, planning: bool = False)
     config = load_config(repo)
     if not (config.repo_path / CONFIG_FILE).is_file():
         where = f"in {config.repo_path}" if repo is not None else f"in {config.repo_path} or any folder above it"
-        raise UserError(f"no feature repo: no {CONFIG_FILE} {where}; create one with `strato init`")
+        raise UserError(f"no feature repo: no {CONFIG_FILE} {where}; create one with `{strato_command()} init`")
     try:
         return FeatureStore(config=config, read_only=read_only or planning)
     except RegistryNotFoundError:
@@ -117,7 +124,7 @@ def _main(debug: Annotated[bool, typer.Option("--debug", help="Show tracebacks f
     _State.debug = debug
 
 
-@app.command()
+@app.command(epilog=examples("version"))
 def version() -> None:
     """Print Strato's version."""
     import strato
@@ -125,12 +132,15 @@ def version() -> None:
     render.console.print(f"strato {strato.__version__}")
 
 
-@app.command()
+@app.command(epilog=examples("init"))
 def init(
     path: Annotated[Path, typer.Argument(help="Folder for the new feature repo.")] = Path("."),
-    project: Annotated[str | None, typer.Option(help="Project name (default: the folder name).")] = None,
+    project: Annotated[
+        str | None, typer.Option(metavar="NAME", help="Project name (default: the folder name).")
+    ] = None,
 ) -> None:
     """Create a feature repo: strato.yaml and an example definitions file."""
+    from strato.cli.loader import IGNORE_FILE
     from strato.config import CONFIG_FILE, default_project_name, write_default_config
 
     path.mkdir(parents=True, exist_ok=True)
@@ -141,9 +151,18 @@ def init(
     example = path / "features.py"
     if not example.exists():
         example.write_text(_EXAMPLE_DEFINITIONS)
+    ignore = path / IGNORE_FILE
+    if not ignore.exists():
+        ignore.write_text(_EXAMPLE_IGNORE)
     render.console.print(f"Created feature repo [bold]{name}[/] in {path.resolve()}")
     render.console.print("  strato.yaml   configuration (embedded: SQLite registry, Delta history, LMDB online)")
-    render.console.print("  features.py   example definitions — edit them, then run: strato plan && strato apply")
+    strato = strato_command()
+    repo = "" if path.resolve() == Path.cwd().resolve() else f" -r {shlex.quote(str(path))}"
+    render.console.print("  features.py   example definitions")
+    render.console.print(f"  {IGNORE_FILE} files that plan and apply skip (gitignore patterns)")
+    render.console.print(
+        escape(f"Edit them, then run: {strato} plan{repo} && {strato} apply{repo}"), soft_wrap=True, highlight=False
+    )
 
 
 def _plan_args(
@@ -160,14 +179,17 @@ def _plan_args(
 
 NewVersionOption = Annotated[
     list[str] | None,
-    typer.Option("--new-version", help="Apply a breaking change to this view as a new version (repeatable)."),
+    typer.Option(
+        "--new-version", metavar="VIEW", help="Apply a breaking change to this view as a new version (repeatable)."
+    ),
 ]
 DeleteOption = Annotated[
-    list[str] | None, typer.Option("--delete", help="Delete KIND:NAME, e.g. view:user_stats (repeatable).")
+    list[str] | None,
+    typer.Option("--delete", metavar="KIND:NAME", help="Delete KIND:NAME, e.g. view:user_stats (repeatable)."),
 ]
 
 
-@app.command()
+@app.command(epilog=examples("plan"))
 def plan(repo: RepoOption = None, new_version: NewVersionOption = None, delete: DeleteOption = None) -> None:
     """Show what `apply` would change, without changing anything."""
     with _open(repo, planning=True) as store:
@@ -179,7 +201,7 @@ def plan(repo: RepoOption = None, new_version: NewVersionOption = None, delete: 
             raise typer.Exit(1)
 
 
-@app.command()
+@app.command(epilog=examples("apply"))
 def apply(repo: RepoOption = None, new_version: NewVersionOption = None, delete: DeleteOption = None) -> None:
     """Register the repo's definitions: new versions for changed objects, history kept."""
     with _open(repo) as store:
@@ -190,7 +212,7 @@ def apply(repo: RepoOption = None, new_version: NewVersionOption = None, delete:
         render.console.print(f"applied {changed} change(s) to project [bold]{store.project}[/]")
 
 
-@app.command("ls")
+@app.command("ls", epilog=examples("ls"))
 def list_objects(
     kind: Annotated[str, typer.Argument(help="entities, views or services")] = "views", repo: RepoOption = None
 ) -> None:
@@ -221,11 +243,11 @@ def list_objects(
             render.table(None, ["service", "version", "features", "description"], rows3)
 
 
-@app.command()
+@app.command(epilog=examples("describe"))
 def describe(
     kind: Annotated[str, typer.Argument(help="entity, view or service")],
     name: Annotated[str, typer.Argument(help="Object name.")],
-    version: Annotated[int | None, typer.Option(help="A past version (default: current).")] = None,
+    version: Annotated[int | None, typer.Option(metavar="N", help="A past version (default: current).")] = None,
     repo: RepoOption = None,
 ) -> None:
     """Show one entity, feature view or feature service in detail (views: with their data)."""
@@ -254,7 +276,7 @@ def _describe_data(store: FeatureStore, fv: Any) -> None:
     render.console.print(f"  history: {history}\n  online: {online}")
 
 
-@app.command()
+@app.command(epilog=examples("history"))
 def history(
     kind: Annotated[str, typer.Argument(help="entity, view or service")],
     name: Annotated[str, typer.Argument(help="Object name.")],
@@ -269,7 +291,7 @@ def history(
         render.table(f"{kind} {name}", ["version", "action", "applied (UTC)", "author", "storage version"], rows)
 
 
-@app.command()
+@app.command(epilog=examples("write"))
 def write(
     view: Annotated[str, typer.Argument(help="Feature view to write to.")],
     file: Annotated[
@@ -309,13 +331,15 @@ def write(
     where = f"table version {result.table_version}" if result.table_version is not None else "online only"
     if result.already_written:
         render.console.print(
-            f"already written: these {result.rows:,} rows are [bold]{result.view}[/]'s {where} "
-            f"(same content); history unchanged, {result.online_rows:,} online keys updated"
+            f"already written: these {render.count(result.rows, 'row')} are [bold]{result.view}[/]'s {where} "
+            f"(same content); history unchanged, {render.count(result.online_rows, 'online key')} updated"
         )
         return
+    speed = render.rate(result.rows, seconds)
     render.console.print(
-        f"wrote {result.rows:,} rows to [bold]{result.view}[/] ({where}; {result.online_rows:,} online keys updated) "
-        f"in {seconds:.2f} s ({result.rows / max(seconds, 1e-9):,.0f} rows/s)"
+        f"wrote {render.count(result.rows, 'row')} to [bold]{result.view}[/] "
+        f"({where}; {render.count(result.online_rows, 'online key')} updated) "
+        f"in {render.seconds(seconds)}" + (f" ({speed})" if speed else "")
     )
 
 
@@ -335,12 +359,16 @@ def _content_hash(path: Path) -> str:
     return digest.hexdigest()
 
 
-@app.command()
+@app.command(epilog=examples("materialize"))
 def materialize(
-    start: Annotated[str | None, typer.Option(help="ISO start time (default: the beginning of history).")] = None,
-    end: Annotated[str, typer.Option(help="ISO end time, exclusive, or 'now'.")] = "now",
-    view: Annotated[list[str] | None, typer.Option(help="Only this view (repeatable).")] = None,
-    incremental: Annotated[bool, typer.Option(help="Start each view where its last materialization ended.")] = False,
+    start: Annotated[
+        str | None, typer.Option(metavar="ISO", help="ISO start time (default: the beginning of history).")
+    ] = None,
+    end: Annotated[str, typer.Option(metavar="ISO|now", help="ISO end time, exclusive, or 'now'.")] = "now",
+    view: Annotated[list[str] | None, typer.Option(metavar="VIEW", help="Only this view (repeatable).")] = None,
+    incremental: Annotated[
+        bool, typer.Option("--incremental", help="Start each view where its last materialization ended.")
+    ] = False,
     repo: RepoOption = None,
 ) -> None:
     """Load the latest values from history into the online store."""
@@ -356,14 +384,16 @@ def materialize(
     rows = [(name, f"{count:,}") for name, count in result.rows.items()]
     render.table(None, ["view", "rows loaded"], rows)
     total = sum(result.rows.values())
+    speed = render.rate(total, result.seconds)
     render.console.print(
-        f"materialized {total:,} rows in {result.seconds:.2f} s ({total / max(result.seconds, 1e-9):,.0f} rows/s)"
+        f"materialized {render.count(total, 'row')} in {render.seconds(result.seconds)}"
+        + (f" ({speed})" if speed else "")
     )
 
 
-@app.command()
+@app.command(epilog=examples("prune"))
 def prune(
-    view: Annotated[list[str] | None, typer.Option(help="Only this view (repeatable).")] = None,
+    view: Annotated[list[str] | None, typer.Option(metavar="VIEW", help="Only this view (repeatable).")] = None,
     repo: RepoOption = None,
 ) -> None:
     """Delete online values older than their view's ttl (reads already treat them as expired)."""
@@ -372,18 +402,23 @@ def prune(
         pruned = store.prune_expired(view)
         seconds = time.perf_counter() - started
     render.table(None, ["view", "values deleted"], [(name, f"{count:,}") for name, count in pruned.items()])
-    render.console.print(f"pruned {sum(pruned.values()):,} expired values in {seconds:.2f} s")
+    render.console.print(f"pruned {render.count(sum(pruned.values()), 'expired value')} in {render.seconds(seconds)}")
 
 
-@app.command()
+@app.command(epilog=examples("get"))
 def get(
     features: Annotated[
         list[str] | None, typer.Argument(help="Feature references, e.g. user_stats:amount_mean_7d.")
     ] = None,
     entity: Annotated[
-        list[str] | None, typer.Option("--entity", "-e", help="Join keys of one entity: user_id=7[,k=v] (repeatable).")
+        list[str] | None,
+        typer.Option(
+            "--entity", "-e", metavar="KEY=VALUE[,…]", help="Join keys of one entity: user_id=7[,k=v] (repeatable)."
+        ),
     ] = None,
-    service: Annotated[str | None, typer.Option(help="Read every feature of this feature service.")] = None,
+    service: Annotated[
+        str | None, typer.Option(metavar="NAME", help="Read every feature of this feature service.")
+    ] = None,
     as_json: Annotated[
         bool, typer.Option("--json", help="Print JSON lines (one object per entity, with statuses) for scripts.")
     ] = False,
@@ -401,7 +436,9 @@ def get(
             refs = features
         else:
             raise UserError("give feature references (view:feature) or --service NAME")
-        key_types = {k.name: k.dtype.kind.value for v in store.list_feature_views() for k in v.join_keys}
+        # The join keys of the views asked for: any other key in --entity is a mistake to name.
+        views = [fv for _, fv, _ in store.catalog.select(refs, False)]
+        key_types = {k.name: k.dtype.kind.value for fv in views for k in fv.join_keys}
         rows = [_parse_entity(text, key_types) for text in entity]
         response = store.get_online_features(refs, rows)
         data = response.to_dict()
@@ -457,7 +494,13 @@ def _parse_entity(text: str, key_types: dict[str, str]) -> dict[str, Any]:
         if not sep:
             raise UserError(f"--entity {text!r}: expected key=value pairs, e.g. user_id=7")
         key = key.strip()
-        if key_types.get(key) in ("int32", "int64"):
+        if key not in key_types:
+            raise UserError(
+                f"--entity {text!r}: unknown key {key!r}; the features asked for are keyed by {', '.join(key_types)}"
+            )
+        if key in row:
+            raise UserError(f"--entity {text!r}: key {key!r} is given twice")
+        if key_types[key] in ("int32", "int64"):
             try:
                 row[key] = int(value)
             except ValueError:
@@ -475,10 +518,10 @@ def _format_value(value: Any) -> str:
     return str(value)
 
 
-@app.command()
+@app.command(epilog=examples("sql"))
 def sql(
     query: Annotated[str, typer.Argument(help="SQL over feature history; each view is a table named after it.")],
-    limit: Annotated[int, typer.Option(help="Print at most this many rows.")] = 50,
+    limit: Annotated[int, typer.Option(metavar="N", help="Print at most this many rows.")] = 50,
     repo: RepoOption = None,
 ) -> None:
     """Query feature history with SQL (DuckDB dialect)."""
@@ -490,7 +533,7 @@ def sql(
         render.console.print(f"… {result.num_rows - limit:,} more rows (use --limit)")
 
 
-@app.command("config")
+@app.command("config", epilog=examples("config"))
 def show_config(repo: RepoOption = None) -> None:
     """Print the resolved configuration and where each value came from."""
     from strato.config import load_config
@@ -499,11 +542,13 @@ def show_config(repo: RepoOption = None) -> None:
     render.table(f"repo {config.repo_path}", ["setting", "value", "from"], config.describe())
 
 
-@app.command()
+@app.command(epilog=examples("quickstart"))
 def quickstart(
-    path: Annotated[Path, typer.Option("--dir", help="Folder for the demo feature repo (recreated).")] = Path("demo"),
-    users: Annotated[int, typer.Option(help="Number of card holders to generate.")] = 20_000,
-    seed: Annotated[int, typer.Option(help="Random seed.")] = 7,
+    path: Annotated[
+        Path, typer.Option("--dir", metavar="PATH", help="Folder for the demo feature repo (recreated).")
+    ] = Path("demo"),
+    users: Annotated[int, typer.Option(metavar="N", help="Number of card holders to generate.")] = 20_000,
+    seed: Annotated[int, typer.Option(metavar="N", help="Random seed.")] = 7,
 ) -> None:
     """Run the fraud-scoring demo end to end: data, features, training set, model, live scoring."""
     from strato.cli.quickstart import run_quickstart
@@ -524,12 +569,17 @@ def _interrupt(signum: int, frame: object) -> None:
 
 
 def _interrupted(exc: KeyboardInterrupt) -> NoReturn:
-    """Ctrl-C (exit 130) or SIGTERM (exit 143): one line, after what the work left behind."""
+    """Ctrl-C (exit 130) or SIGTERM (exit 143): one line, after what the work left behind.
+
+    Never a traceback: a second Ctrl-C while this prints is ignored.
+    """
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
     _State.interrupt = None  # reported once, here
     _print_notes(exc)
     terminated = isinstance(exc, _Terminated)
-    render.err_console.print("terminated" if terminated else "interrupted")
-    sys.exit(143 if terminated else 130)
+    render.err_console.print("terminated" if terminated else "interrupted", highlight=False)
+    sys.exit(143 if terminated else _INTERRUPTED)
 
 
 def _print_notes(exc: BaseException) -> None:
@@ -539,42 +589,64 @@ def _print_notes(exc: BaseException) -> None:
 
 
 def run() -> None:
-    """Entry point of the `strato` script: user errors become one line, not a traceback."""
+    """Entry point of the `strato` script: user errors become one line, not a traceback; Ctrl-C
+    becomes "interrupted" and exit 130, SIGTERM "terminated" and exit 143, each after the notes
+    of what interrupted work left behind."""
     signal.signal(signal.SIGTERM, _interrupt)
     signal.signal(signal.SIGINT, _interrupt)
     try:
-        # Outside standalone mode click returns (not raises) the code of a `typer.Exit`.
-        code = app(standalone_mode=False)
-        if _State.interrupt is not None:  # typer turns Ctrl-C into a silent exit code 130
-            _interrupted(_State.interrupt)
-        if isinstance(code, int) and code:
-            sys.exit(code)
-    except (typer.Exit, SystemExit) as exc:
-        if _State.interrupt is not None:
-            _interrupted(_State.interrupt)
-        code = exc.exit_code if isinstance(exc, typer.Exit) else exc.code
-        sys.exit(code)
-    except typer.Abort:
-        render.err_console.print("aborted")
-        sys.exit(130)
-    except KeyboardInterrupt as exc:  # Ctrl-C, or SIGTERM (see `_interrupt`)
+        code = _run_app()
+    except KeyboardInterrupt as exc:
         _interrupted(exc)
+    if _State.interrupt is not None or code == _INTERRUPTED:
+        _interrupted(_State.interrupt or KeyboardInterrupt())
+    if code:
+        sys.exit(code)
+
+
+def _run_app() -> int | str | None:
+    """Run the app; return its exit code (printing the one line of an error)."""
+    try:
+        # Outside standalone mode click returns (not raises) the code of a `typer.Exit`; typer
+        # turns a KeyboardInterrupt into a silent Exit(130), so 130 is an interrupt here.
+        code = app(standalone_mode=False)
+        return code if isinstance(code, int) else None
+    except typer.Exit as exc:
+        return int(exc.exit_code)
+    except SystemExit as exc:
+        return exc.code
+    except typer.Abort:
+        return _INTERRUPTED
     except Exception as exc:
+        if type(exc).__name__ == "InterruptException":  # DuckDB's, when Ctrl-C stops a query
+            return _INTERRUPTED
         import click
 
         # Usage errors: typer 0.29 raises its vendored click's exceptions (TyperException), older typers click's.
         show = getattr(exc, "show", None)
         if isinstance(exc, (click.exceptions.ClickException, typer.TyperException)) and callable(show):
             show()
-            sys.exit(getattr(exc, "exit_code", 2))
+            return int(getattr(exc, "exit_code", 2))
         if _State.debug or not isinstance(exc, StratoError):
             raise
         # One line whatever the terminal width (a pipe is 80 columns); the message is text, not markup.
         message = escape(" ".join(str(exc).splitlines()))
         render.err_console.print(f"[red]error:[/] {message}", highlight=False, soft_wrap=True)
         _print_notes(exc)
-        sys.exit(1 if isinstance(exc, UserError) else 2 if isinstance(exc, BackendError) else 1)
+        return 1 if isinstance(exc, UserError) else 2 if isinstance(exc, BackendError) else 1
 
+
+_INTERRUPTED = 130  # 128 + SIGINT, as shells report a Ctrl-C
+
+
+_EXAMPLE_IGNORE = """\
+# Files and folders `strato plan` and `strato apply` do not import (gitignore patterns, like
+# Feast's .feastignore). Already skipped: hidden folders (.venv, .strato, .git), venv/,
+# __pycache__/, data/, tests/, test_*.py, *_test.py, conftest.py, _*.py. List here any Python
+# file that does work when imported (training scripts, notebooks exported as .py), e.g.:
+# scripts/
+# notebooks/
+"""
 
 _EXAMPLE_DEFINITIONS = '''"""Feature definitions: edit, then run `strato plan` and `strato apply`."""
 

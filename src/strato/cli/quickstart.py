@@ -8,7 +8,7 @@ model, and scores fresh transactions with online lookups — timing every step.
 
 from __future__ import annotations
 
-import shutil
+import shlex
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -20,8 +20,10 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 import pandas as pd
+from rich.markup import escape
 
-from strato.cli import render
+from strato.cli import quickstart_folder, render
+from strato.cli.help import activate_hint, strato_command
 from strato.cli.loader import load_definitions
 from strato.config import write_default_config
 from strato.errors import UserError
@@ -84,7 +86,7 @@ class _Timings:
 
     @contextmanager
     def step(self, name: str, detail: Callable[[], str] = lambda: "") -> Iterator[None]:
-        render.console.rule(f"[bold]{name}")
+        render.rule(f"[bold]{name}")
         started = time.perf_counter()
         yield
         seconds = time.perf_counter() - started
@@ -102,7 +104,7 @@ class _World:
 
 
 def run_quickstart(path: Path, *, users: int = 20_000, seed: int = 7) -> None:
-    """Build a fraud-scoring repo in `path` (deleted first if it holds a previous demo) and run it."""
+    """Build a fraud-scoring repo in `path` (replacing a previous demo, never anything else) and run it."""
     if users < 200:
         raise UserError(f"--users must be at least 200 (got {users})")
     _prepare_folder(path)
@@ -128,12 +130,13 @@ def run_quickstart(path: Path, *, users: int = 20_000, seed: int = 7) -> None:
                 written = store.write(view, frame, to="offline")
                 rows += written.rows
                 render.console.print(f"  {view}: {written.rows:,} rows → table version {written.table_version}")
-            context["write_rate"] = f"{rows / (time.perf_counter() - began):,.0f} rows/s"
+            context["write_rate"] = render.rate(rows, time.perf_counter() - began) or render.count(rows, "row")
 
         with timings.step("5. materialize online (LMDB)", lambda: context["mat_rate"]):
             materialized = store.materialize(None, datetime.now(UTC))
             total = sum(materialized.rows.values())
-            context["mat_rate"] = f"{total:,} keys, {total / materialized.seconds:,.0f} rows/s"
+            speed = render.rate(total, materialized.seconds)
+            context["mat_rate"] = render.count(total, "key") + (f", {speed}" if speed else "")
 
         service = store.get_feature_service("fraud_model_v1")
         with timings.step("6. point-in-time training set", lambda: context["train_detail"]):
@@ -155,26 +158,27 @@ def run_quickstart(path: Path, *, users: int = 20_000, seed: int = 7) -> None:
         _show_lookup(store)
 
     render.table("quickstart timings", ["step", "time", "result"], timings.rows)
+    strato, repo = strato_command(), shlex.quote(str(path))
+    tries = [
+        f"{strato} ls views -r {repo}",
+        f"{strato} describe view user_spending -r {repo}",
+        f"{strato} get -r {repo} --service fraud_model_v1 -e user_id=1,merchant_id=1",
+        f'{strato} sql -r {repo} "select count(*), avg(fraud_rate_7d) from merchant_risk"',
+    ]
+    activate = activate_hint()
+    also = f"\n(or run `{activate}` once; then plain `strato …` works in this shell)" if activate else ""
     render.console.print(
-        f"The feature repo is in [bold]{path}[/]. Try:\n"
-        f"  strato ls views -r {path}\n"
-        f"  strato describe view user_spending -r {path}\n"
-        f"  strato get -r {path} --service fraud_model_v1 -e user_id=1,merchant_id=1\n"
-        f'  strato sql -r {path} "select count(*), avg(fraud_rate_7d) from merchant_risk"',
+        escape(f"The feature repo is in {path}. Try:\n" + "\n".join(f"  {t}" for t in tries) + also),
         soft_wrap=True,  # commands to copy: never broken across lines
+        highlight=False,
     )
 
 
 def _prepare_folder(path: Path) -> None:
-    if path.exists():
-        marker = path / "features.py"
-        is_demo = marker.exists() and "strato quickstart" in marker.read_text(errors="replace")
-        if not is_demo and any(path.iterdir()):
-            raise UserError(f"{path} exists and is not a quickstart folder; choose another with --dir")
-        shutil.rmtree(path)
-    path.mkdir(parents=True)
+    quickstart_folder.prepare(path)  # refuses any folder it cannot prove a previous demo
     write_default_config(path, "quickstart")
     (path / "features.py").write_text(DEFINITIONS)
+    quickstart_folder.seal(path, ["strato.yaml", "features.py"])
 
 
 def _generate(rng: np.random.Generator, users: int) -> _World:

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Sequence
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
 from rich.console import Console
+from rich.rule import Rule
 from rich.table import Table
 
 if TYPE_CHECKING:
@@ -16,8 +18,27 @@ if TYPE_CHECKING:
     from strato.definitions.plan import Plan
     from strato.registry.base import OnlineProgress
 
-console = Console()
-err_console = Console(stderr=True)
+# On a terminal rich fits output to its width. In a pipe or a file there is no width to fit (rich
+# would assume 80 columns and fold words mid-way), so lines are never wrapped or folded there: a
+# table is as wide as its content, a message one line.
+PIPE_WIDTH = 10_000
+# A rate is shown only for work long and large enough to measure throughput; below these it says
+# more about fixed costs (opening tables, a first commit) than speed ("2 rows/s" for a 2-row write).
+MIN_RATE_SECONDS = 0.5
+MIN_RATE_ROWS = 1_000
+
+
+def _console(*, stderr: bool) -> Console:
+    stream = sys.stderr if stderr else sys.stdout
+    try:
+        interactive = stream is not None and stream.isatty()
+    except (AttributeError, ValueError):  # a replaced or closed stream
+        interactive = False
+    return Console(stderr=stderr) if interactive else Console(stderr=stderr, width=PIPE_WIDTH)
+
+
+console = _console(stderr=False)
+err_console = _console(stderr=True)
 
 _ACTION_STYLE = {  # by `Action` value
     "add": "green",
@@ -37,6 +58,46 @@ def table(title: str | None, columns: Sequence[str], rows: Sequence[Sequence[Any
     for row in rows:
         out.add_row(*("" if v is None else str(v) for v in row))
     console.print(out)
+
+
+def rule(title: str) -> None:
+    """A section header: a line across the terminal, at most 80 columns (also in a pipe)."""
+    console.print(Rule(title), width=min(console.width, 80))
+
+
+def count(n: int, noun: str) -> str:
+    """``1 row``, ``0 rows``, ``1,234,567 rows``: a count as a person writes it."""
+    return f"{n:,} {noun}" if n == 1 else f"{n:,} {noun}s"
+
+
+def number(x: float) -> str:
+    """A figure as a person reads it: ``950``, ``9,999``, ``12.3K``, ``1.23M``, ``4.56B``."""
+    if abs(x) < 10_000:
+        return f"{x:,.0f}"
+    for size, suffix in ((1e3, "K"), (1e6, "M"), (1e9, "B"), (1e12, "T")):
+        scaled = x / size
+        digits = 2 if abs(scaled) < 10 else 1 if abs(scaled) < 100 else 0
+        text = f"{scaled:.{digits}f}"
+        if abs(float(text)) < 1000 or suffix == "T":
+            return f"{text}{suffix}"
+    raise AssertionError("unreachable")  # pragma: no cover
+
+
+def seconds(value: float) -> str:
+    """``0.04 s``, ``12.3 s``, ``2m 05s``: elapsed time to the precision a person cares for."""
+    if value < 10:
+        return f"{value:.2f} s"
+    if value < 60:
+        return f"{value:.1f} s"
+    minutes, rest = divmod(round(value), 60)
+    return f"{minutes}m {rest:02d}s"
+
+
+def rate(n: int, elapsed: float, noun: str = "rows") -> str | None:
+    """``1.23M rows/s``, or None when the work was too small or quick for a rate to mean anything."""
+    if n < MIN_RATE_ROWS or elapsed < MIN_RATE_SECONDS:
+        return None
+    return f"{number(n / elapsed)} {noun}/s"
 
 
 def duration(value: timedelta | None) -> str:
