@@ -302,8 +302,6 @@ class SQLRegistry(RegistryStore):
                 if change.kind == "feature_view" and change.action is not Action.UPDATE:
                     # Fresh storage (or none at all): nothing of it has been materialized yet.
                     self._drop_watermark(conn, change.name)
-            if before_commit is not None:
-                before_commit(revisions)  # holding the write lock: no other apply can interleave
             conn.execute(
                 insert(_objects),
                 [
@@ -322,6 +320,10 @@ class SQLRegistry(RegistryStore):
                     for r in revisions
                 ],
             )
+            # After the insert, so a service may pin a version this very plan creates.
+            self._check_pinned_services(conn, [c.definition for c in writes if c.definition is not None])
+            if before_commit is not None:
+                before_commit(revisions)  # holding the write lock: no other apply can interleave
         return revisions
 
     def _next_apply_id(self, conn: Connection) -> int:
@@ -345,7 +347,6 @@ class SQLRegistry(RegistryStore):
         if moved:
             details = "; ".join(_moved(b, live.get((b.kind, b.name))) for b in moved)
             raise ConflictError(f"registry changed since this plan; re-plan ({details})")
-        self._check_pinned_services(conn, desired)
         try:
             fresh = make_plan(desired, live, new_version=new_version, delete=deletes)
         except DefinitionError as exc:
