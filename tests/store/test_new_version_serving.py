@@ -61,7 +61,8 @@ def test_online_reads_keep_their_values_across_a_new_version(written: FeatureSto
     new_rows = store.offline_engine.read(store.delta.snapshot(new.table_name)).sort_by("x")  # type: ignore[arg-type]
     for column in ("user_id", "event_timestamp", "x", "created_timestamp"):
         assert new_rows.column(column).to_pylist() == old_rows.column(column).to_pylist()
-    assert new_rows.column("spend").null_count == 3 and "country" not in new_rows.column_names
+    assert new_rows.column("spend").null_count == 3
+    assert "country" not in new_rows.column_names
 
     # A service pinned to v1 still reads v1; an unpinned one follows the view.
     pinned = store.get_feature_service("pinned")
@@ -97,7 +98,8 @@ def test_a_new_version_that_cannot_take_the_old_rows_is_refused(written: Feature
         store.apply([USER, retyped], new_version=["profile"])
     message = str(info.value)
     assert "retypes x int64 -> string" in message
-    assert "--start-empty profile" in message and "profile@v1:FEATURE" in message
+    assert "--start-empty profile" in message
+    assert "profile@v1:FEATURE" in message
     assert store.get_feature_view("profile").version == 1  # still current, still serving
     assert online(store, ["profile:x"], [1])["x"] == [2]
     assert store.delta.version("profile__v2") is None

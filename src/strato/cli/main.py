@@ -184,9 +184,7 @@ def apply(
     """Register the repo's definitions: new versions for changed objects, history kept."""
     with _open(repo) as store:
         versions, deletions = _plan_args(new_version, delete)
-        result = store.apply(
-            _definitions(store), new_version=versions, delete=deletions, start_empty=start_empty or []
-        )
+        result = store.apply(_definitions(store), new_version=versions, delete=deletions, start_empty=start_empty or [])
         render.plan(result)
         changed = sum(1 for c in result.changes if c.action.value != "unchanged")
         render.console.print(f"applied {changed} change(s) to project [bold]{store.project}[/]")

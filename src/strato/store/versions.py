@@ -59,7 +59,9 @@ def cannot_fill(old: FeatureView, new: FeatureView) -> str | None:
     if [(k.name, k.dtype) for k in old.join_keys] != [(k.name, k.dtype) for k in new.join_keys]:
         return f"join keys {list(old.join_key_names)} -> {list(new.join_key_names)}"
     old_fields = {f.name: f.dtype for f in old.schema}
-    retyped = [f"{f.name} {old_fields[f.name]} -> {f.dtype}" for f in new.schema if old_fields.get(f.name, f.dtype) != f.dtype]
+    retyped = [
+        f"{f.name} {old_fields[f.name]} -> {f.dtype}" for f in new.schema if old_fields.get(f.name, f.dtype) != f.dtype
+    ]
     if retyped:
         return "retypes " + ", ".join(retyped)
     return None
