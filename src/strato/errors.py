@@ -8,6 +8,7 @@
     │   ├── NotFoundError            a named object (view, feature, service, version) does not exist
     │   │   └── RegistryNotFoundError  no registry at the configured place yet (nothing applied)
     │   ├── BreakingChangeError      apply would break a view; ask for a new version
+    │   ├── ConflictError            another process changed the registry meanwhile; nothing was changed
     │   └── PluginNotFoundError      no backend registered under that name (or its extra is missing)
     └── BackendError                 an engine failed
         ├── BackendUnavailable       transient: retrying may succeed (lock held, server down)
@@ -51,6 +52,12 @@ class RegistryNotFoundError(NotFoundError):
 
 class BreakingChangeError(UserError):
     """An apply would change a view in a way old data cannot follow."""
+
+
+class ConflictError(UserError):
+    """The registry changed under a call: a plan made before another apply, or a write that
+    reached a view version's storage after a newer version replaced it. Nothing was changed;
+    plan (or write) again against the registry as it is now."""
 
 
 class PluginNotFoundError(UserError):

@@ -245,7 +245,10 @@ def test_a_breaking_change_needs_new_version(repo: Path, tmp_path: Path) -> None
     refused = one_line_error(run("apply", cwd=copy))
     assert "user_stats" in refused
     assert "--new-version" in refused
-    applied = run("apply", "--new-version", "user_stats", cwd=copy)
+    unfillable = one_line_error(run("apply", "--new-version", "user_stats", cwd=copy))
+    assert "retypes home_country string -> int64" in unfillable  # the old rows cannot fill it
+    assert "--start-empty user_stats" in unfillable
+    applied = run("apply", "--new-version", "user_stats", "--start-empty", "user_stats", cwd=copy)
     assert applied.code == 0, str(applied)
     assert "new version" in applied.out
     assert "user_stats" in applied.out

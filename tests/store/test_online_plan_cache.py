@@ -63,7 +63,7 @@ def test_another_processs_apply_reaches_a_long_lived_reader(
 
     retyped = FeatureView("stats", entities=[USER], schema=[Field("x", String), Field("tag", String)])
     with FeatureStore(repo) as admin:  # another process, as far as `store` can tell
-        admin.apply([USER, retyped], new_version=["stats"])
+        admin.apply([USER, retyped], new_version=["stats"], start_empty=["stats"])
         admin.write("stats", [{"user_id": 1, "event_timestamp": NOW, "x": "one", "tag": "new"}])
 
     assert store.get_online_features(refs, [{"user_id": 1}]).to_dict()["tag"] == ["old"]  # cached plan
@@ -77,7 +77,7 @@ def test_lookups_recheck_the_registry_by_themselves(store: FeatureStore, repo: P
     store.get_online_features(refs, [{"user_id": 1}])
     retyped = FeatureView("stats", entities=[USER], schema=[Field("x", String), Field("tag", String)])
     with FeatureStore(repo) as admin:
-        admin.apply([USER, retyped], new_version=["stats"])
+        admin.apply([USER, retyped], new_version=["stats"], start_empty=["stats"])
         admin.write("stats", [{"user_id": 1, "event_timestamp": NOW, "x": "one", "tag": "new"}])
     store.catalog.valid_until = 0.0  # as if RECHECK_SECONDS had passed
     assert store.get_online_features(refs, [{"user_id": 1}]).to_dict()["tag"] == ["new"]
@@ -90,7 +90,7 @@ def test_a_long_lived_writer_follows_another_processs_apply(store: FeatureStore,
     assert store.write("stats", [row]).table_version == 0
     retyped = FeatureView("stats", entities=[USER], schema=[Field("x", String), Field("tag", String)])
     with FeatureStore(repo) as admin:
-        admin.apply([USER, retyped], new_version=["stats"])
+        admin.apply([USER, retyped], new_version=["stats"], start_empty=["stats"])
     store.catalog.valid_until = 0.0  # as if RECHECK_SECONDS had passed
     result = store.write("stats", [{"user_id": 1, "event_timestamp": NOW, "x": "one", "tag": "b"}])
     assert result.table_version == 0  # the first commit of the new version's own table

@@ -114,19 +114,22 @@ def test_a_breaking_change_is_refused_and_changes_nothing(
 def test_a_breaking_change_as_a_new_version_gets_fresh_storage(applied: FeatureStore) -> None:
     store = applied
     old = store.get_feature_view("profile")
-    plan = store.apply([USER, RETYPED], new_version=["profile"])
+    with pytest.raises(BreakingChangeError, match=r"cannot be filled from version 1's history \(retypes x"):
+        store.apply([USER, RETYPED], new_version=["profile"])  # a retyped field cannot take the old rows
+    assert store.get_feature_view("profile").version == 1
+    plan = store.apply([USER, RETYPED], new_version=["profile"], start_empty=["profile"])
     assert [c.action for c in plan.changes if c.name == "profile"] == [Action.NEW_VERSION]
     new = store.get_feature_view("profile")
     assert new.version == 2
     assert new.table_name != old.table_name
     assert store.delta.version(new.table_name) is None
-    assert store.delta.version(old.table_name) == 0
+    assert store.delta.version(old.table_name) == 1  # the retire commit: no more writes land there
 
     store.write("profile", [{"user_id": 1, "event_timestamp": T0, "x": "one", "country": "it"}])
     spine = [{"user_id": 1, "event_timestamp": FAR}]
     ts = store.get_historical_features(spine, ["profile@v1:x", "profile@v1:country"])
     assert ts.table.select(["x", "country"]).to_pylist() == [{"x": 1, "country": "fr"}]
-    assert ts.versions == {"profile@v1": 0}
+    assert ts.versions == {"profile@v1": 1}  # its last version: the retire commit, no rows
     now = store.get_historical_features(spine, ["profile:x"])
     assert now.table.column("x").to_pylist() == ["one"]
     assert now.versions == {"profile@v2": 0}
@@ -154,7 +157,7 @@ def test_a_view_with_an_undefined_entity_is_refused(store: FeatureStore) -> None
 
 def test_two_versions_side_by_side_with_full_feature_names(applied: FeatureStore) -> None:
     store = applied
-    store.apply([USER, RETYPED], new_version=["profile"])
+    store.apply([USER, RETYPED], new_version=["profile"], start_empty=["profile"])
     store.write("profile", [{"user_id": 1, "event_timestamp": T0, "x": "one", "country": "it"}])
     refs = ["profile@v1:x", "profile:x"]
     spine = [{"user_id": 1, "event_timestamp": FAR}]

@@ -201,12 +201,26 @@ def plan(repo: RepoOption = None, new_version: NewVersionOption = None, delete: 
             raise typer.Exit(1)
 
 
+StartEmptyOption = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--start-empty",
+        help="Let this view's new version start with no data when it cannot be filled from the old one (repeatable).",
+    ),
+]
+
+
 @app.command(epilog=examples("apply"))
-def apply(repo: RepoOption = None, new_version: NewVersionOption = None, delete: DeleteOption = None) -> None:
+def apply(
+    repo: RepoOption = None,
+    new_version: NewVersionOption = None,
+    delete: DeleteOption = None,
+    start_empty: StartEmptyOption = None,
+) -> None:
     """Register the repo's definitions: new versions for changed objects, history kept."""
     with _open(repo) as store:
         versions, deletions = _plan_args(new_version, delete)
-        result = store.apply(_definitions(store), new_version=versions, delete=deletions)
+        result = store.apply(_definitions(store), new_version=versions, delete=deletions, start_empty=start_empty or [])
         render.plan(result)
         changed = sum(1 for c in result.changes if c.action.value != "unchanged")
         render.console.print(f"applied {changed} change(s) to project [bold]{store.project}[/]")

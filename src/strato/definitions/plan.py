@@ -9,6 +9,9 @@ it must be asked for by name.
 from __future__ import annotations
 
 import enum
+import hashlib
+import json
+import re
 from collections.abc import Collection, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Literal
@@ -58,8 +61,28 @@ class Change:
 
 
 @dataclass(frozen=True)
+class Basis:
+    """What the registry held for one object when a plan was made: its `fingerprint`, or
+    None if it did not exist. Apply compares it with the registry, inside its transaction."""
+
+    kind: ObjectKind
+    name: str
+    fingerprint: str | None
+    version: int | None = None
+
+
+@dataclass(frozen=True)
 class Plan:
+    """The changes an apply would make, and the registry state they were decided against.
+
+    `basis` covers every object the plan touches or depends on (a changed view's entities,
+    a changed service's views). Applying a plan whose basis no longer matches the registry
+    is refused (`ConflictError`), so a stale plan can never revert someone else's change.
+    A hand-made plan without a basis is checked only by re-planning its actions.
+    """
+
     changes: tuple[Change, ...] = field(default_factory=tuple)
+    basis: tuple[Basis, ...] = ()
 
     @property
     def has_changes(self) -> bool:
@@ -77,6 +100,57 @@ class Plan:
                 "(strato apply --new-version NAME, or store.apply(..., new_version=[NAME])); "
                 "the old version's data stays readable as NAME@vN."
             )
+
+
+def fingerprint(obj: Definition | None) -> str | None:
+    """A digest of a stored definition: its spec and registry versions (None if absent).
+
+    Versions count, not only content: a view deleted and re-added with the same spec has
+    new storage, and a plan made before that must not apply after it.
+    """
+    if obj is None:
+        return None
+    data = {
+        "kind": kind_of(obj),
+        "spec": obj.to_spec(),
+        "version": getattr(obj, "version", None),
+        "data_version": getattr(obj, "data_version", None),
+    }
+    return hashlib.sha256(json.dumps(data, sort_keys=True, default=str).encode()).hexdigest()[:32]
+
+
+_PINNED = re.compile(r"(?P<view>[A-Za-z_]\w*)(?:@v(?P<version>\d+))?")
+
+
+def split_view_ref(view: str) -> tuple[str, int | None]:
+    """``"user_stats@v2"`` → ``("user_stats", 2)``; ``"user_stats"`` → ``("user_stats", None)``.
+
+    A feature service names its views this way: a pinned one keeps reading that version
+    (and its storage) after the view moves on, until the service is changed.
+    """
+    match = _PINNED.fullmatch(view)
+    if match is None:
+        return view, None
+    return match["view"], int(match["version"]) if match["version"] else None
+
+
+def _basis(
+    keys: Iterable[tuple[ObjectKind, str]], current: Mapping[tuple[ObjectKind, str], Definition]
+) -> tuple[Basis, ...]:
+    unique = dict.fromkeys(keys)
+    return tuple(
+        Basis(kind, name, fingerprint(current.get((kind, name))), getattr(current.get((kind, name)), "version", None))
+        for kind, name in unique
+    )
+
+
+def _depends_on(obj: Definition) -> list[tuple[ObjectKind, str]]:
+    """The objects whose stored state `obj`'s change was decided with."""
+    if isinstance(obj, FeatureView):
+        return [("entity", e.name) for e in obj.entities]
+    if isinstance(obj, FeatureService):
+        return [("feature_view", split_view_ref(view)[0]) for view, _ in obj.features]
+    return []
 
 
 def _key_signature(keys: Iterable[Field]) -> tuple[tuple[str, DType], ...]:
@@ -179,7 +253,9 @@ def make_plan(
         else:
             changes.append(Change(kind, name, Action.UNCHANGED, definition=obj))
     changes.extend(Change(kind, name, Action.DELETE) for kind, name in delete)
-    plan = Plan(tuple(changes))
+    touched = [(c.kind, c.name) for c in changes]
+    depends = [key for obj in wanted.values() for key in _depends_on(obj)]
+    plan = Plan(tuple(changes), _basis([*touched, *depends], current))
     if not plan.breaking:  # a changed entity's keys are reported as breaking, not as a mismatch
         _check_entity_keys(after)
     return plan
@@ -210,16 +286,19 @@ def _check_references(objects: Mapping[tuple[ObjectKind, str], Definition]) -> N
                 if ("entity", entity.name) not in objects:
                     raise DefinitionError(f"feature view {name!r} uses entity {entity.name!r}, which is not defined")
         elif isinstance(obj, FeatureService):
-            for view_name, features in obj.features:
+            for ref, features in obj.features:
+                view_name, pinned = split_view_ref(ref)
                 view = objects.get(("feature_view", view_name))
                 if not isinstance(view, FeatureView):
                     raise DefinitionError(
                         f"feature service {name!r} uses feature view {view_name!r}, which is not defined"
                     )
+                if pinned is not None and pinned != view.version:
+                    continue  # an older version: the registry checks it, holding every version
                 for feature in features:
                     if feature not in view.feature_names:
                         raise DefinitionError(
-                            f"feature service {name!r} uses {view_name}:{feature}, but the view has no such feature"
+                            f"feature service {name!r} uses {ref}:{feature}, but the view has no such feature"
                         )
         elif kind == "entity":
             continue

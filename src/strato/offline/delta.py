@@ -25,7 +25,15 @@ import pyarrow as pa
 from deltalake import ColumnProperties, CommitProperties, DeltaTable, Transaction, WriterProperties, write_deltalake
 from deltalake.exceptions import CommitFailedError, DeltaError, SchemaMismatchError, TableNotFoundError
 
-from strato.errors import BackendFailure, BackendUnavailable, NotFoundError, SchemaError, StratoError, UserError
+from strato.errors import (
+    BackendFailure,
+    BackendUnavailable,
+    ConflictError,
+    NotFoundError,
+    SchemaError,
+    StratoError,
+    UserError,
+)
 from strato.offline.base import TableSnapshot
 from strato.types import TableVersion
 
@@ -35,6 +43,11 @@ _WRITE_ID = "strato.write_id"
 _IDEMPOTENCY_KEY = "strato.idempotency_key"
 #: Commit-info key holding the write time (µs) stamped on every row of the commit.
 _CREATED_US = "strato.created_us"
+
+#: Table property set when a newer view version replaced this storage: ``view@vN``.
+#: Committing it is a metadata change, which Delta makes every concurrent append fail
+#: (delta-rs: "Metadata changed since last commit"), so no write lands after it.
+_MOVED_TO = "strato.moved_to"
 
 #: Reader features that change what a file list means; a plain Parquet reader cannot honour them.
 _UNREADABLE_FEATURES = frozenset({"deletionVectors", "columnMapping"})
@@ -72,7 +85,12 @@ class DeltaTables:
     # ------------------------------------------------------------------ writes
 
     def append(
-        self, table_name: str, rows: pa.Table, *, idempotency_key: str | None = None, created_us: int | None = None
+        self,
+        table_name: str,
+        rows: pa.Table | pa.RecordBatchReader,
+        *,
+        idempotency_key: str | None = None,
+        created_us: int | None = None,
     ) -> TableVersion:
         """Append `rows` in one atomic commit and return the version it created.
 
@@ -81,6 +99,8 @@ class DeltaTables:
         `SchemaError` and nothing is written. An `idempotency_key` is recorded in the commit
         itself, as a Delta application transaction, so `written_as` finds it however the
         writer ended; `created_us` (the write time on the rows) is recorded beside it.
+        A table `retire`d by a newer view version takes no more rows: `ConflictError`, and
+        nothing is written.
         """
         path = self.path(table_name)
         write_id = uuid.uuid4().hex
@@ -97,19 +117,34 @@ class DeltaTables:
             table = _open(path)
             if table is None:
                 write_deltalake(path, rows, mode="append", commit_properties=commit, writer_properties=properties)
-                return _find_commit(DeltaTable(path), write_id)
+                created = DeltaTable(path)
+                version = _find_commit(created, write_id)
+                moved_to = _moved_to(created)
+                if moved_to:  # retired while this write created it: the rows are there, but stranded
+                    raise ConflictError(
+                        f"{_moved_message(moved_to)} while writing; this batch landed in the retired "
+                        f"storage {table_name!r} (version {version}), not in the current one: write it again"
+                    )
+                return version
+            _refuse_if_moved(table)
             existing = pa.schema(table.schema().to_arrow())
             added = _check_schema(table_name, existing, rows.schema)
             # A table object's state moves to exactly the version its own write committed,
             # even if other writers committed in between.
-            write_deltalake(
-                table,
-                rows,
-                mode="append",
-                schema_mode="merge" if added else None,
-                commit_properties=commit,
-                writer_properties=properties,
-            )
+            try:
+                write_deltalake(
+                    table,
+                    rows,
+                    mode="append",
+                    schema_mode="merge" if added else None,
+                    commit_properties=commit,
+                    writer_properties=properties,
+                )
+            except CommitFailedError:
+                fresh = _open(path)
+                if fresh is not None:
+                    _refuse_if_moved(fresh)  # the conflict was the retire commit
+                raise
             return table.version()
 
     def written_as(self, table_name: str, idempotency_key: str) -> tuple[TableVersion, int | None] | None:
@@ -126,6 +161,41 @@ class DeltaTables:
             f"Delta table {table_name!r}: write {idempotency_key!r} is recorded as a transaction "
             "but its commit is missing from the log"
         )
+
+    def retire(self, table_name: str, moved_to: str, schema: pa.Schema) -> TableVersion:
+        """Close the table to writes because view version `moved_to` (``view@vN``) replaced it.
+
+        From the returned version on, every `append` fails, including those already under
+        way (Delta refuses an append committed over a metadata change). A table that does
+        not exist yet is created empty with `schema`, so a late first write is fenced too.
+        """
+        path = self.path(table_name)
+        with _mapped_errors(table_name):
+            if _open(path) is None:
+                with contextlib.suppress(Exception):  # a concurrent first write may create it first
+                    write_deltalake(path, schema.empty_table(), mode="append")
+            return self._set_moved_to(path, moved_to)
+
+    def reopen(self, table_name: str) -> None:
+        """Undo `retire` (an apply that failed before it was committed); a no-op if not retired."""
+        path = self.path(table_name)
+        with _mapped_errors(table_name):
+            table = _open(path)
+            if table is not None and _moved_to(table):
+                self._set_moved_to(path, "")
+
+    @staticmethod
+    def _set_moved_to(path: str, value: str) -> TableVersion:
+        for attempt in range(20):  # a metadata commit can lose a race to concurrent appends
+            table = DeltaTable(path)
+            try:
+                # Strato's own key is not a Delta property, hence not raise_if_not_exists.
+                table.alter.set_table_properties({_MOVED_TO: value}, raise_if_not_exists=False)
+                return table.version()
+            except CommitFailedError:
+                if attempt == 19:
+                    raise
+        raise AssertionError("unreachable")
 
     def drop(self, table_name: str) -> None:
         """Delete the table and all its history; a missing table is not an error."""
@@ -216,6 +286,25 @@ def _open(path: str) -> DeltaTable | None:
         return DeltaTable(path)
     except TableNotFoundError:
         return None
+
+
+def _moved_to(table: DeltaTable) -> str:
+    return str(table.metadata().configuration.get(_MOVED_TO) or "")
+
+
+def _moved_message(moved_to: str) -> str:
+    view, _, version = moved_to.rpartition("@v")
+    return f"feature view {view!r} moved to version {version}"
+
+
+def _refuse_if_moved(table: DeltaTable) -> None:
+    moved_to = _moved_to(table)
+    if moved_to:
+        raise ConflictError(
+            f"{_moved_message(moved_to)} while writing; nothing written. Write again: the next attempt "
+            f"goes to version {moved_to.rpartition('@v')[2]} (if this repeats, the apply that made it was "
+            "interrupted: run it again)"
+        )
 
 
 def _find_commit(table: DeltaTable, write_id: str) -> TableVersion:

@@ -24,7 +24,7 @@ from __future__ import annotations
 import abc
 import builtins  # `RegistryStore.list` shadows the builtin inside the class body
 import difflib
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, ClassVar, Self
@@ -143,11 +143,20 @@ class RegistryStore(abc.ABC):
         """
 
     @abc.abstractmethod
-    def apply(self, plan: Plan, *, author: str) -> builtins.list[Revision]:
+    def apply(
+        self,
+        plan: Plan,
+        *,
+        author: str,
+        before_commit: Callable[[builtins.list[Revision]], None] | None = None,
+    ) -> builtins.list[Revision]:
         """Write every change of `plan` in one transaction; the new revisions, in plan order.
 
         Calls ``plan.raise_if_breaking()`` before writing anything. A plan made against a
-        registry that has changed since is refused whole.
+        registry that has changed since (any object in ``plan.basis``) is refused whole with
+        `ConflictError`, checked inside the transaction. `before_commit` runs inside it too,
+        with the revisions about to be written, while no other apply can land: the store
+        fills a new version's storage there, and if it raises nothing is applied.
         """
 
     @abc.abstractmethod

@@ -96,6 +96,12 @@ class Catalog:
         out = []
         for selection in parse_refs(features):
             fv = self.view(selection.view, version=selection.version)
+            if selection.version is None and not set(selection.features) <= set(fv.feature_names):
+                # The request may be newer than the cached view: a service is read fresh, and
+                # another process may have just added the feature. Serving must not fail
+                # because of a compatible change, so look again before calling it missing.
+                self.invalidate()
+                fv = self.view(selection.view)
             for feature in selection.features:
                 if feature not in fv.feature_names:
                     raise NotFoundError(

@@ -22,7 +22,7 @@ from strato.definitions.entity import Entity
 from strato.definitions.feature_service import FeatureService
 from strato.definitions.feature_view import FeatureView
 from strato.definitions.plan import Definition, ObjectKind, Plan, make_plan
-from strato.errors import OnlineBehindError, UserError
+from strato.errors import ConflictError, OnlineBehindError, UserError
 from strato.offline.base import OfflineEngine, TableSnapshot
 from strato.offline.delta import DeltaTables
 from strato.offline.pit import PitRequest
@@ -37,6 +37,7 @@ from strato.store.online_reads import OnlineReader
 from strato.store.repo import repo_config
 from strato.store.results import MaterializeResult, TrainingSet, WriteResult, WriteTarget
 from strato.store.threads import history_writer
+from strato.store.versions import VersionMover
 from strato.types import TIMESTAMP_ARROW, TableVersion
 
 OVERLAP_MIN_ROWS = 20_000
@@ -150,24 +151,51 @@ class FeatureStore:
 
     def apply(
         self,
-        objects: Iterable[Definition],
+        objects: Iterable[Definition] | Plan,
         *,
         new_version: Sequence[str] = (),
         delete: Sequence[tuple[ObjectKind, str]] = (),
         author: str | None = None,
+        start_empty: Sequence[str] = (),
     ) -> Plan:
-        """Register definitions: new ones get version 1, changed ones a new version.
+        """Register definitions (or apply a `Plan` from `plan`): new ones get version 1,
+        changed ones a new version.
 
         A breaking change to a view (a removed or retyped field, other join keys) is refused
         with `BreakingChangeError` unless the view is named in `new_version`; it then gets
-        fresh storage, and its old versions stay readable as ``view@vN:feature``. Objects
-        missing from `objects` are kept; remove them with `delete=[("feature_view", name)]`.
+        fresh storage, filled from the old version's history (online too) before it becomes
+        current, so serving never goes blank (`strato.store.versions`). A new version that
+        cannot take the old rows (a retyped field, other keys) is refused unless named in
+        `start_empty`. Old versions stay readable as ``view@vN:feature``. Objects missing
+        from `objects` are kept; remove them with `delete=[("feature_view", name)]`. A plan
+        made before another apply changed what it covers is refused with `ConflictError`.
         """
         self._check_writable("apply")
-        plan = self.plan(objects, new_version=new_version, delete=delete)
+        if isinstance(objects, Plan):
+            if new_version or delete:
+                raise UserError("apply(plan): new_version and delete belong to plan(), which made the plan")
+            plan = objects
+        else:
+            plan = self.plan(objects, new_version=new_version, delete=delete)
         plan.raise_if_breaking()
         if plan.has_changes:
-            self.registry.apply(plan, author=author or _whoami())
+            mover = VersionMover(
+                plan,
+                start_empty,
+                catalog=self.catalog,
+                delta=self.delta,
+                offline_engine=lambda: self.offline_engine,
+                online_store=lambda: self.online_store,
+                history_schema=_history_schema,
+            )
+            self.registry.apply(
+                plan, author=author or _whoami(), before_commit=mover.before_commit if mover.needed else None
+            )
+            for table, version in mover.loaded_online.items():
+                # Recorded after the registry commit (the fill ran inside its transaction). A
+                # write that landed in between does not extend a claim that did not exist yet,
+                # so this claim is still true: every row of the copied commits is online.
+                self.registry.advance_online_progress(table, OnlineProgress(version), expected=None)
             self.refresh()
         return plan
 
@@ -257,9 +285,7 @@ class FeatureStore:
         version: TableVersion | None = None
         history: Future[TableVersion] | None = None
         if "offline" in to:
-            append = functools.partial(
-                self.delta.append, fv.table_name, stamped, idempotency_key=idempotency_key, created_us=created_us
-            )
+            append = functools.partial(self._append, fv, stamped, idempotency_key, created_us)
             if "online" in to and rows.num_rows >= OVERLAP_MIN_ROWS:
                 # The Delta commit (Parquet encoding, in Rust, without the GIL) runs while this
                 # thread encodes the online values; the online store is written only once the
@@ -515,6 +541,15 @@ class FeatureStore:
         return self.offline_engine.sql(query, tables)
 
     # ------------------------------------------------------------------ helpers
+
+    def _append(self, fv: FeatureView, rows: pa.Table, idempotency_key: str | None, created_us: int) -> TableVersion:
+        """One history commit; if a newer version of the view retired this storage meanwhile,
+        the definitions are re-read at once, so the caller's next write goes to it."""
+        try:
+            return self.delta.append(fv.table_name, rows, idempotency_key=idempotency_key, created_us=created_us)
+        except ConflictError:
+            self.catalog.invalidate()
+            raise
 
     def _next_created_us(self) -> int:
         """Write time, strictly increasing within this process so ties resolve by write order."""

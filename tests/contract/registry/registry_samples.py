@@ -27,7 +27,8 @@ CARD = Entity("card", join_keys={"card_id": "string"})
 def view(*fields: tuple[str, str], name: str = "user_stats", entity: Entity = USER, **options: object) -> FeatureView:
     """A view of `fields` (name, dtype) about `entity`; by default one float feature `amount`."""
     schema = [Field(n, t) for n, t in (fields or (("amount", "float64"),))]
-    return FeatureView(name, entities=[entity], schema=schema, ttl=timedelta(days=1), **options)  # type: ignore[arg-type]
+    options.setdefault("ttl", timedelta(days=1))
+    return FeatureView(name, entities=[entity], schema=schema, **options)  # type: ignore[arg-type]
 
 
 def service(*refs: str, name: str = "fraud") -> FeatureService:

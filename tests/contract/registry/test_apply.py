@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 import pytest
 from registry_samples import CARD, USER, OpenRegistry, apply, service, view
 
@@ -9,7 +11,7 @@ from strato.definitions.entity import Entity
 from strato.definitions.feature_service import FeatureService
 from strato.definitions.feature_view import FeatureView
 from strato.definitions.plan import Action, Change, ObjectKind, Plan, make_plan
-from strato.errors import BreakingChangeError, NotFoundError, UserError
+from strato.errors import BreakingChangeError, ConflictError, NotFoundError, UserError
 from strato.registry.base import RegistryStore
 
 _OBJECTS: tuple[tuple[ObjectKind, str], ...] = (
@@ -206,11 +208,76 @@ def test_a_stale_plan_is_refused_whole(open_registry: OpenRegistry) -> None:
     stale = make_plan([USER, view(("amount", "float64"), ("b", "int64")), CARD], first.current())
     apply(second, [USER, view(("amount", "float64"), ("c", "int64"))])  # lands in between
 
-    with pytest.raises(UserError, match=r"changed since.*update"):
+    with pytest.raises(ConflictError, match=r"registry changed since this plan; re-plan .*now version 2"):
         first.apply(stale, author="alice")
 
     assert ("entity", "card") not in first.current()
     assert [r.version for r in first.history("feature_view", "user_stats")] == [1, 2]
+
+
+@pytest.mark.parametrize(
+    "concurrent",
+    [{"owner": "bob"}, {"ttl": timedelta(hours=3)}, {"description": "edited"}],
+    ids=["owner", "ttl", "description"],
+)
+def test_a_stale_plan_cannot_revert_a_concurrent_change(
+    open_registry: OpenRegistry, concurrent: dict[str, object]
+) -> None:
+    """Issue 7 item 3: A plans "add field y", B changes the owner (or ttl); A must be refused.
+
+    Same actions (an update of user_stats) on both sides: only the basis tells them apart.
+    """
+    a, b = open_registry(), open_registry()
+    apply(a, [USER, view()])
+    plan_a = make_plan([USER, view(("amount", "float64"), ("y", "int64"))], a.current())
+    changed = view(**concurrent)  # type: ignore[arg-type]
+    apply(b, [USER, changed])
+
+    with pytest.raises(ConflictError, match=r"^registry changed since this plan; re-plan \(feature view 'user_stats'"):
+        a.apply(plan_a, author="alice")
+
+    after = a.get("feature_view", "user_stats")
+    assert isinstance(after, FeatureView)
+    assert after.to_spec() == changed.to_spec()  # B's change is intact
+    assert [r.version for r in a.history("feature_view", "user_stats")] == [1, 2]
+    # Re-planned against the registry as it is now, A's change applies on top of B's.
+    apply(a, [USER, view(("amount", "float64"), ("y", "int64"), **concurrent)])  # type: ignore[arg-type]
+    assert a.get("feature_view", "user_stats").version == 3  # type: ignore[union-attr]
+
+
+def test_a_plan_is_stale_when_an_object_it_depends_on_changed(open_registry: OpenRegistry) -> None:
+    """A view's plan was decided with its entity as it was; a service's with its views."""
+    a, b = open_registry(), open_registry()
+    apply(a, [USER, view(("amount", "float64"), ("n", "int64"))])
+    plan_a = make_plan([service("user_stats:n")], a.current())
+    apply(b, [USER, view(("amount", "float64"))], new_version=["user_stats"])  # n removed meanwhile
+
+    with pytest.raises(ConflictError, match="feature view 'user_stats' is now version 2"):
+        a.apply(plan_a, author="alice")
+    assert ("feature_service", "fraud") not in a.current()
+
+
+def test_a_plan_with_no_concurrent_change_applies(open_registry: OpenRegistry) -> None:
+    a, b = open_registry(), open_registry()
+    apply(a, [USER, view(), CARD])
+    plan_a = make_plan([USER, view(("amount", "float64"), ("y", "int64"))], a.current())
+    apply(b, [CARD.__class__("card", join_keys={"card_id": "string"}, description="unrelated")])
+
+    assert [r.version for r in a.apply(plan_a, author="alice")] == [2]
+
+
+def test_a_service_can_pin_an_older_view_version(registry: RegistryStore) -> None:
+    apply(registry, [USER, view(("amount", "float64"), ("n", "int64"))])
+    apply(registry, [USER, view(("amount", "float64"))], new_version=["user_stats"])
+
+    apply(registry, [service("user_stats@v1:n", "user_stats:amount")])
+    svc = registry.get("feature_service", "fraud")
+    assert isinstance(svc, FeatureService)
+    assert svc.feature_refs == ("user_stats@v1:n", "user_stats:amount")
+    with pytest.raises(UserError, match=r"user_stats@v2:n, but the view has no such feature"):
+        apply(registry, [service("user_stats@v2:n")])
+    with pytest.raises(NotFoundError, match="pins feature view 'user_stats' version 9"):
+        apply(registry, [service("user_stats@v9:amount")])
 
 
 def test_a_plan_that_does_not_match_the_registry_is_refused(registry: RegistryStore) -> None:

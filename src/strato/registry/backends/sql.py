@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import builtins  # `SQLRegistry.list` shadows the builtin inside the class body
 import json
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
@@ -55,11 +55,22 @@ from sqlalchemy.types import TypeDecorator
 from strato.definitions.entity import Entity
 from strato.definitions.feature_service import FeatureService
 from strato.definitions.feature_view import FeatureView
-from strato.definitions.plan import Action, Definition, ObjectKind, Plan, kind_of, make_plan
+from strato.definitions.plan import (
+    Action,
+    Basis,
+    Definition,
+    ObjectKind,
+    Plan,
+    fingerprint,
+    kind_of,
+    make_plan,
+    split_view_ref,
+)
 from strato.errors import (
     BackendFailure,
     BackendUnavailable,
     ConfigError,
+    ConflictError,
     DefinitionError,
     NotFoundError,
     RegistryNotFoundError,
@@ -288,7 +299,13 @@ class SQLRegistry(RegistryStore):
 
     # ------------------------------------------------------------------ writes
 
-    def apply(self, plan: Plan, *, author: str) -> builtins.list[Revision]:
+    def apply(
+        self,
+        plan: Plan,
+        *,
+        author: str,
+        before_commit: Callable[[builtins.list[Revision]], None] | None = None,
+    ) -> builtins.list[Revision]:
         plan.raise_if_breaking()
         if not isinstance(author, str) or not author.strip():
             raise UserError(f"apply: author must be a non-empty string, got {author!r}")
@@ -335,6 +352,10 @@ class SQLRegistry(RegistryStore):
                     for r in revisions
                 ],
             )
+            # After the insert, so a service may pin a version this very plan creates.
+            self._check_pinned_services(conn, [c.definition for c in writes if c.definition is not None])
+            if before_commit is not None:
+                before_commit(revisions)  # holding the write lock: no other apply can interleave
         return revisions
 
     def _next_apply_id(self, conn: Connection) -> int:
@@ -354,6 +375,10 @@ class SQLRegistry(RegistryStore):
         deletes = [(c.kind, c.name) for c in plan.changes if c.action is Action.DELETE]
         live = self._definitions(conn, [row for row in heads.values() if row.action != Action.DELETE.value])
         where = f"cannot apply this plan to project {self._project!r}"
+        moved = [b for b in plan.basis if fingerprint(live.get((b.kind, b.name))) != b.fingerprint]
+        if moved:
+            details = "; ".join(_moved(b, live.get((b.kind, b.name))) for b in moved)
+            raise ConflictError(f"registry changed since this plan; re-plan ({details})")
         try:
             fresh = make_plan(desired, live, new_version=new_version, delete=deletes)
         except DefinitionError as exc:
@@ -367,7 +392,33 @@ class SQLRegistry(RegistryStore):
                 f"{describe(k, n)}: plan says {a!r}, registry now says {now.get((k, n), 'nothing')!r}"
                 for k, n, a in stale
             )
-            raise UserError(f"{where}: the registry changed since it was made ({details}). Plan again.")
+            raise ConflictError(f"registry changed since this plan; re-plan ({details})")
+
+    def _check_pinned_services(self, conn: Connection, desired: builtins.list[Definition]) -> None:
+        """A service pinning ``view@vN`` needs that version to exist and to have its features.
+
+        `make_plan` sees only current versions, so older pinned ones are checked here.
+        """
+        for service in desired:
+            if not isinstance(service, FeatureService):
+                continue
+            for ref, features in service.features:
+                name, pinned = split_view_ref(ref)
+                if pinned is None:
+                    continue
+                row = next((r for r in self._rows(conn, "feature_view", name) if r.version == pinned), None)
+                if row is None or row.action == Action.DELETE.value:
+                    raise NotFoundError(
+                        f"feature service {service.name!r} pins {describe('feature_view', name, pinned)}, "
+                        "which does not exist"
+                    )
+                have = [f["name"] for f in json.loads(row.spec_json)["schema"]]
+                missing = [f for f in features if f not in have]
+                if missing:
+                    raise NotFoundError(
+                        f"feature service {service.name!r} uses {ref}:{missing[0]}, "
+                        f"but that version has no such feature; it has {have}"
+                    )
 
     # ------------------------------------------------------------------ reads
 
@@ -541,6 +592,19 @@ def _check_change_shape(kind: ObjectKind, name: str, action: Action, definition:
             f"plan change {action.value} {describe(kind, name)} carries "
             f"{describe(kind_of(definition), definition.name)}"
         )
+
+
+def _moved(basis: Basis, now: Definition | None) -> str:
+    """How one object differs from what a plan was made against, for the refusal message."""
+    kind, name, planned = basis.kind, basis.name, basis.version
+    if now is None:
+        return f"{describe(kind, name)} was removed"
+    if basis.fingerprint is None:
+        return f"{describe(kind, name)} was added"
+    version = getattr(now, "version", None)
+    if version is not None and planned is not None and version != planned:
+        return f"{describe(kind, name)} is now version {version}, the plan was made against version {planned}"
+    return f"{describe(kind, name)} changed"
 
 
 def _head(row: Row[Any]) -> Head:
