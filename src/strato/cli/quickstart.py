@@ -301,12 +301,14 @@ def _model_matrix(frame: pd.DataFrame) -> npt.NDArray[np.float64]:
 def _train(frame: pd.DataFrame, cutoff: datetime) -> tuple[Any, float]:
     from sklearn.ensemble import HistGradientBoostingClassifier
     from sklearn.metrics import roc_auc_score
+    from threadpoolctl import threadpool_limits
 
     train = frame[frame["event_timestamp"] < cutoff]
     test = frame[frame["event_timestamp"] >= cutoff]
     model = HistGradientBoostingClassifier(max_iter=150, learning_rate=0.1, random_state=0)
-    model.fit(_model_matrix(train), train["is_fraud"].to_numpy())
-    scores = model.predict_proba(_model_matrix(test))[:, 1]
+    with threadpool_limits(limits=1):  # a few thousand rows: OpenMP threads cost more than they save
+        model.fit(_model_matrix(train), train["is_fraud"].to_numpy())
+        scores = model.predict_proba(_model_matrix(test))[:, 1]
     render.console.print(
         f"  trained on {len(train):,} rows ({train['is_fraud'].mean():.2%} fraud), tested on {len(test):,}"
     )
@@ -314,7 +316,18 @@ def _train(frame: pd.DataFrame, cutoff: datetime) -> tuple[Any, float]:
 
 
 def _score_live(store: FeatureStore, service: Any, model: Any, world: _World, rng: np.random.Generator) -> str:
-    """One online lookup + one prediction per incoming transaction, as a scoring service does."""
+    """One online lookup + one prediction per incoming transaction, as a scoring service does.
+
+    Predictions run on one thread, as a scoring service's would: for one row, OpenMP's thread
+    pool only costs (on a busy machine its spinning threads made each prediction ~100x slower).
+    """
+    from threadpoolctl import threadpool_limits
+
+    with threadpool_limits(limits=1):
+        return _score_requests(store, service, model, world, rng)
+
+
+def _score_requests(store: FeatureStore, service: Any, model: Any, world: _World, rng: np.random.Generator) -> str:
     requests = 2_000
     users, merchants = len(world.user_home), len(world.merchant_risk)
     user_ids = rng.integers(0, users, requests)
