@@ -45,6 +45,8 @@ from strato.offline.base import TableSnapshot
 _READ_ONLY_NODES = frozenset({"SELECT_NODE", "SET_OPERATION_NODE", "RECURSIVE_CTE_NODE", "CTE_NODE"})
 #: How often the waiting caller wakes to let Python deliver a Ctrl-C.
 _POLL_SECONDS = 0.05
+#: After a Ctrl-C, how long to wait for DuckDB to stop before leaving it to stop on its own.
+_INTERRUPT_GRACE_SECONDS = 5.0
 
 
 @dataclass(frozen=True)
@@ -69,9 +71,10 @@ def run_user_sql(query: str, tables: Sequence[TableSnapshot], limits: SandboxLim
         # Last, once the tables are in: from here on no file can be opened, no setting changed.
         con.execute("SET enable_external_access = false")
         con.execute("SET lock_configuration = true")
-        return _run_limited(con, query, limits)
-    finally:
+    except BaseException:
         con.close()
+        raise
+    return _run_limited(con, query, limits)
 
 
 def check_read_only(con: duckdb.DuckDBPyConnection, query: str) -> None:
@@ -132,8 +135,16 @@ def _dataset(snapshot: TableSnapshot) -> pads.Dataset | pa.Table:
 
 
 def _run_limited(con: duckdb.DuckDBPyConnection, query: str, limits: SandboxLimits) -> pa.Table:
-    """Run on a worker thread; interrupt it on timeout or on the caller's Ctrl-C."""
+    """Run on a worker thread; interrupt it on timeout or on the caller's Ctrl-C; close `con`.
+
+    The caller waits on an event in short slices, never in `Thread.join` (a Ctrl-C inside
+    join marks a running thread as stopped on Python < 3.13) nor in DuckDB itself (which
+    would only see the Ctrl-C once the query is over).
+    """
     outcome: dict[str, Any] = {}
+    done = threading.Event()
+    guard = threading.Lock()
+    abandoned = False  # the caller left early (second Ctrl-C): the worker closes `con`
 
     def work() -> None:
         try:
@@ -141,24 +152,31 @@ def _run_limited(con: duckdb.DuckDBPyConnection, query: str, limits: SandboxLimi
             outcome["table"] = relation.to_arrow_table() if relation is not None else pa.table({})
         except BaseException as exc:  # handed to the caller below
             outcome["error"] = exc
+        finally:
+            with guard:
+                done.set()
+                if abandoned:
+                    con.close()
 
-    worker = threading.Thread(target=work, name="strato-sql", daemon=True)
     deadline = time.monotonic() + limits.timeout_seconds
     timed_out = False
-    worker.start()
+    threading.Thread(target=work, name="strato-sql", daemon=True).start()
     try:
-        while worker.is_alive():
-            left = deadline - time.monotonic()
-            if left <= 0:
+        while not done.wait(min(max(deadline - time.monotonic(), 0.0), _POLL_SECONDS)):
+            if time.monotonic() >= deadline:
                 timed_out = True
                 con.interrupt()
-                worker.join()
-                break
-            worker.join(min(left, _POLL_SECONDS))
+                done.wait()
     except KeyboardInterrupt:
         con.interrupt()
-        worker.join()
+        done.wait(_INTERRUPT_GRACE_SECONDS)
         raise
+    finally:
+        with guard:
+            if done.is_set():
+                con.close()
+            else:
+                abandoned = True
     if "table" in outcome:
         table: pa.Table = outcome["table"]
         return table
