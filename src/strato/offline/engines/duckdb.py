@@ -35,9 +35,11 @@ import duckdb
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
+from pydantic import Field
 
 from strato.errors import BackendFailure, BackendUnavailable, ConfigError, SchemaError, UserError
 from strato.offline.base import Capabilities, EngineOptions, OfflineEngine, TableSnapshot
+from strato.offline.engines.duckdb_sandbox import SandboxLimits, run_user_sql
 from strato.offline.pit import PitRequest
 
 EVENT_TS = "event_timestamp"
@@ -62,17 +64,29 @@ class DuckDBOptions(EngineOptions):
     memory_limit: str | None = None
     """Cap on DuckDB's memory, such as ``"4GB"``; None keeps DuckDB's default (80 % of RAM)."""
 
+    sql_memory_limit: str = "4GB"
+    """Cap on the memory of one `store.sql` / `strato sql` query (no spilling to disk)."""
+
+    sql_timeout_seconds: float = Field(default=300.0, gt=0)
+    """A `store.sql` / `strato sql` query running longer than this is stopped."""
+
 
 class DuckDBOfflineEngine(OfflineEngine):
-    """An in-process DuckDB database; each call runs on its own cursor, so calls may overlap."""
+    """An in-process DuckDB database; each call runs on its own cursor, so calls may overlap.
+
+    User SQL (`sql`) never touches this database: it runs in a sandbox of its own
+    (`duckdb_sandbox`), so it cannot change what the store's own verbs see or do.
+    """
 
     name: ClassVar[str] = "duckdb"
     options_model: ClassVar[type[EngineOptions]] = DuckDBOptions
     capabilities: ClassVar[Capabilities] = Capabilities(sql=True)
 
-    def __init__(self, con: duckdb.DuckDBPyConnection) -> None:
+    def __init__(self, con: duckdb.DuckDBPyConnection, options: DuckDBOptions | None = None) -> None:
         self._con: duckdb.DuckDBPyConnection | None = con
         self._lock = threading.Lock()
+        opts = options or DuckDBOptions()
+        self._sql_limits = SandboxLimits(opts.sql_memory_limit, opts.sql_timeout_seconds, opts.threads)
 
     @classmethod
     def open(cls, options: EngineOptions | None = None) -> Self:
@@ -89,7 +103,7 @@ class DuckDBOfflineEngine(OfflineEngine):
         except duckdb.Error as exc:
             con.close()
             raise ConfigError(f"offline engine duckdb: invalid options: {exc}") from exc
-        return cls(con)
+        return cls(con, opts)
 
     def close(self) -> None:
         with self._lock:
@@ -166,19 +180,9 @@ class DuckDBOfflineEngine(OfflineEngine):
         return pa.Table.from_batches([_conform(b, snapshot.schema) for b in table.to_batches()], snapshot.schema)
 
     def sql(self, query: str, tables: Sequence[TableSnapshot]) -> pa.Table:
-        names = [t.name for t in tables]
-        if len(set(names)) != len(names):
-            raise UserError(f"sql: two tables share a name in {names}")
-        with self._cursor() as cur:
-            with _mapped_errors():
-                for snapshot in tables:
-                    if snapshot.files:
-                        cur.execute(f"CREATE TEMP VIEW {_q(snapshot.name)} AS SELECT * FROM {_scan(snapshot.files)}")
-                    else:
-                        cur.register(snapshot.name, snapshot.schema.empty_table())
-            with _mapped_errors(user_sql=True):
-                relation = cur.sql(query)
-                return relation.to_arrow_table() if relation is not None else pa.table({})
+        """One read-only SELECT on a fresh, locked-down connection (see `duckdb_sandbox`)."""
+        self._connection()  # a closed engine refuses, as its other calls do
+        return run_user_sql(query, tables, self._sql_limits)
 
     # ------------------------------------------------------------------ helpers
 
@@ -362,8 +366,8 @@ def _literal(text: str) -> str:
 
 
 @contextlib.contextmanager
-def _mapped_errors(*, user_sql: bool = False) -> Iterator[None]:
-    """duckdb errors → Strato's: a bad user query is a `UserError`, IO transient, the rest terminal."""
+def _mapped_errors() -> Iterator[None]:
+    """duckdb errors → Strato's: IO transient, the rest terminal (user SQL maps its own)."""
     try:
         yield
     except (
@@ -372,8 +376,6 @@ def _mapped_errors(*, user_sql: bool = False) -> Iterator[None]:
         duckdb.NotSupportedError,
         duckdb.IntegrityError,
     ) as exc:
-        if user_sql:
-            raise UserError(f"SQL error: {exc}") from exc
         raise BackendFailure(f"duckdb: {exc}") from exc
     except duckdb.OutOfMemoryException as exc:
         raise BackendFailure(f"duckdb ran out of memory (set offline memory_limit?): {exc}") from exc
