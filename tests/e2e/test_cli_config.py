@@ -57,7 +57,7 @@ def fresh(initialized: Path, tmp_path: Path) -> Path:
 
 def test_read_only_commands_on_a_repo_with_no_registry_create_nothing(fresh: Path) -> None:
     before = files_under(fresh)
-    assert before == ["features.py", "strato.yaml"]
+    assert before == [".stratoignore", "features.py", "strato.yaml"]
     registry = fresh.resolve() / ".strato" / "registry.db"
     for result in parallel([(args, fresh) for args in READ_ONLY]):
         line = one_line_error(result)
@@ -70,7 +70,7 @@ def test_plan_before_the_first_apply_shows_the_changes_and_creates_nothing(fresh
     assert plan.code == 0, str(plan)
     assert "user_stats" in plan.out, plan.out
     assert "add" in plan.out, plan.out
-    assert files_under(fresh) == ["features.py", "strato.yaml"]
+    assert files_under(fresh) == [".stratoignore", "features.py", "strato.yaml"]
 
 
 DAMAGED: dict[str, tuple[bytes, str]] = {

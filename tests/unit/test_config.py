@@ -183,8 +183,10 @@ def test_yaml_settings_round_trip_every_top_key(tmp_path: Path) -> None:
         "registry: meta/r.db\n"
         "offline:\n  path: hist\n  engine: duckdb\n"
         "online:\n  type: lmdb\n  path: ~/kv\n  map_size_gb: 3\n  max_readers: 9\n"
+        "write:\n  max_future_seconds: 60\n"
     )
     config = load_config(tmp_path, environ={})
+    assert config.max_future_seconds == 60
     repo = tmp_path.resolve()
     assert (config.project, config.registry_url, config.offline_path) == (
         "all_keys",
