@@ -14,6 +14,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import numpy as np
+import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 from hypothesis import given, settings
@@ -193,3 +194,12 @@ def test_a_cycling_schema_gathers_per_dtype() -> None:
     assert len(gather.runs) == 120
     assert not gather.by_runs
     assert len(gather.groups) == 3
+
+
+@settings(max_examples=100, deadline=None)
+@given(case=_cases(DTYPES))
+def test_to_df_equals_the_arrow_tables_pandas_frame(case: tuple[ViewCodec, list[list[str]], list[Any]]) -> None:
+    """`to_df` builds small frames from `RowReader`'s values: same columns, dtypes and values as Arrow's."""
+    codec, selections, entities = case
+    response = _response(codec, selections, _encode(codec, entities))
+    pd.testing.assert_frame_equal(response.to_df(), response.to_arrow().to_pandas())

@@ -35,6 +35,8 @@ _EVENT_TS: Final = struct.Struct("<q")
 _ROW_BY_ROW_MAX: Final = 32
 """Up to this many entities, `to_numpy` copies row by row from the raw values (measured crossover)."""
 _PLAIN_KEY_TYPES: Final = frozenset({int, str, bytes})
+_THREADED_PANDAS_MIN: Final = 10_000
+"""From this many entities, `to_df` lets Arrow convert columns on its thread pool."""
 _MAX_RUNS: Final = 4
 """Beyond this many runs of same-typed features, `to_numpy` gathers per dtype instead of per run."""
 
@@ -130,8 +132,12 @@ class FeatureGather:
         is several times cheaper. A run of float64 features is already in the output's
         format, so it is one byte copy into `out` (C-contiguous; `out_bytes` is its bytes,
         passed by a caller filling several views). Same result as `to_numpy`: absent,
-        expired and null → NaN.
+        expired and null → NaN. Mixed dtypes (many runs) take `RowReader.fill_numpy`: one
+        unpack per value instead of one copy per run.
         """
+        if not self.by_runs:
+            self.rows.fill_numpy(values, expired_before_us, out, first_col)
+            return
         if out_bytes is None:
             out_bytes = out.data.cast("B")
         row_bytes = out.shape[1] * 8
@@ -280,8 +286,26 @@ class OnlineResponse:
         return out
 
     def to_df(self) -> pd.DataFrame:
-        """A pandas DataFrame with one row per entity row (column dtypes as Arrow's ``to_pandas``)."""
-        return self.to_arrow().to_pandas()  # type: ignore[no-any-return]
+        """A pandas DataFrame with one row per entity row (column dtypes as Arrow's ``to_pandas``).
+
+        For a few entities the Arrow columns are built from `to_dict`'s values, which is
+        cheaper than the batch decoder; Arrow's thread pool only pays off on large tables.
+        """
+        n = len(self._entity_rows)
+        table = self._arrow_from_rows() if n <= _ROW_BY_ROW_MAX else self.to_arrow()
+        return table.to_pandas(use_threads=n >= _THREADED_PANDAS_MIN)  # type: ignore[no-any-return]
+
+    def _arrow_from_rows(self) -> pa.Table:
+        """`to_arrow`'s table, built from the Python values of `RowReader`."""
+        names = list(self._key_names)
+        arrays: list[Any] = [pa.array([row[name] for row in self._entity_rows]) for name in self._key_names]
+        for part in self._parts:
+            gather = part.gather
+            columns = gather.rows.columns(part.values, part.expired_before_us)
+            for feature, name, column in zip(gather.features, part.output_names, columns, strict=True):
+                names.append(name)
+                arrays.append(pa.array(column, type=gather.codec.fields[feature].dtype.to_arrow()))
+        return pa.Table.from_arrays(arrays, names=names)
 
     def statuses(self) -> dict[str, list[ReadStatus]]:
         """Per feature, PRESENT / NOT_FOUND / EXPIRED for each entity row (design rule 4).
