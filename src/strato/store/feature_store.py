@@ -9,7 +9,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from concurrent.futures import Future
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pyarrow as pa
@@ -22,7 +22,6 @@ from strato.definitions.feature_view import FeatureView
 from strato.definitions.plan import Definition, ObjectKind, Plan, make_plan
 from strato.errors import UserError
 from strato.offline.base import OfflineEngine, TableSnapshot
-from strato.offline.delta import DeltaTables
 from strato.offline.pit import PitRequest
 from strato.online.base import OnlineStore
 from strato.online.expiry import expired_before_us
@@ -34,6 +33,9 @@ from strato.store.online_reads import OnlineReader
 from strato.store.results import MaterializeResult, TrainingSet, WriteResult, WriteTarget
 from strato.store.threads import history_writer, prefetched
 from strato.types import TIMESTAMP_ARROW, TableVersion
+
+if TYPE_CHECKING:
+    from strato.offline.delta import DeltaTables
 
 OVERLAP_MIN_ROWS = 20_000
 """From this many rows, `write` encodes online values while the Delta commit runs."""
@@ -65,7 +67,7 @@ class FeatureStore:
         )
         registry_cls: type[RegistryStore] = plugins.load("registry", "sqlite")
         self.registry = registry_cls.open(self.config.registry_url, project=self.config.project)
-        self.delta = DeltaTables(self.config.offline_path, self.config.project)
+        self._delta: DeltaTables | None = None
         self._online: OnlineStore | None = None
         self._offline: OfflineEngine | None = None
         self.catalog = Catalog(self.registry)
@@ -88,6 +90,15 @@ class FeatureStore:
             cls: type[OnlineStore] = plugins.load("online", self.config.online_type)
             self._online = cls.open(self.config.online_options, project=self.project)  # type: ignore[arg-type]
         return self._online
+
+    @property
+    def delta(self) -> DeltaTables:
+        """The view history tables (Delta Lake), opened on first use: online reads never import deltalake."""
+        if self._delta is None:
+            from strato.offline.delta import DeltaTables
+
+            self._delta = DeltaTables(self.config.offline_path, self.config.project)
+        return self._delta
 
     @property
     def offline_engine(self) -> OfflineEngine:
