@@ -32,6 +32,7 @@ from strato.store.catalog import Catalog
 from strato.store.online_reads import OnlineReader
 from strato.store.results import MaterializeResult, TrainingSet, WriteResult, WriteTarget
 from strato.store.threads import history_writer, prefetched
+from strato.store.write_clock import CLOCK_FILE, WriteClock
 from strato.types import TIMESTAMP_ARROW, TableVersion
 
 if TYPE_CHECKING:
@@ -72,7 +73,8 @@ class FeatureStore:
         self._offline: OfflineEngine | None = None
         self.catalog = Catalog(self.registry)
         self._reader = OnlineReader(self.catalog, lambda: self.online_store)
-        self._last_created_us = 0
+        # One write order for every writer of this repo (design rule 10): see write_clock.
+        self._clock = WriteClock(self.config.repo_path / ".strato" / CLOCK_FILE)
         self._closed = False
 
     # ------------------------------------------------------------------ lifecycle
@@ -114,7 +116,7 @@ class FeatureStore:
         if self._closed:
             return
         self._closed = True
-        for resource in (self._online, self._offline, self.registry):
+        for resource in (self._online, self._offline, self.registry, self._clock):
             if resource is not None:
                 resource.close()
         self._online = self._offline = None
@@ -447,10 +449,8 @@ class FeatureStore:
     # ------------------------------------------------------------------ helpers
 
     def _next_created_us(self) -> int:
-        """Write time, strictly increasing within this process so ties resolve by write order."""
-        now = time.time_ns() // 1000
-        self._last_created_us = max(now, self._last_created_us + 1)
-        return self._last_created_us
+        """Write time, unique and increasing across every writer of the repo (rule 10)."""
+        return self._clock.next_us()
 
 
 def _history_schema(fv: FeatureView) -> pa.Schema:
