@@ -142,6 +142,8 @@ class RowReader:
                     for j in self._null_features(value):
                         row[j] = None
             rows.append(row)
+        if len(rows) == 1:  # one entity, the scoring service's lookup: skip the transposition
+            return [[v] for v in rows[0]]
         if not rows:
             return [[] for _ in range(self.width)]
         return list(map(list, zip(*rows, strict=True)))
