@@ -5,8 +5,17 @@ Sources, later overriding earlier:
 1. defaults — an embedded store under ``.strato/`` in the feature repo, no server;
 2. ``strato.yaml`` in the feature repo;
 3. ``STRATO_*`` environment variables, ``__`` separating nesting levels
-   (``STRATO_PROJECT``, ``STRATO_ONLINE__TYPE``, ``STRATO_ONLINE__PATH``…);
+   (``STRATO_PROJECT``, ``STRATO_REGISTRY__URL``, ``STRATO_ONLINE__TYPE``, ``STRATO_ONLINE__PATH``…);
 4. explicit arguments to `FeatureStore(...)` / `load_config(..., overrides=)`, as dotted keys.
+
+Every setting is either honoured or refused: an unknown or misspelt key, a value of the
+wrong shape and a damaged ``strato.yaml`` (not YAML, empty, binary, duplicate keys, no
+``project``) are a `ConfigError` of one line, ``<source>: <key>: <problem>``, with a
+did-you-mean where a known key is close. A silently ignored setting would send writes to
+the wrong place, which is worse than refusing to start.
+
+Paths are resolved against the repo folder; URIs (``s3://…``, ``postgresql://…``,
+``file://…``: anything with a scheme) are kept verbatim, never joined to it.
 
 Nothing below this module reads the environment. `StratoConfig.sources` records where each
 value came from, which `strato config` prints.
@@ -14,9 +23,10 @@ value came from, which `strato config` prints.
 
 from __future__ import annotations
 
+import difflib
 import os
 import re
-from collections.abc import Mapping
+from collections.abc import Hashable, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -37,12 +47,20 @@ DEFAULTS: dict[str, Any] = {
     "online": {"type": "lmdb", "path": ".strato/online"},
 }
 _TOP_KEYS = {"project", "registry", "offline", "online"}
+_SECTIONS = {"offline", "online"}  # mappings of backend options
+_REGISTRY_KEYS = {"url", "path"}  # `registry:` as a mapping
 _PATH_OPTIONS = {"path"}
+_URI = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*://")
+
+
+def is_uri(text: str) -> bool:
+    """Whether `text` has a scheme (``s3://``, ``postgresql://``, ``file://``…): kept as written."""
+    return _URI.match(text) is not None
 
 
 @dataclass(frozen=True)
 class StratoConfig:
-    """Everything a `FeatureStore` needs, with paths made absolute against the repo."""
+    """Everything a `FeatureStore` needs, with paths made absolute against the repo (URIs kept)."""
 
     repo_path: Path
     project: str
@@ -68,7 +86,12 @@ class StratoConfig:
         return [(key, str(value), self.sources.get(key, "default")) for key, value in rows]
 
 
-def _flatten(tree: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
+def _suggest(key: object, known: Iterable[str], *, cutoff: float = 0.6) -> str:
+    close = difflib.get_close_matches(str(key), sorted(known), n=1, cutoff=cutoff)
+    return f"; did you mean {close[0]!r}?" if close else f"; expected one of {', '.join(sorted(known))}"
+
+
+def _flatten(tree: Mapping[Any, Any], prefix: str = "") -> dict[str, Any]:
     out: dict[str, Any] = {}
     for key, value in tree.items():
         dotted = f"{prefix}{key}"
@@ -79,36 +102,132 @@ def _flatten(tree: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
     return out
 
 
+class _StrictLoader(yaml.SafeLoader):
+    """`yaml.SafeLoader` that refuses a key given twice in one mapping (PyYAML keeps the last)."""
+
+
+def _construct_mapping(loader: _StrictLoader, node: yaml.MappingNode) -> dict[Any, Any]:
+    loader.flatten_mapping(node)
+    seen: dict[Any, int] = {}
+    for key_node, _ in node.value:
+        key = loader.construct_object(key_node, deep=True)
+        if isinstance(key, Hashable):
+            line = key_node.start_mark.line + 1
+            if key in seen:
+                raise yaml.constructor.ConstructorError(
+                    None, None, f"duplicate key {key!r} (lines {seen[key]} and {line})", key_node.start_mark
+                )
+            seen[key] = line
+    return loader.construct_mapping(node, deep=True)
+
+
+_StrictLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _construct_mapping)
+
+
+def _yaml_problem(exc: yaml.YAMLError) -> str:
+    """One line from a PyYAML error: its problem and where, without the quoted source lines."""
+    if isinstance(exc, yaml.MarkedYAMLError) and exc.problem:
+        mark = exc.problem_mark
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""
+        return f"{exc.problem}{where}"
+    return " ".join(str(exc).split())
+
+
 def _read_yaml(path: Path) -> dict[str, Any]:
+    """The settings in `path`, flattened to dotted keys; a damaged file is a `ConfigError`.
+
+    Damaged means anything but a YAML mapping naming its project: an empty or truncated
+    file must never read as "no settings", which would open a new, empty project.
+    """
     try:
-        loaded = yaml.safe_load(path.read_text()) or {}
+        data = path.read_bytes()
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot be read ({exc.strerror or exc})") from None
+    try:
+        text = data.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"{path}: not a text file (byte {exc.start} is not UTF-8); expected YAML") from None
+    if "\x00" in text:
+        raise ConfigError(f"{path}: not a text file (byte {data.find(0)} is NUL); expected YAML")
+    try:
+        loaded = yaml.load(text, Loader=_StrictLoader)
     except yaml.YAMLError as exc:
-        raise ConfigError(f"{path}: not valid YAML ({exc})") from None
+        raise ConfigError(f"{path}: not valid YAML: {_yaml_problem(exc)}") from None
+    if loaded is None:
+        raise ConfigError(f"{path}: the file is empty; it needs at least `project: NAME` (see `strato init`)")
     if not isinstance(loaded, dict):
-        raise ConfigError(f"{path}: expected a mapping at the top level")
-    unknown = sorted(set(loaded) - _TOP_KEYS)
-    if unknown:
-        raise ConfigError(f"{path}: unknown keys {unknown}; expected {sorted(_TOP_KEYS)}")
-    for section in ("offline", "online"):
-        if section in loaded and not isinstance(loaded[section], dict):
-            raise ConfigError(f"{path}: {section!r} must be a mapping")
+        raise ConfigError(f"{path}: expected a mapping of settings at the top level, got {type(loaded).__name__}")
+    for key, value in loaded.items():
+        if key not in _TOP_KEYS:
+            raise ConfigError(f"{path}: {key}: unknown setting{_suggest(key, _TOP_KEYS)}")
+        if key in _SECTIONS and not isinstance(value, dict):
+            raise ConfigError(f"{path}: {key}: must be a mapping of options (e.g. `{key}:` then `  path: ...`)")
+        if key == "registry" and isinstance(value, dict) and not value:
+            raise ConfigError(f"{path}: registry: an empty mapping; give `url:` or `path:`")
+    if "project" not in loaded:
+        raise ConfigError(f"{path}: project: missing; every strato.yaml names its project (e.g. `project: fraud`)")
     return _flatten(loaded)
 
 
-def _read_env(environ: Mapping[str, str]) -> dict[str, str]:
-    """``STRATO_ONLINE__PATH=…`` → ``{"online.path": "…"}``.
+def _read_env(environ: Mapping[str, str]) -> dict[str, tuple[str, str]]:
+    """``STRATO_ONLINE__PATH=…`` → ``{"online.path": ("…", "STRATO_ONLINE__PATH")}``.
 
     Only variables naming a setting section are read: another ``STRATO_*`` variable (say,
-    ``STRATO_DEBUG`` of some other tool) is not ours to reject. Misspelt keys inside a
-    section still fail, when the section's options are validated.
+    ``STRATO_DEBUG`` of some other tool) is not ours to reject. One whose section is a near
+    miss of ours (``STRATO_ONLNE__TYPE``) is a typo, and refused rather than ignored.
     """
-    out: dict[str, str] = {}
+    out: dict[str, tuple[str, str]] = {}
     for name, value in environ.items():
-        if not name.startswith(ENV_PREFIX):
+        if not name.startswith(ENV_PREFIX) or name == "STRATO_REPO":
             continue
         key = name[len(ENV_PREFIX) :].lower().replace("__", ".")
-        if key.split(".")[0] in _TOP_KEYS:
-            out[key] = value
+        section = key.split(".")[0]
+        if section in _TOP_KEYS:
+            out[key] = (value, name)
+        elif difflib.get_close_matches(section, sorted(_TOP_KEYS), n=1, cutoff=0.75):
+            raise ConfigError(f"{name}: {key}: unknown setting{_suggest(section, _TOP_KEYS)}")
+    return out
+
+
+def _normalize(layer: Mapping[str, Any], origin: Mapping[str, str]) -> dict[str, Any]:
+    """One source's dotted settings, checked, with `registry` in its one spelling.
+
+    `registry` may be a string, or a mapping holding `url` or `path`; later sources
+    override it whichever spelling each used.
+    """
+    out: dict[str, Any] = {}
+    registry_keys: list[str] = []
+    for key, value in layer.items():
+        where = origin[key]
+        section, _, option = str(key).partition(".")
+        if section not in _TOP_KEYS:
+            raise ConfigError(f"{where}: {key}: unknown setting{_suggest(section, _TOP_KEYS)}")
+        if value is None:
+            raise ConfigError(f"{where}: {key}: has no value")
+        if section == "project":
+            if option:
+                raise ConfigError(f"{where}: {key}: project is a name, not a mapping")
+            if not isinstance(value, str):
+                raise ConfigError(f"{where}: project: expected a name, got {type(value).__name__} {value!r}")
+        elif section == "registry":
+            if option and option not in _REGISTRY_KEYS:
+                raise ConfigError(f"{where}: {key}: unknown registry option{_suggest(option, _REGISTRY_KEYS)}")
+            if not isinstance(value, str) or not value:
+                raise ConfigError(f"{where}: {key}: expected a path or a database URL, got {value!r}")
+            if option == "url" and not is_uri(value):
+                raise ConfigError(
+                    f"{where}: {key}: {value!r} is not a URL (e.g. postgresql://host/db); use registry.path for a file"
+                )
+            registry_keys.append(key)
+            if len(registry_keys) > 1:
+                raise ConfigError(f"{where}: {key}: give the registry once, not as {' and '.join(registry_keys)}")
+            out["registry"] = value
+            continue
+        elif not option:
+            raise ConfigError(f"{where}: {key}: must be a mapping of options, e.g. {key}.path")
+        elif option in ("path", "type", "engine") and not isinstance(value, str):
+            raise ConfigError(f"{where}: {key}: expected a string, got {type(value).__name__} {value!r}")
+        out[key] = value
     return out
 
 
@@ -118,6 +237,12 @@ def find_repo(start: Path) -> Path:
         if (folder / CONFIG_FILE).is_file():
             return folder
     return start
+
+
+def default_project_name(folder: Path) -> str:
+    """A valid project name made from a folder's name (`strato init`, ``FeatureStore(create=True)``)."""
+    name = "".join(c if c.isalnum() and c.isascii() else "_" for c in folder.resolve().name)[:64] or "default"
+    return f"p_{name}"[:64] if name[0].isdigit() else name
 
 
 def load_config(
@@ -130,15 +255,14 @@ def load_config(
     env = dict(os.environ if environ is None else environ)
     if repo_path is None:
         repo_path = env.get("STRATO_REPO") or find_repo(Path.cwd())
-    repo = Path(repo_path).resolve()
+    repo = Path(repo_path).expanduser().resolve()
     values: dict[str, Any] = {}
     sources: dict[str, str] = {}
+    origins: dict[str, str] = {}  # key → the file, variable or argument that set it, for messages
 
-    def merge(layer: Mapping[str, Any], source: str) -> None:
-        for key, value in layer.items():
+    def merge(layer: Mapping[str, Any], source: str, origin: Mapping[str, str]) -> None:
+        for key, value in _normalize(layer, origin).items():
             section = key.split(".")[0]
-            if section not in _TOP_KEYS:
-                raise ConfigError(f"{source}: unknown setting {key!r}; expected one under {sorted(_TOP_KEYS)}")
             if key in ("online.type", "offline.engine") and values.get(key) != value:
                 # A different backend takes different options: drop those that earlier layers set
                 # for the old one (e.g. strato.yaml's LMDB path under STRATO_ONLINE__TYPE=memory).
@@ -148,29 +272,36 @@ def load_config(
                         sources.pop(old, None)
             values[key] = value
             sources[key] = source
+            origins[key] = origin.get(key, source)
 
-    merge(_flatten(DEFAULTS), "default")
+    defaults = _flatten(DEFAULTS)
+    merge(defaults, "default", dict.fromkeys(defaults, "default"))
     config_file = repo / CONFIG_FILE
     if config_file.is_file():
-        merge(_read_yaml(config_file), CONFIG_FILE)
-    merge(_read_env(env), "environment")
-    merge(dict(overrides or {}), "argument")
+        from_file = _read_yaml(config_file)
+        merge(from_file, CONFIG_FILE, dict.fromkeys(from_file, str(config_file)))
+    from_env = _read_env(env)
+    merge({k: v for k, (v, _) in from_env.items()}, "environment", {k: name for k, (_, name) in from_env.items()})
+    arguments = {str(k): v for k, v in (overrides or {}).items()}
+    merge(arguments, "argument", dict.fromkeys(arguments, "argument"))
 
-    project = str(values.pop("project"))
+    project = values.pop("project")
     if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]{0,63}", project):
-        raise ConfigError(f"project {project!r} is invalid: use letters, digits and underscores")
-    registry = str(values.pop("registry"))
-    if "://" not in registry:
-        registry = str(_absolute(repo, registry))
-    online_type = str(values.pop("online.type"))
-    offline_engine = str(values.pop("offline.engine"))
-    offline_path = str(_absolute(repo, str(values.pop("offline.path"))))
+        raise ConfigError(
+            f"{origins['project']}: project: {project!r} is invalid; use letters, digits and underscores "
+            "(at most 64, not starting with a digit)"
+        )
+    registry = _location(repo, values.pop("registry"))
+    online_type = values.pop("online.type")
+    offline_engine = values.pop("offline.engine")
+    offline_path = _location(repo, values.pop("offline.path"))
     online_raw = {k.split(".", 1)[1]: v for k, v in values.items() if k.startswith("online.")}
     offline_raw = {k.split(".", 1)[1]: v for k, v in values.items() if k.startswith("offline.")}
     for key in _PATH_OPTIONS & online_raw.keys():
-        online_raw[key] = str(_absolute(repo, str(online_raw[key])))
-    online_options = _options("online", online_type, online_raw)
-    offline_options = _options("offline", offline_engine, offline_raw)
+        if isinstance(online_raw[key], str):
+            online_raw[key] = _location(repo, online_raw[key])
+    online_options = _options("online", online_type, online_raw, origins)
+    offline_options = _options("offline", offline_engine, offline_raw, origins)
     return StratoConfig(
         repo_path=repo,
         project=project,
@@ -184,19 +315,34 @@ def load_config(
     )
 
 
-def _absolute(repo: Path, path: str) -> Path:
-    p = Path(path).expanduser()
-    return p if p.is_absolute() else repo / p
+def _location(repo: Path, where: str) -> str:
+    """A URI as written; a path made absolute against the repo (``~`` expanded)."""
+    if is_uri(where):
+        return where
+    p = Path(where).expanduser()
+    return str(p if p.is_absolute() else repo / p)
 
 
-def _options(seam: plugins.Seam, name: str, raw: Mapping[str, Any]) -> BaseModel:
+def _options(seam: plugins.Seam, name: str, raw: Mapping[str, Any], origins: Mapping[str, str]) -> BaseModel:
     backend = plugins.load(seam, name)
     model: type[BaseModel] = backend.options_model  # type: ignore[attr-defined]
     try:
         return model.model_validate(dict(raw))
     except ValidationError as exc:
-        problems = "; ".join(f"{seam}.{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())
-        raise ConfigError(f"invalid {seam} options for {name!r}: {problems}") from None
+        error = exc.errors()[0]
+        option = ".".join(map(str, error["loc"]))
+        key = f"{seam}.{option}"
+        where = origins.get(key) or origins.get(f"{seam}.{option.split('.')[0]}", "argument")
+        if error["type"] == "extra_forbidden":
+            known = set(model.model_fields)
+            hint = _suggest(option, known) if known else f"; the {name!r} {seam} backend takes no options"
+            problem = f"unknown option for the {name!r} {seam} backend{hint}"
+        elif error["type"] == "value_error":
+            problem = error["msg"].removeprefix("Value error, ")
+        else:
+            problem = f"{error['msg']} (got {error.get('input')!r})"
+        more = f" (and {len(exc.errors()) - 1} more)" if len(exc.errors()) > 1 else ""
+        raise ConfigError(f"{where}: {key}: {problem}{more}") from None
 
 
 def write_default_config(repo: Path, project: str) -> Path:

@@ -6,11 +6,13 @@
     │   ├── ConfigError              strato.yaml, STRATO_* variables or arguments are invalid
     │   ├── SchemaError              a batch of rows does not match the view's schema
     │   ├── NotFoundError            a named object (view, feature, service, version) does not exist
+    │   │   └── RegistryNotFoundError  no registry at the configured place yet (nothing applied)
     │   ├── BreakingChangeError      apply would break a view; ask for a new version
     │   └── PluginNotFoundError      no backend registered under that name (or its extra is missing)
     └── BackendError                 an engine failed
         ├── BackendUnavailable       transient: retrying may succeed (lock held, server down)
-        └── BackendFailure           terminal: retrying will not help (corrupt data, full disk)
+        ├── BackendFailure           terminal: retrying will not help (corrupt data, full disk)
+        └── OnlineBehindError        history was committed, the online step then failed; says how to finish
 
 Faces (CLI, server) print a `UserError` as one line and exit non-zero; only `BackendError`s
 and genuine bugs deserve a traceback.
@@ -43,6 +45,10 @@ class NotFoundError(UserError):
     """A named object does not exist."""
 
 
+class RegistryNotFoundError(NotFoundError):
+    """A store opened read-only found no registry: nothing was ever applied there."""
+
+
 class BreakingChangeError(UserError):
     """An apply would change a view in a way old data cannot follow."""
 
@@ -61,3 +67,16 @@ class BackendUnavailable(BackendError):
 
 class BackendFailure(BackendError):
     """Terminal engine failure: retrying will not help."""
+
+
+class OnlineBehindError(BackendError):
+    """A write committed history, then its online step failed: the two stores are out of step.
+
+    The message names the committed table version and the command that finishes the write
+    (an incremental materialization, which loads every commit not yet online).
+    """
+
+    def __init__(self, message: str, *, view: str, table_version: int):
+        super().__init__(message)
+        self.view = view
+        self.table_version = table_version

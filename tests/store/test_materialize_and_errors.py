@@ -1,4 +1,4 @@
-"""`materialize_incremental` loads only rows after each view's watermark; every user mistake
+"""`materialize_incremental` loads every row committed since its last run; every user mistake
 is a `UserError` whose message names the object, field or row at fault."""
 
 from __future__ import annotations
@@ -22,6 +22,7 @@ from strato import (
     String,
     UserError,
 )
+from strato.registry.base import OnlineProgress
 
 BASE = datetime.now(UTC).replace(microsecond=0) - timedelta(days=5)
 
@@ -40,26 +41,24 @@ def views(store: FeatureStore) -> FeatureStore:
     return store
 
 
-def test_materialize_incremental_loads_only_rows_after_the_watermark(views: FeatureStore) -> None:
+def test_materialize_incremental_loads_every_row_committed_since_the_last_run(views: FeatureStore) -> None:
     store = views
     store.write("a", [row(1, 1, 10), row(2, 2, 20)], to="offline")
     first = store.materialize_incremental(at(10), views=["a"], progress=False)
     assert first.rows == {"a": 2}
     assert first.end == at(10)
-    assert store.registry.get_watermark("a") == at(10)
-    assert store.registry.get_watermark("b") is None
+    assert store.registry.online_progress("a__v1") == OnlineProgress(0, at(10))
+    assert store.registry.online_progress("b__v1") is None
 
-    # A late row before the watermark, a newer row for a loaded key, a new key after it.
+    # A late row (event before the last end), a newer row for a loaded key, a new key, a future row.
     store.write("a", [row(3, 5, 30), row(1, 11, 11), row(4, 12, 40), row(5, 25, 50)], to="offline")
     second = store.materialize_incremental(at(20), views=["a"], progress=False)
-    assert second.rows == {"a": 2}  # users 1 and 4: [10 h, 20 h)
-    assert online(store, ["a:x"], [1, 2, 3, 4, 5])["x"] == [11, 20, None, 40, None]
+    assert second.rows == {"a": 3}  # users 3 (late), 1 and 4; user 5's event is past the end
+    assert online(store, ["a:x"], [1, 2, 3, 4, 5])["x"] == [11, 20, 30, 40, None]
 
     nothing = store.materialize_incremental(at(20), views=["a"], progress=False)
     assert nothing.rows == {"a": 0}
-    earlier = store.materialize_incremental(at(15), views=["a"], progress=False)
-    assert earlier.rows == {"a": 0}
-    assert store.registry.get_watermark("a") == at(20)
+    assert store.registry.online_progress("a__v1") == OnlineProgress(1, at(20))
 
     # Without `views`, every online+offline view; b starts from the beginning of its history.
     store.write("b", [row(1, 3, 7)], to="offline")

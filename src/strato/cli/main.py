@@ -6,11 +6,13 @@ failure prints one line and exits 2 (``--debug`` shows the traceback).
 
 from __future__ import annotations
 
+import hashlib
+import signal
 import sys
 import time
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any, Literal
+from typing import TYPE_CHECKING, Annotated, Any, Literal, NoReturn
 
 import typer
 from rich.markup import escape
@@ -57,6 +59,7 @@ RepoOption = Annotated[
 
 class _State:
     debug = False
+    interrupt: KeyboardInterrupt | None = None
 
 
 def _kind(text: str) -> ObjectKind:
@@ -66,16 +69,29 @@ def _kind(text: str) -> ObjectKind:
         raise UserError(f"unknown object kind {text!r}; use entity, view or service") from None
 
 
-def _open(repo: Path | None) -> FeatureStore:
-    """The store of an existing feature repo; the CLI never creates one by accident."""
+def _open(repo: Path | None, *, read_only: bool = False, planning: bool = False) -> FeatureStore:
+    """The store of an existing feature repo; the CLI never creates one by accident.
+
+    Read-only commands open it `read_only`: a registry that does not exist yet is an error
+    for them, not a new empty file. `strato plan` before the first apply plans against an
+    empty registry held in memory, so it too leaves nothing behind.
+    """
+    import dataclasses
+
     from strato.config import CONFIG_FILE, load_config
+    from strato.errors import RegistryNotFoundError
     from strato.store import FeatureStore
 
     config = load_config(repo)
     if not (config.repo_path / CONFIG_FILE).is_file():
         where = f"in {config.repo_path}" if repo is not None else f"in {config.repo_path} or any folder above it"
         raise UserError(f"no feature repo: no {CONFIG_FILE} {where}; create one with `strato init`")
-    return FeatureStore(config=config)
+    try:
+        return FeatureStore(config=config, read_only=read_only or planning)
+    except RegistryNotFoundError:
+        if not planning:
+            raise
+        return FeatureStore(config=dataclasses.replace(config, registry_url="sqlite://"))
 
 
 def _definitions(store: FeatureStore) -> list[Any]:
@@ -115,14 +131,12 @@ def init(
     project: Annotated[str | None, typer.Option(help="Project name (default: the folder name).")] = None,
 ) -> None:
     """Create a feature repo: strato.yaml and an example definitions file."""
-    from strato.config import CONFIG_FILE, write_default_config
+    from strato.config import CONFIG_FILE, default_project_name, write_default_config
 
     path.mkdir(parents=True, exist_ok=True)
     if (path / CONFIG_FILE).exists():
         raise UserError(f"{path / CONFIG_FILE} already exists")
-    name = project or "".join(c if c.isalnum() else "_" for c in path.resolve().name) or "default"
-    if name[0].isdigit():
-        name = f"p_{name}"
+    name = project or default_project_name(path)
     write_default_config(path, name)
     example = path / "features.py"
     if not example.exists():
@@ -156,7 +170,7 @@ DeleteOption = Annotated[
 @app.command()
 def plan(repo: RepoOption = None, new_version: NewVersionOption = None, delete: DeleteOption = None) -> None:
     """Show what `apply` would change, without changing anything."""
-    with _open(repo) as store:
+    with _open(repo, planning=True) as store:
         versions, deletions = _plan_args(new_version, delete)
         result = store.plan(_definitions(store), new_version=versions, delete=deletions)
         render.plan(result)
@@ -182,7 +196,7 @@ def list_objects(
 ) -> None:
     """List registered entities, feature views or feature services."""
     object_kind = _kind(kind)
-    with _open(repo) as store:
+    with _open(repo, read_only=True) as store:
         if object_kind == "entity":
             rows = [
                 (e.name, ", ".join(f"{k.name}:{k.dtype}" for k in e.join_keys), e.description)
@@ -215,7 +229,7 @@ def describe(
     repo: RepoOption = None,
 ) -> None:
     """Show one entity, feature view or feature service in detail (views: with their data)."""
-    with _open(repo) as store:
+    with _open(repo, read_only=True) as store:
         obj = store.registry.get(_kind(kind), name, version=version)
         render.describe(obj)
         if _kind(kind) == "feature_view":
@@ -234,8 +248,9 @@ def _describe_data(store: FeatureStore, fv: Any) -> None:
         )
     else:
         history = "no rows yet"
-    watermark = store.registry.get_watermark(fv.name)
-    online = f"materialized until {watermark:%Y-%m-%d %H:%M:%S} UTC" if watermark else "never materialized"
+    online = render.online_progress(
+        fv.name, store.registry.online_progress(fv.table_name), commits[-1]["version"] if commits else None
+    )
     render.console.print(f"  history: {history}\n  online: {online}")
 
 
@@ -246,7 +261,7 @@ def history(
     repo: RepoOption = None,
 ) -> None:
     """Show every version of an object: when, by whom, what changed."""
-    with _open(repo) as store:
+    with _open(repo, read_only=True) as store:
         rows = [
             (r.version, r.action, r.applied_at.strftime("%Y-%m-%d %H:%M:%S"), r.author, r.data_version or "")
             for r in store.history(_kind(kind), name)
@@ -267,19 +282,57 @@ def write(
         Literal["online", "offline", "online_and_offline"] | None,
         typer.Option(help="Where to write (default: wherever the view lives)."),
     ] = None,
+    idempotency_key: Annotated[
+        str | None,
+        typer.Option(
+            help="Key recorded in the history commit; the same key is never written twice "
+            "(default: the SHA-256 of the input's content).",
+            show_default=False,
+        ),
+    ] = None,
     repo: RepoOption = None,
 ) -> None:
-    """Validate a file's rows against a view and write them: all or nothing (history + online)."""
+    """Validate a file's rows against a view and write them: all or nothing (history + online).
+
+    Writing the same file again appends nothing to history (it is recognised by its content
+    hash) and finishes the online step if the first attempt was interrupted.
+    """
     source = str(file) if file is not None else "the view's source"
     with _open(repo) as store, render.err_console.status(f"reading {source}, validating, writing to {view} …"):
         started = time.perf_counter()
-        result = store.ingest(view, file, to=to)
+        key = idempotency_key
+        if key is None:
+            path = file if file is not None else store.source_path(view)
+            key = f"sha256:{_content_hash(path)}" if path is not None and path.exists() else None
+        result = store.ingest(view, file, to=to, idempotency_key=key)
         seconds = time.perf_counter() - started
     where = f"table version {result.table_version}" if result.table_version is not None else "online only"
+    if result.already_written:
+        render.console.print(
+            f"already written: these {result.rows:,} rows are [bold]{result.view}[/]'s {where} "
+            f"(same content); history unchanged, {result.online_rows:,} online keys updated"
+        )
+        return
     render.console.print(
         f"wrote {result.rows:,} rows to [bold]{result.view}[/] ({where}; {result.online_rows:,} online keys updated) "
         f"in {seconds:.2f} s ({result.rows / max(seconds, 1e-9):,.0f} rows/s)"
     )
+
+
+def _content_hash(path: Path) -> str:
+    """SHA-256 of a file, or of a folder's files (relative names and contents, in name order)."""
+    digest = hashlib.sha256()
+    files = sorted(p for p in path.rglob("*") if p.is_file()) if path.is_dir() else [path]
+    try:
+        for item in files:
+            if path.is_dir():
+                digest.update(str(item.relative_to(path)).encode() + b"\0")
+            with item.open("rb") as handle:
+                while chunk := handle.read(1 << 20):
+                    digest.update(chunk)
+    except OSError as exc:
+        raise UserError(f"cannot read {path}: {exc.strerror or exc}") from None
+    return digest.hexdigest()
 
 
 @app.command()
@@ -339,7 +392,7 @@ def get(
     """Look up online features for some entities and print them as a table (or JSON lines)."""
     if not entity:
         raise UserError("give at least one --entity, e.g. --entity user_id=7")
-    with _open(repo) as store:
+    with _open(repo, read_only=True) as store:
         if service is not None:
             if features:
                 raise UserError("give either feature references or --service, not both")
@@ -429,7 +482,7 @@ def sql(
     repo: RepoOption = None,
 ) -> None:
     """Query feature history with SQL (DuckDB dialect)."""
-    with _open(repo) as store:
+    with _open(repo, read_only=True) as store:
         result = store.sql(query)
     rows = result.slice(0, limit).to_pylist()
     render.table(None, result.column_names, [[_format_value(r[c]) for c in result.column_names] for r in rows])
@@ -458,19 +511,54 @@ def quickstart(
     run_quickstart(path, users=users, seed=seed)
 
 
+class _Terminated(KeyboardInterrupt):
+    """SIGTERM, raised like Ctrl-C so that work in flight reports what it left behind."""
+
+
+def _interrupt(signum: int, frame: object) -> None:
+    """Raise Ctrl-C (or SIGTERM) as usual, keeping the exception: typer swallows it, but the
+    notes that interrupted work adds to it (what it left behind) must still be printed."""
+    exc = _Terminated() if signum == signal.SIGTERM else KeyboardInterrupt()
+    _State.interrupt = exc
+    raise exc
+
+
+def _interrupted(exc: KeyboardInterrupt) -> NoReturn:
+    """Ctrl-C (exit 130) or SIGTERM (exit 143): one line, after what the work left behind."""
+    _State.interrupt = None  # reported once, here
+    _print_notes(exc)
+    terminated = isinstance(exc, _Terminated)
+    render.err_console.print("terminated" if terminated else "interrupted")
+    sys.exit(143 if terminated else 130)
+
+
+def _print_notes(exc: BaseException) -> None:
+    """What an interrupted or failed write left behind (`BaseException.add_note`), one line each."""
+    for note in getattr(exc, "__notes__", ()):
+        render.err_console.print(f"[yellow]note:[/] {escape(note)}", highlight=False, soft_wrap=True)
+
+
 def run() -> None:
     """Entry point of the `strato` script: user errors become one line, not a traceback."""
+    signal.signal(signal.SIGTERM, _interrupt)
+    signal.signal(signal.SIGINT, _interrupt)
     try:
         # Outside standalone mode click returns (not raises) the code of a `typer.Exit`.
         code = app(standalone_mode=False)
+        if _State.interrupt is not None:  # typer turns Ctrl-C into a silent exit code 130
+            _interrupted(_State.interrupt)
         if isinstance(code, int) and code:
             sys.exit(code)
     except (typer.Exit, SystemExit) as exc:
+        if _State.interrupt is not None:
+            _interrupted(_State.interrupt)
         code = exc.exit_code if isinstance(exc, typer.Exit) else exc.code
         sys.exit(code)
     except typer.Abort:
         render.err_console.print("aborted")
         sys.exit(130)
+    except KeyboardInterrupt as exc:  # Ctrl-C, or SIGTERM (see `_interrupt`)
+        _interrupted(exc)
     except Exception as exc:
         import click
 
@@ -484,6 +572,7 @@ def run() -> None:
         # One line whatever the terminal width (a pipe is 80 columns); the message is text, not markup.
         message = escape(" ".join(str(exc).splitlines()))
         render.err_console.print(f"[red]error:[/] {message}", highlight=False, soft_wrap=True)
+        _print_notes(exc)
         sys.exit(1 if isinstance(exc, UserError) else 2 if isinstance(exc, BackendError) else 1)
 
 

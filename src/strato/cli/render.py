@@ -14,6 +14,7 @@ if TYPE_CHECKING:
     from strato.definitions.feature_service import FeatureService
     from strato.definitions.feature_view import FeatureView
     from strato.definitions.plan import Plan
+    from strato.registry.base import OnlineProgress
 
 console = Console()
 err_console = Console(stderr=True)
@@ -93,3 +94,17 @@ def describe(obj: Entity | FeatureView | FeatureService) -> None:
     else:
         console.print(f"[bold]feature service[/] {obj.name}  version {obj.version}  {obj.description}")
         table(None, ["view", "features"], [(view, ", ".join(names)) for view, names in obj.features])
+
+
+def online_progress(view: str, progress: OnlineProgress | None, latest: int | None) -> str:
+    """How far the online store is behind a view's history, and the command that catches it up."""
+    catch_up = f"run `strato materialize --incremental --view {view}`"
+    if latest is None:
+        return "no history yet"
+    if progress is None:
+        return f"no commit of history known online (table versions 0-{latest}); {catch_up}"
+    until = f" (rows with event time before {progress.until:%Y-%m-%d %H:%M:%S} UTC)" if progress.until else ""
+    if progress.version >= latest:
+        return f"up to date with table version {latest}{until}"
+    behind = latest - progress.version
+    return f"table version {progress.version}{until} of {latest}: {behind} commit(s) behind; {catch_up}"

@@ -22,7 +22,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 import pyarrow as pa
-from deltalake import ColumnProperties, CommitProperties, DeltaTable, WriterProperties, write_deltalake
+from deltalake import ColumnProperties, CommitProperties, DeltaTable, Transaction, WriterProperties, write_deltalake
 from deltalake.exceptions import CommitFailedError, DeltaError, SchemaMismatchError, TableNotFoundError
 
 from strato.errors import BackendFailure, BackendUnavailable, NotFoundError, SchemaError, StratoError, UserError
@@ -31,6 +31,10 @@ from strato.types import TableVersion
 
 #: Commit-info key holding a random id per append, to find our own commit in the log.
 _WRITE_ID = "strato.write_id"
+#: Commit-info key holding the caller's idempotency key of a write, to find its commit again.
+_IDEMPOTENCY_KEY = "strato.idempotency_key"
+#: Commit-info key holding the write time (µs) stamped on every row of the commit.
+_CREATED_US = "strato.created_us"
 
 #: Reader features that change what a file list means; a plain Parquet reader cannot honour them.
 _UNREADABLE_FEATURES = frozenset({"deletionVectors", "columnMapping"})
@@ -67,16 +71,27 @@ class DeltaTables:
 
     # ------------------------------------------------------------------ writes
 
-    def append(self, table_name: str, rows: pa.Table) -> TableVersion:
+    def append(
+        self, table_name: str, rows: pa.Table, *, idempotency_key: str | None = None, created_us: int | None = None
+    ) -> TableVersion:
         """Append `rows` in one atomic commit and return the version it created.
 
         Creates the table on its first write. Nullable columns the table lacks are added
         to its schema (old rows read null, design rule 6); a missing or retyped column is a
-        `SchemaError` and nothing is written.
+        `SchemaError` and nothing is written. An `idempotency_key` is recorded in the commit
+        itself, as a Delta application transaction, so `written_as` finds it however the
+        writer ended; `created_us` (the write time on the rows) is recorded beside it.
         """
         path = self.path(table_name)
         write_id = uuid.uuid4().hex
-        commit = CommitProperties(custom_metadata={_WRITE_ID: write_id})
+        metadata = {_WRITE_ID: write_id}
+        transactions = None
+        if idempotency_key is not None:
+            metadata[_IDEMPOTENCY_KEY] = idempotency_key
+            transactions = [Transaction(_app_id(idempotency_key), 1)]
+        if created_us is not None:
+            metadata[_CREATED_US] = str(created_us)
+        commit = CommitProperties(custom_metadata=metadata, app_transactions=transactions)
         properties = _writer_properties(rows.schema)
         with _mapped_errors(table_name):
             table = _open(path)
@@ -96,6 +111,21 @@ class DeltaTables:
                 writer_properties=properties,
             )
             return table.version()
+
+    def written_as(self, table_name: str, idempotency_key: str) -> tuple[TableVersion, int | None] | None:
+        """(version, write time µs) of the commit that recorded `idempotency_key`, or None."""
+        with _mapped_errors(table_name):
+            table = _open(self.path(table_name))
+            if table is None or table.transaction_version(_app_id(idempotency_key)) is None:
+                return None
+            for commit in table.history():
+                if commit.get(_IDEMPOTENCY_KEY) == idempotency_key:
+                    created = commit.get(_CREATED_US)
+                    return int(commit["version"]), int(created) if created is not None else None
+        raise BackendFailure(
+            f"Delta table {table_name!r}: write {idempotency_key!r} is recorded as a transaction "
+            "but its commit is missing from the log"
+        )
 
     def drop(self, table_name: str) -> None:
         """Delete the table and all its history; a missing table is not an error."""
@@ -165,6 +195,10 @@ class DeltaTables:
                 }
                 for commit in reversed(table.history())
             ]
+
+
+def _app_id(idempotency_key: str) -> str:
+    return f"strato.write:{idempotency_key}"
 
 
 def _version_number(value: object) -> int:

@@ -79,6 +79,22 @@ class OnlineStore(abc.ABC):
     def close(self) -> None:
         """Release connections and files; the object is unusable afterwards."""
 
+    def key_limit(self, table: str) -> int | None:
+        """The longest key (bytes, as `codec` encodes it) this backend stores in `table`; None: no limit.
+
+        Writes check it while validating, before history is committed, so an over-long key
+        is refused with nothing written rather than failing between the two stores.
+        """
+        return None
+
+    def check_room(self, table: str, approx_bytes: int) -> None:
+        """Raise a `BackendFailure` now if a write of about `approx_bytes` cannot fit.
+
+        Called before history is committed; a backend with bounded space (LMDB's map)
+        answers from its own accounting. The default: room is the engine's to manage.
+        """
+        return None
+
     def __enter__(self) -> Self:
         return self
 

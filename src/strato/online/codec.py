@@ -27,6 +27,7 @@ import msgpack
 import numpy as np
 import numpy.typing as npt
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from strato.definitions.feature_view import FeatureView
 from strato.definitions.field import Field
@@ -104,6 +105,22 @@ class KeyCodec:
         if len(parts) == 1:
             return parts[0]
         return [self._join(row) for row in zip(*parts, strict=True)]
+
+    def lengths(self, columns: Sequence[pa.Array | pa.ChunkedArray]) -> npt.NDArray[np.int64]:
+        """The byte length of each row's key as `encode_columns` builds it, without building it."""
+        total: npt.NDArray[np.int64] | None = None
+        composite = len(self._int) > 1
+        for is_int, column in zip(self._int, columns, strict=True):
+            if is_int:
+                part = np.full(len(column), _INT_KEY.size, dtype=np.int64)
+            else:
+                binary = pc.binary_length(column.cast(pa.binary()) if pa.types.is_string(column.type) else column)
+                part = np.asarray(binary.to_numpy(zero_copy_only=False), dtype=np.int64)
+                if composite:
+                    part = part + _LEN.size
+            total = part if total is None else total + part
+        assert total is not None
+        return total
 
     def _join(self, row: Sequence[bytes]) -> bytes:
         return b"".join(p if is_int else _LEN.pack(len(p)) + p for is_int, p in zip(self._int, row, strict=True))

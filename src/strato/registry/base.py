@@ -102,8 +102,29 @@ def not_found(kind: ObjectKind, name: str, candidates: Iterable[str], *, version
     return NotFoundError(f"{describe(kind, name, version)} does not exist{hint}")
 
 
+@dataclass(frozen=True)
+class OnlineProgress:
+    """What of one storage's history is known to be in the online store.
+
+    The claim: every row of Delta commits up to `version` whose event time is before
+    `until` (every row, when `until` is None) has been written online. Keyed by storage
+    (a view version's table), not by view name, so a new version starts with nothing. It
+    is a lower bound: rows beyond it may be online too, and loading them again is harmless
+    (design rule 4), so whatever was interrupted is repaired by the next incremental run.
+    """
+
+    version: int
+    until: datetime | None = None
+
+    def __post_init__(self) -> None:
+        if isinstance(self.version, bool) or not isinstance(self.version, int) or self.version < 0:
+            raise ValueError(f"online progress version must be a table version (int >= 0), got {self.version!r}")
+        if self.until is not None and self.until.tzinfo is None:
+            raise ValueError(f"online progress until must be timezone-aware, got {self.until!r}")
+
+
 class RegistryStore(abc.ABC):
-    """Definitions at rest: versions, full history and materialization watermarks, per project.
+    """Definitions at rest: versions, full history and online progress per storage, per project.
 
     Every method sees only the project given to `open`: two projects sharing one database
     never see each other's objects.
@@ -113,8 +134,13 @@ class RegistryStore(abc.ABC):
 
     @classmethod
     @abc.abstractmethod
-    def open(cls, url: str, *, project: str) -> Self:
-        """Connect to the registry at `url` (a URL or a path), creating its tables if missing."""
+    def open(cls, url: str, *, project: str, create: bool = True) -> Self:
+        """Connect to the registry at `url` (a URL or a path), creating its tables if missing.
+
+        With ``create=False`` nothing is created, not even an empty file: a registry that
+        does not exist yet is a `RegistryNotFoundError`, so a read-only command on a
+        mistyped path says so instead of listing an empty project.
+        """
 
     @abc.abstractmethod
     def apply(self, plan: Plan, *, author: str) -> builtins.list[Revision]:
@@ -146,16 +172,17 @@ class RegistryStore(abc.ABC):
         makes it grow. Cheap, so a long-lived reader can poll it to know its caches are stale."""
 
     @abc.abstractmethod
-    def get_watermark(self, view: str) -> datetime | None:
-        """Where the last materialization of `view` ended (UTC), or None if it never ran.
-
-        A view's watermark is reset whenever it gets fresh storage (a new version, or a
-        re-add after a delete): nothing of the new storage has been materialized yet.
-        """
+    def online_progress(self, table: str) -> OnlineProgress | None:
+        """How much of storage `table`'s history is known to be online, or None if nothing is."""
 
     @abc.abstractmethod
-    def set_watermark(self, view: str, until: datetime) -> None:
-        """Record that `view` is materialized up to `until` (a naive datetime is taken as UTC)."""
+    def advance_online_progress(self, table: str, progress: OnlineProgress, *, expected: OnlineProgress | None) -> bool:
+        """Record `progress` for `table` if the stored progress still equals `expected`.
+
+        A compare-and-set, so two runs that each loaded a different slice of history cannot
+        overwrite each other's claim with a wider one than either proved. Returns whether
+        the record was written.
+        """
 
     @abc.abstractmethod
     def close(self) -> None:

@@ -9,6 +9,7 @@ offline (one Delta commit), then online (one backend transaction).
     feature_store   the `FeatureStore` facade: definitions, writes, materialization, history
     online_reads    `get_online_features`: cached plans, engine reads, rule-6 upgrades
     catalog         views, references and codecs, as read from the registry
+    repo            which feature repo a store opens (``strato.yaml`` required, or create=True)
     results         what the verbs return
     threads         the background history writer and the offline read-ahead
 """

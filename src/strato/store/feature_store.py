@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import functools
 import getpass
 import time
 from collections.abc import Iterable, Mapping, Sequence
@@ -15,23 +16,25 @@ import numpy as np
 import pyarrow as pa
 
 from strato import frames, plugins, sources
-from strato.config import StratoConfig, load_config
+from strato.config import StratoConfig
 from strato.definitions.entity import Entity
 from strato.definitions.feature_service import FeatureService
 from strato.definitions.feature_view import FeatureView
 from strato.definitions.plan import Definition, ObjectKind, Plan, make_plan
-from strato.errors import UserError
+from strato.errors import OnlineBehindError, UserError
 from strato.offline.base import OfflineEngine, TableSnapshot
 from strato.offline.pit import PitRequest
 from strato.online.base import OnlineStore
 from strato.online.expiry import expired_before_us
 from strato.online.response import OnlineResponse
-from strato.progress import row_progress
-from strato.registry.base import RegistryStore, Revision
+from strato.registry.base import OnlineProgress, RegistryStore, Revision
 from strato.store.catalog import Catalog
+from strato.store.materialize import Materializer, check_end
+from strato.store.online_limits import check_online_limits
 from strato.store.online_reads import OnlineReader
+from strato.store.repo import repo_config
 from strato.store.results import MaterializeResult, TrainingSet, WriteResult, WriteTarget
-from strato.store.threads import history_writer, prefetched
+from strato.store.threads import history_writer
 from strato.store.write_clock import CLOCK_FILE, WriteClock
 from strato.types import TIMESTAMP_ARROW, TableVersion
 
@@ -56,23 +59,30 @@ class FeatureStore:
         repo_path: str | Path | None = None,
         *,
         config: StratoConfig | None = None,
+        create: bool = False,
+        read_only: bool = False,
         **overrides: Any,
     ):
         """Open the store of the feature repo at `repo_path` (default: found from the cwd).
 
-        Keyword arguments override configuration by dotted key, with ``__`` for dots:
-        ``FeatureStore(".", online__type="memory")``.
+        The folder must hold a ``strato.yaml`` (`strato init` writes one); ``create=True``
+        writes a default one (project named after the folder) where there is none, so a typo
+        in the path is an error rather than a new, empty repo. ``read_only=True`` never
+        creates the registry (`RegistryNotFoundError` if nothing was applied yet) and
+        refuses every write. Keyword arguments override configuration by dotted key, with
+        ``__`` for dots: ``FeatureStore(".", online__type="memory")``.
         """
-        self.config = config or load_config(
-            repo_path, overrides={k.replace("__", "."): v for k, v in overrides.items()}
-        )
+        dotted = {k.replace("__", "."): v for k, v in overrides.items()}
+        self.config = config or repo_config(repo_path, dotted, create=create and not read_only)
+        self.read_only = read_only
         registry_cls: type[RegistryStore] = plugins.load("registry", "sqlite")
-        self.registry = registry_cls.open(self.config.registry_url, project=self.config.project)
+        self.registry = registry_cls.open(self.config.registry_url, project=self.config.project, create=not read_only)
         self._delta: DeltaTables | None = None
         self._online: OnlineStore | None = None
         self._offline: OfflineEngine | None = None
         self.catalog = Catalog(self.registry)
         self._reader = OnlineReader(self.catalog, lambda: self.online_store)
+        self._materializer_: Materializer | None = None
         # One write order for every writer of this repo (design rule 10): see write_clock.
         self._clock = WriteClock(self.config.repo_path / ".strato" / CLOCK_FILE)
         self._closed = False
@@ -103,6 +113,15 @@ class FeatureStore:
         return self._delta
 
     @property
+    def _materializer(self) -> Materializer:
+        """Materialization and online progress, made on first use (it needs `delta`)."""
+        if self._materializer_ is None:
+            self._materializer_ = Materializer(
+                self.delta, self.registry, self.catalog, lambda: self.offline_engine, lambda: self.online_store
+            )
+        return self._materializer_
+
+    @property
     def offline_engine(self) -> OfflineEngine:
         """The configured offline query engine, opened on first use."""
         if self._offline is None:
@@ -124,6 +143,11 @@ class FeatureStore:
     def _check_open(self) -> None:
         if self._closed:
             raise UserError(f"this FeatureStore (project {self.project!r}) is closed; open a new one")
+
+    def _check_writable(self, verb: str) -> None:
+        self._check_open()
+        if self.read_only:
+            raise UserError(f"{verb}: this FeatureStore (project {self.project!r}) was opened read_only=True")
 
     def __enter__(self) -> FeatureStore:
         return self
@@ -158,6 +182,7 @@ class FeatureStore:
         fresh storage, and its old versions stay readable as ``view@vN:feature``. Objects
         missing from `objects` are kept; remove them with `delete=[("feature_view", name)]`.
         """
+        self._check_writable("apply")
         plan = self.plan(objects, new_version=new_version, delete=delete)
         plan.raise_if_breaking()
         if plan.has_changes:
@@ -195,14 +220,29 @@ class FeatureStore:
 
     # ------------------------------------------------------------------ writes
 
-    def write(self, view: str | FeatureView, data: Any, *, to: WriteTarget | None = None) -> WriteResult:
+    def write(
+        self,
+        view: str | FeatureView,
+        data: Any,
+        *,
+        to: WriteTarget | None = None,
+        idempotency_key: str | None = None,
+    ) -> WriteResult:
         """Validate `data` against the view, append it to history, upsert the online store.
 
         `data` is a pandas or polars DataFrame, a pyarrow Table, or a list of dicts, with the
         join keys, the view's event time column and its features. The whole batch is checked
-        first; on a `SchemaError` nothing is written anywhere. History gets one atomic Delta
-        commit; the online store keeps, per key, the newest event (design rule 4).
+        first, online engine limits (key length, room) included; on a `SchemaError` nothing is
+        written anywhere. History gets one atomic Delta commit; the online store keeps, per
+        key, the newest event (design rule 4). If the online step fails or is interrupted
+        after the commit, the error says so (`OnlineBehindError`, or a note on the
+        interrupt) and `materialize_incremental` finishes it.
+
+        `idempotency_key` (the CLI passes the input file's content hash) is recorded in the
+        Delta commit: a batch written again with the same key is not appended twice; its
+        online step is redone, and the result says `already_written`.
         """
+        self._check_writable("write")
         fv = self.catalog.current(view)
         if to is not None and to not in ("online", "offline", "online_and_offline"):
             raise UserError(f"write to {to!r}: expected 'online', 'offline' or 'online_and_offline'")
@@ -211,32 +251,84 @@ class FeatureStore:
             raise UserError(f"feature view {fv.name!r} is offline only (online=False): cannot write online")
         if "offline" in to and not fv.offline:
             raise UserError(f"feature view {fv.name!r} is online only (offline=False): cannot write offline")
+        if idempotency_key is not None and (not isinstance(idempotency_key, str) or not idempotency_key):
+            raise UserError(f"idempotency_key must be a non-empty string, got {idempotency_key!r}")
         rows = frames.conform(fv, data)
+        if "online" in to:
+            check_online_limits(self.online_store, fv, self.catalog.codec(fv), rows)
+        earlier = None
+        if "offline" in to and idempotency_key is not None:
+            earlier = self.delta.written_as(fv.table_name, idempotency_key)
+        if earlier is not None:
+            earlier_version, earlier_created_us = earlier[0], earlier[1] or self._next_created_us()
+            redone = 0
+            if "online" in to:
+                redone, _ = self._write_online(fv, rows, earlier_created_us, earlier_version, None)
+            return WriteResult(fv.name, rows.num_rows, earlier_version, redone, already_written=True)
         created_us = self._next_created_us()
         version: TableVersion | None = None
         history: Future[TableVersion] | None = None
         if "offline" in to:
             created = pa.array(np.full(rows.num_rows, created_us, dtype="int64"))
             stamped = rows.append_column(frames.CREATED_TIMESTAMP, created.cast(pa.timestamp("us", tz="UTC")))
+            append = functools.partial(
+                self.delta.append, fv.table_name, stamped, idempotency_key=idempotency_key, created_us=created_us
+            )
             if "online" in to and rows.num_rows >= OVERLAP_MIN_ROWS:
                 # The Delta commit (Parquet encoding, in Rust, without the GIL) runs while this
                 # thread encodes the online values; the online store is written only once the
                 # commit has succeeded, so a failed commit still leaves nothing anywhere.
-                history = history_writer().submit(self.delta.append, fv.table_name, stamped)
+                history = history_writer().submit(append)
             else:
-                version = self.delta.append(fv.table_name, stamped)
+                version = append()
         changed = 0
         if "online" in to:
+            changed, version = self._write_online(fv, rows, created_us, version, history)
+        return WriteResult(fv.name, rows.num_rows, version, changed)
+
+    def _write_online(
+        self,
+        fv: FeatureView,
+        rows: pa.Table,
+        created_us: int,
+        version: TableVersion | None,
+        history: Future[TableVersion] | None,
+    ) -> tuple[int, TableVersion | None]:
+        """The online step of a write, after (or while) its history commit lands: (keys
+        changed, the table version committed).
+
+        Once history holds the batch, any failure or interrupt must say so, since the two
+        stores now disagree until the named command runs.
+        """
+        try:
             try:
                 keys, values = self.catalog.codec(fv).encode(rows, created_us)
             finally:
                 if history is not None:
-                    version = history.result()
+                    version = _committed(history)
             changed = self.online_store.write(fv.table_name, keys, values)
-        return WriteResult(fv.name, rows.num_rows, version, changed)
+        except BaseException as exc:
+            if version is None:
+                raise  # history untouched (or none asked for): nothing is out of step
+            finish = (
+                f"history of {fv.name!r} committed as table version {version}; online not updated; "
+                f"run `strato materialize --incremental --view {fv.name}` to finish"
+            )
+            if isinstance(exc, Exception):
+                raise OnlineBehindError(f"{finish} ({exc})", view=fv.name, table_version=version) from exc
+            exc.add_note(finish)  # KeyboardInterrupt, SystemExit: keep their meaning, add the truth
+            raise
+        if version is not None:
+            self._materializer.after_write(fv, version)
+        return changed, version
 
     def ingest(
-        self, view: str | FeatureView, path: str | Path | None = None, *, to: WriteTarget | None = None
+        self,
+        view: str | FeatureView,
+        path: str | Path | None = None,
+        *,
+        to: WriteTarget | None = None,
+        idempotency_key: str | None = None,
     ) -> WriteResult:
         """`write` a file's rows: `path`, else the view's `FileSource` (Parquet, CSV or Delta).
 
@@ -247,10 +339,20 @@ class FeatureStore:
         fv = self.catalog.current(view)
         types = sources.text_column_types(fv)
         if path is not None:
-            return self.write(fv, sources.read_file(Path(path), types=types), to=to)
-        if fv.source is None:
+            rows = sources.read_file(Path(path), types=types)
+        elif fv.source is None:
             raise UserError(f"feature view {fv.name!r} has no source; give it source=FileSource(...) or use write()")
-        return self.write(fv, sources.read_source(fv.source, self.config.repo_path, types=types), to=to)
+        else:
+            rows = sources.read_source(fv.source, self.config.repo_path, types=types)
+        return self.write(fv, rows, to=to, idempotency_key=idempotency_key)
+
+    def source_path(self, view: str | FeatureView) -> Path | None:
+        """The local file or folder of the view's `FileSource`, or None (no source, or a URI)."""
+        fv = self.catalog.current(view)
+        if fv.source is None or "://" in str(fv.source.path):
+            return None
+        path = Path(fv.source.path).expanduser()
+        return path if path.is_absolute() else self.config.repo_path / path
 
     def push(self, view: str | FeatureView, data: Any, *, to: WriteTarget = "online") -> WriteResult:
         """Feast's push: write fresh rows straight to the online store (or wherever `to` says)."""
@@ -267,64 +369,43 @@ class FeatureStore:
         """Load, per key, the latest row with ``start <= event time < end`` from history online.
 
         Rule 4 holds: a materialized row never overwrites a newer online value, so this is
-        safe to run again, in any order, alongside live writes.
+        safe to run again, in any order, alongside live writes. A window does not move the
+        incremental progress past rows it did not load (only a run from the beginning of
+        history can widen it).
         """
+        self._check_writable("materialize")
         began = time.perf_counter()
         start_utc, end_utc = _utc(start) if start else None, _utc(end)
         if start_utc is not None and start_utc >= end_utc:
             raise UserError(f"materialize: start {start_utc.isoformat()} must be before end {end_utc.isoformat()}")
-        loaded: dict[str, int] = {}
-        for fv in self._views_to_materialize(views):
-            snapshot = self.delta.snapshot(fv.table_name)
-            loaded[fv.name] = self._materialize_view(fv, snapshot, start_utc, end_utc, progress)
-            self.registry.set_watermark(fv.name, end_utc)
+        check_end(end_utc)
+        loaded = {
+            fv.name: self._materializer.window(fv, start_utc, end_utc, progress)
+            for fv in self._views_to_materialize(views)
+        }
         return MaterializeResult(loaded, start_utc, end_utc, time.perf_counter() - began)
 
     def materialize_incremental(
         self, end: datetime, *, views: Sequence[str] | None = None, progress: bool = True
     ) -> MaterializeResult:
-        """`materialize` each view from where its last materialization ended up to `end`."""
+        """Load every row committed to history since the last run (event time before `end`).
+
+        What was loaded is tracked per storage by Delta table version, not by event time: a
+        late row, an offline-only write, or a write whose online step failed after its
+        history commit is loaded by the next run, whatever its event time.
+        """
+        self._check_writable("materialize_incremental")
         began = time.perf_counter()
         end_utc = _utc(end)
-        loaded: dict[str, int] = {}
-        starts: list[datetime | None] = []
-        for fv in self._views_to_materialize(views):
-            start = self.registry.get_watermark(fv.name)
-            starts.append(start)
-            if start is not None and start >= end_utc:
-                loaded[fv.name] = 0
-                continue
-            snapshot = self.delta.snapshot(fv.table_name)
-            loaded[fv.name] = self._materialize_view(fv, snapshot, start, end_utc, progress)
-            self.registry.set_watermark(fv.name, end_utc)
-        # The window's start is the earliest view's: None if some view started from the beginning.
-        earliest = None if None in starts or not starts else min(s for s in starts if s is not None)
-        return MaterializeResult(loaded, earliest, end_utc, time.perf_counter() - began)
+        check_end(end_utc)
+        loaded = {
+            fv.name: self._materializer.incremental(fv, end_utc, progress) for fv in self._views_to_materialize(views)
+        }
+        return MaterializeResult(loaded, None, end_utc, time.perf_counter() - began)
 
-    def _materialize_view(
-        self,
-        fv: FeatureView,
-        snapshot: TableSnapshot | None,
-        start: datetime | None,
-        end: datetime,
-        progress: bool,
-    ) -> int:
-        if snapshot is None:
-            return 0
-        codec = self.catalog.codec(fv)
-        reader = self.offline_engine.latest(snapshot, fv.join_key_names, start=start, end=end)
-        total = 0
-        with row_progress(f"materialize {fv.name}", None, enabled=progress) as bar:
-            for batch in prefetched(reader):
-                if batch.num_rows == 0:
-                    continue
-                table = pa.Table.from_batches([batch])
-                created = table.column(frames.CREATED_TIMESTAMP).cast(pa.int64()).to_numpy()
-                keys, values = codec.encode(table, created)
-                self.online_store.write(fv.table_name, keys, values)
-                total += batch.num_rows
-                bar.advance(batch.num_rows)
-        return total
+    def online_status(self, view: str | FeatureView) -> tuple[OnlineProgress | None, TableVersion | None]:
+        """(what of the view's history is known to be online, its latest table version)."""
+        return self._materializer.status(self.catalog.current(view))
 
     def _views_to_materialize(self, names: Sequence[str] | None) -> list[FeatureView]:
         if names is None:
@@ -341,6 +422,7 @@ class FeatureStore:
         Reads already return such values as EXPIRED (rule 4): this frees their space, for
         entities that stopped receiving updates. Views without a ttl keep everything.
         """
+        self._check_writable("prune_expired")
         chosen = [self.catalog.current(n) for n in views] if views is not None else self.list_feature_views()
         now_us = time.time_ns() // 1000
         pruned: dict[str, int] = {}
@@ -451,6 +533,21 @@ class FeatureStore:
     def _next_created_us(self) -> int:
         """Write time, unique and increasing across every writer of the repo (rule 10)."""
         return self._clock.next_us()
+
+
+def _committed(history: Future[TableVersion]) -> TableVersion:
+    """Wait for a history commit, even through Ctrl-C: its version must be known to report it.
+
+    A second interrupt while waiting gives up, with a note that the commit may have landed.
+    """
+    try:
+        return history.result()
+    except KeyboardInterrupt as exc:
+        try:
+            return history.result()
+        except KeyboardInterrupt:
+            exc.add_note("a history commit was in flight; `strato describe` shows whether it landed")
+            raise exc from None
 
 
 def _history_schema(fv: FeatureView) -> pa.Schema:

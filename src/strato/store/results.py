@@ -24,14 +24,18 @@ class WriteResult:
     rows: int
     table_version: TableVersion | None
     online_rows: int
+    already_written: bool = False
+    """The idempotency key was already in history: nothing was appended again (`table_version`
+    is that earlier commit), and the online step was redone, which changes nothing if it had
+    finished."""
 
 
 @dataclass(frozen=True)
 class MaterializeResult:
     """Rows loaded into the online store per view, and the time window they came from.
 
-    For `materialize_incremental`, `start` is the earliest view's watermark (None when some
-    view had never been materialized, so it started from the beginning of history).
+    For `materialize_incremental`, `start` is None: it loads every row committed since the
+    last run, whatever its event time, up to `end`.
     """
 
     rows: dict[str, int]

@@ -1,4 +1,4 @@
-"""Projects sharing one database never see each other's objects, versions or watermarks."""
+"""Projects sharing one database never see each other's objects, versions or online progress."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ from registry_samples import USER, OpenRegistry, apply, view
 
 from strato.definitions.feature_view import FeatureView
 from strato.errors import NotFoundError
+from strato.registry.base import OnlineProgress
 
 
 def test_objects_of_one_project_are_invisible_to_another(open_registry: OpenRegistry) -> None:
@@ -51,12 +52,12 @@ def test_deleting_in_one_project_leaves_the_other_alone(open_registry: OpenRegis
     assert [r.action for r in ads.history("feature_view", "user_stats")] == ["add"]
 
 
-def test_watermarks_are_per_project(open_registry: OpenRegistry) -> None:
+def test_online_progress_is_per_project(open_registry: OpenRegistry) -> None:
     fraud, ads = open_registry("fraud"), open_registry("ads")
     apply(fraud, [USER, view()])
     apply(ads, [USER, view()])
 
-    fraud.set_watermark("user_stats", datetime(2024, 5, 1, tzinfo=UTC))
+    fraud.advance_online_progress("user_stats__v1", OnlineProgress(2, datetime(2024, 5, 1, tzinfo=UTC)), expected=None)
 
-    assert ads.get_watermark("user_stats") is None
-    assert fraud.get_watermark("user_stats") == datetime(2024, 5, 1, tzinfo=UTC)
+    assert ads.online_progress("user_stats__v1") is None
+    assert fraud.online_progress("user_stats__v1") == OnlineProgress(2, datetime(2024, 5, 1, tzinfo=UTC))

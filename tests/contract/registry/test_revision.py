@@ -6,7 +6,7 @@ from datetime import UTC, datetime
 
 from registry_samples import USER, OpenRegistry, apply, view
 
-from strato.registry.base import RegistryStore
+from strato.registry.base import OnlineProgress, RegistryStore
 
 
 def test_revision_counts_applies_seen_from_every_handle(registry: RegistryStore, open_registry: OpenRegistry) -> None:
@@ -21,11 +21,13 @@ def test_revision_counts_applies_seen_from_every_handle(registry: RegistryStore,
     assert registry.revision() > after_first
 
 
-def test_a_plan_without_changes_and_watermarks_leave_it_alone(registry: RegistryStore) -> None:
+def test_a_plan_without_changes_and_online_progress_leave_it_alone(registry: RegistryStore) -> None:
     apply(registry, [USER, view()])
     before = registry.revision()
     apply(registry, [USER, view()])  # nothing changed
-    registry.set_watermark("user_stats", datetime(2026, 1, 1, tzinfo=UTC))
+    registry.advance_online_progress(
+        "user_stats__v1", OnlineProgress(0, datetime(2026, 1, 1, tzinfo=UTC)), expected=None
+    )
     assert registry.revision() == before
 
 

@@ -44,7 +44,7 @@ def test_a_plain_path_opens_a_sqlite_file_creating_its_folder(
     with closing(sqlite3.connect(path)) as raw:
         assert raw.execute("PRAGMA journal_mode").fetchone() == ("wal",)
         tables = {row[0] for row in raw.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
-    assert {"strato_projects", "strato_objects", "strato_watermarks"} <= tables
+    assert {"strato_projects", "strato_objects", "strato_online_progress"} <= tables
 
 
 def test_a_locked_database_is_unavailable_and_nothing_is_written(

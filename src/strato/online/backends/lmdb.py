@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import os
 import threading
+import urllib.parse
 import weakref
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -27,7 +28,7 @@ from types import TracebackType
 from typing import ClassVar, Self
 
 import lmdb
-from pydantic import Field
+from pydantic import Field, field_validator
 
 from strato.errors import BackendFailure, BackendUnavailable, ConfigError
 from strato.online.base import Capabilities, OnlineStore, StoreOptions
@@ -50,6 +51,18 @@ class LMDBOptions(StoreOptions):
 
     sync: bool = True
     """Flush to disk on every commit. False is faster, but a machine crash may lose the last writes (rule 8 needs True)."""
+
+    @field_validator("path")
+    @classmethod
+    def _local(cls, path: str) -> str:
+        # Config keeps URIs as written; LMDB can only memory-map a local file, so say so here
+        # rather than create a folder named "s3:" (a `file://` URI is a local path, though).
+        if "://" in path:
+            parsed = urllib.parse.urlsplit(path)
+            if parsed.scheme == "file" and parsed.netloc in ("", "localhost") and parsed.path:
+                return urllib.parse.unquote(parsed.path)
+            raise ValueError(f"LMDB needs a local folder, not the URI {path!r}")
+        return path
 
 
 class _mapped_errors:
@@ -90,18 +103,18 @@ class _mapped_errors:
             return BackendUnavailable(f"{where}: could not take a lock ({exc})")
         if isinstance(exc, lmdb.MapFullError):
             return BackendFailure(
-                f"{where} is full (online.map_size_gb = {self.map_size_gb:g}); nothing of this write was stored. "
+                f"{where} is full (online.map_size_gb = {self.map_size_gb:g}); nothing of this write reached the online store. "
                 "Raise online.map_size_gb: the file is sparse, so a large value costs no disk"
             )
         if isinstance(exc, lmdb.TxnFullError):
             return BackendFailure(
                 f"{where}: one write touched more pages than an LMDB transaction holds; "
-                "nothing was stored. Write fewer rows per call"
+                "nothing reached the online store. Write fewer rows per call"
             )
         if isinstance(exc, lmdb.BadValsizeError):
             return BackendFailure(
                 f"{where}: a key is longer than LMDB allows (511 bytes including the project and table "
-                f"name); nothing was stored ({exc})"
+                f"name); nothing reached the online store ({exc})"
             )
         return BackendFailure(f"{where}: {exc}")
 
@@ -329,6 +342,26 @@ class LMDBOnlineStore(OnlineStore):
             if cursor.set_range(prefix):
                 while cursor.key().startswith(prefix) and cursor.delete():
                     pass
+
+    def key_limit(self, table: str) -> int | None:
+        return int(self._live().max_key_size()) - len(self._prefix(table))
+
+    def check_room(self, table: str, approx_bytes: int) -> None:
+        env = self._live()
+        with self._errors:
+            info, page = env.info(), env.stat()["psize"]
+        used = (info["last_pgno"] + 1) * page
+        # Copy-on-write B+tree: a write needs fresh pages for what it touches, about twice the
+        # data once page fill and the tree's inner pages are counted, plus a margin.
+        needed = 2 * approx_bytes + 64 * page
+        if used + needed > info["map_size"]:
+            free = max(info["map_size"] - used, 0)
+            raise BackendFailure(
+                f"LMDB online store at {self.options.path} has about {free / 2**20:,.1f} MiB free of "
+                f"online.map_size_gb = {self.options.map_size_gb:g}, and this write needs about "
+                f"{needed / 2**20:,.1f} MiB; nothing was written. Raise online.map_size_gb: the file is "
+                "sparse, so a large value costs no disk"
+            )
 
     def close(self) -> None:
         if self._env is not None:

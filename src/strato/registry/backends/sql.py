@@ -7,7 +7,8 @@ keyed by project so projects sharing a database never see each other:
 * ``strato_projects``   one row per project; its ``applies`` counter numbers each apply and,
                         being updated first, serializes concurrent applies of one project.
 * ``strato_objects``    the history: one row per (kind, name, version), never updated.
-* ``strato_watermarks`` where the last materialization of each view ended.
+* ``strato_online_progress`` per storage (a view version's table), how much of its
+                        history is known to be online: a table version and an event-time bound.
 
 SQLite gets WAL (readers never block the writer) and enforced foreign keys, and every
 transaction is started by us: ``BEGIN IMMEDIATE`` for writes, so an apply takes the write
@@ -40,10 +41,10 @@ from sqlalchemy import (
     Text,
     and_,
     create_engine,
-    delete,
     event,
     func,
     insert,
+    inspect,
     select,
     update,
 )
@@ -61,10 +62,12 @@ from strato.errors import (
     ConfigError,
     DefinitionError,
     NotFoundError,
+    RegistryNotFoundError,
     UserError,
 )
 from strato.registry.base import (
     Head,
+    OnlineProgress,
     RegistryStore,
     Revision,
     check_kind,
@@ -122,12 +125,13 @@ _objects = Table(
     Column("applied_at", _UTCDateTime, nullable=False),
     Column("apply_id", Integer, nullable=False),  # the project's apply counter when written
 )
-_watermarks = Table(
-    "strato_watermarks",
+_online_progress = Table(
+    "strato_online_progress",
     _metadata,
     Column("project", String(128), ForeignKey("strato_projects.project"), primary_key=True),
-    Column("view", String(128), primary_key=True),
-    Column("until", _UTCDateTime, nullable=False),
+    Column("storage", String(256), primary_key=True),
+    Column("table_version", Integer, nullable=False),
+    Column("until", _UTCDateTime, nullable=True),
 )
 
 
@@ -165,11 +169,22 @@ def _url(target: str) -> URL:
         raise ConfigError(f"registry URL {target!r} is invalid: {exc}") from None
 
 
-def _create_engine(url: URL) -> Engine:
-    if url.get_backend_name() == "sqlite":
-        database = url.database or ""
-        if database and database != ":memory:" and not database.startswith("file:"):
-            Path(database).parent.mkdir(parents=True, exist_ok=True)
+def _sqlite_file(url: URL) -> Path | None:
+    """The file a SQLite URL names; None for an in-memory database or another dialect."""
+    database = url.database or ""
+    if url.get_backend_name() != "sqlite" or not database or database == ":memory:" or database.startswith("file:"):
+        return None
+    return Path(database)
+
+
+def _create_engine(url: URL, *, create: bool = True) -> Engine:
+    file = _sqlite_file(url)
+    if file is not None:
+        if not create and not file.is_file():
+            # sqlite3 would create an empty file on connect: check before connecting.
+            raise RegistryNotFoundError(f"no registry at {file} yet; run `strato apply` first")
+        if create:
+            file.parent.mkdir(parents=True, exist_ok=True)
     try:
         engine = create_engine(url)
     except sa_exc.NoSuchModuleError:
@@ -182,7 +197,7 @@ def _create_engine(url: URL) -> Engine:
             f"registry URL {url.render_as_string()!r} needs a driver that is not installed: {exc}"
         ) from None
     if engine.dialect.name == "sqlite":
-        event.listen(engine, "connect", _sqlite_connect)
+        event.listen(engine, "connect", _sqlite_connect if create else _sqlite_connect_as_is)
         event.listen(engine, "begin", _sqlite_begin)
     return engine
 
@@ -198,6 +213,14 @@ def _sqlite_connect(dbapi_connection: Any, _record: Any) -> None:
         cursor.close()
 
 
+def _sqlite_connect_as_is(dbapi_connection: Any, _record: Any) -> None:
+    # As `_sqlite_connect`, but without switching the journal mode: that writes the file's
+    # header, and an open that may not create must leave a file that is no registry untouched.
+    # A registry made by `create` is in WAL mode already (the mode is stored in the file).
+    dbapi_connection.isolation_level = None
+    dbapi_connection.execute("PRAGMA foreign_keys=ON")
+
+
 def _sqlite_begin(conn: Connection) -> None:
     conn.exec_driver_sql("BEGIN IMMEDIATE" if conn.get_execution_options().get(_WRITE) else "BEGIN")
 
@@ -211,16 +234,28 @@ class SQLRegistry(RegistryStore):
         self._engine = engine
         self._project = project
         self._closed = False
+        self._has_progress = True  # False only for a read-only open of a registry older than it
 
     @classmethod
-    def open(cls, url: str, *, project: str) -> Self:
+    def open(cls, url: str, *, project: str, create: bool = True) -> Self:
         if not isinstance(project, str) or not project or len(project) > 128:
             raise ConfigError(
                 f"registry: project must be a non-empty string of at most 128 characters, got {project!r}"
             )
-        engine = _create_engine(_url(url))
+        parsed = _url(url)
+        engine = _create_engine(parsed, create=create)
         registry = cls(engine, project)
         try:
+            if not create:
+                # Read as is: no tables made, no project row added. Reads of a project that was
+                # never applied find no rows, which is the truth.
+                with registry._transaction() as conn:
+                    if not inspect(conn).has_table(_projects.name):
+                        where = _sqlite_file(parsed) or parsed.render_as_string(hide_password=True)
+                        raise RegistryNotFoundError(f"no registry at {where} yet; run `strato apply` first")
+                    # A registry made before online progress existed gets its table on the next write.
+                    registry._has_progress = inspect(conn).has_table(_online_progress.name)
+                return registry
             with registry._transaction(write=True) as conn:
                 _metadata.create_all(conn)
                 known = conn.execute(select(_projects.c.project).where(_projects.c.project == project)).first()
@@ -282,9 +317,6 @@ class SQLRegistry(RegistryStore):
                         change.kind, change.name, version, change.action.value, author, applied_at, spec, data_version
                     )
                 )
-                if change.kind == "feature_view" and change.action is not Action.UPDATE:
-                    # Fresh storage (or none at all): nothing of it has been materialized yet.
-                    self._drop_watermark(conn, change.name)
             conn.execute(
                 insert(_objects),
                 [
@@ -336,9 +368,6 @@ class SQLRegistry(RegistryStore):
                 for k, n, a in stale
             )
             raise UserError(f"{where}: the registry changed since it was made ({details}). Plan again.")
-
-    def _drop_watermark(self, conn: Connection, view: str) -> None:
-        conn.execute(delete(_watermarks).where(_watermarks.c.project == self._project, _watermarks.c.view == view))
 
     # ------------------------------------------------------------------ reads
 
@@ -399,23 +428,36 @@ class SQLRegistry(RegistryStore):
             ).scalar_one_or_none()
         return applies or 0
 
-    def get_watermark(self, view: str) -> datetime | None:
+    def online_progress(self, table: str) -> OnlineProgress | None:
+        if not self._has_progress:
+            return None
         with self._transaction() as conn:
-            until: datetime | None = conn.execute(
-                select(_watermarks.c.until).where(_watermarks.c.project == self._project, _watermarks.c.view == view)
-            ).scalar_one_or_none()
-        return until
+            row = conn.execute(
+                select(_online_progress.c.table_version, _online_progress.c.until).where(self._progress_key(table))
+            ).one_or_none()
+        return None if row is None else OnlineProgress(row.table_version, row.until)
 
-    def set_watermark(self, view: str, until: datetime) -> None:
-        if not isinstance(until, datetime):
-            raise UserError(f"watermark of feature view {view!r} must be a datetime, got {until!r}")
+    def advance_online_progress(self, table: str, progress: OnlineProgress, *, expected: OnlineProgress | None) -> bool:
+        if not isinstance(progress, OnlineProgress):
+            raise UserError(f"online progress of {table!r} must be an OnlineProgress, got {progress!r}")
+        values = {"table_version": progress.version, "until": progress.until}
         with self._transaction(write=True) as conn:
-            live = [k[1] for k, row in self._heads(conn, "feature_view").items() if row.action != Action.DELETE.value]
-            if view not in live:
-                raise not_found("feature_view", view, live)
-            where = and_(_watermarks.c.project == self._project, _watermarks.c.view == view)
-            if conn.execute(update(_watermarks).where(where).values(until=until)).rowcount == 0:
-                conn.execute(insert(_watermarks).values(project=self._project, view=view, until=until))
+            if expected is None:
+                if conn.execute(select(_online_progress.c.storage).where(self._progress_key(table))).first():
+                    return False
+                conn.execute(insert(_online_progress).values(project=self._project, storage=table, **values))
+                return True
+            same = and_(
+                self._progress_key(table),
+                _online_progress.c.table_version == expected.version,
+                _online_progress.c.until.is_(None)
+                if expected.until is None
+                else _online_progress.c.until == expected.until,
+            )
+            return bool(conn.execute(update(_online_progress).where(same).values(**values)).rowcount)
+
+    def _progress_key(self, table: str) -> Any:
+        return and_(_online_progress.c.project == self._project, _online_progress.c.storage == table)
 
     # ------------------------------------------------------------------ row helpers
 
