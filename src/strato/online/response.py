@@ -133,10 +133,10 @@ class FeatureGather:
         format, so it is one byte copy into `out` (C-contiguous; `out_bytes` is its bytes,
         passed by a caller filling several views). Same result as `to_numpy`: absent,
         expired and null → NaN. Mixed dtypes (many runs) take `RowReader.fill_numpy`: one
-        unpack per value instead of one copy per run.
+        unpack and one repack per value instead of one copy per run.
         """
         if not self.by_runs:
-            self.rows.fill_numpy(values, expired_before_us, out, first_col)
+            self.rows.fill_numpy(values, expired_before_us, out, first_col, out_bytes)
             return
         if out_bytes is None:
             out_bytes = out.data.cast("B")

