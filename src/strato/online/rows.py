@@ -67,6 +67,7 @@ class RowReader:
     def __init__(self, codec: ViewCodec, features: Sequence[str]):
         self.features = tuple(features)
         self.width = len(self.features)
+        self._getter: Callable[[tuple[Any, ...]], tuple[Any, ...]]
         fields = codec.record_dtype.fields
         assert fields is not None
         requested = set(self.features)
@@ -96,11 +97,13 @@ class RowReader:
         for name, slot in codec.var_slot.items():
             position[name] = at + slot
         indexes = [position[f] for f in self.features]
-        if len(indexes) == 1:
-            only = indexes[0]
-            self._getter: Callable[[tuple[Any, ...]], tuple[Any, ...]] = lambda t: (t[only],)
+        first = indexes[0] if indexes else 0
+        if indexes == list(range(first, first + len(indexes))):
+            # Requested in schema order (the usual case, and always for one feature): one
+            # slice, always a tuple, no per-feature lookup.
+            self._getter = itemgetter(slice(first, first + len(indexes)))
         else:
-            self._getter = itemgetter(*indexes)
+            self._getter = itemgetter(*indexes)  # two or more indexes: returns a tuple
         # Features whose stored form is not yet the Python value: (output index, convert).
         self._fixups: list[tuple[int, Callable[[tuple[Any, ...]], Any]]] = []
         for j, name in enumerate(self.features):
