@@ -7,8 +7,12 @@ feature repo, then measures:
 - ``write``: `FeatureStore.write` of the whole history (validation + Delta commit + LMDB
   upsert), beside raw LMDB ``putmulti`` of the same encoded bytes;
 - ``materialize``: a full `materialize` of both views into an empty online store;
-- ``online``: `get_online_features(...).to_numpy()` for 1 and for 100 entities x 120 features,
-  beside raw ``txn.get`` of the same keys in one read transaction;
+- ``online``: for 1 and for 100 entities x 120 features, the lookup alone
+  (`get_online_features`) and each call users make on it — ``to_dict()``, ``to_numpy()`` and
+  ``to_df()`` — beside raw ``txn.get`` of the same keys in one read transaction. ``view_a`` is
+  mixed like a real view: its numeric features cycle float32 / float64 / int64, and it has a
+  string and a list feature; ``to_dict``/``to_df`` read 118 numeric features plus those two,
+  ``to_numpy`` (numbers only) 120 numeric ones;
 - ``historical``: `bench.historical` (Strato's point-in-time join beside a hand-written
   DuckDB ASOF JOIN on the same files, each in a fresh process).
 
@@ -33,11 +37,14 @@ import numpy as np
 import pyarrow as pa
 
 from bench import historical
-from strato import Entity, FeatureStore, FeatureView, Field, Float64, Int64
+from strato import Entity, FeatureStore, FeatureView, Field, Float32, Float64, Int64, List, String
 from strato.config import write_default_config
 from strato.online.codec import ViewCodec
 
-VIEWS = {"view_a": (100, 5), "view_b": (20, 10)}  # name: (features, versions per user)
+VIEWS = {"view_a": (100, 5), "view_b": (20, 10)}  # name: (numeric features, versions per user)
+CYCLE = {"view_a": (Float32, Float64, Int64), "view_b": (Float64,)}  # feature i has dtype CYCLE[i % len]
+EXTRA = {"view_a": [Field("a_country", String), Field("a_recent", List(Int64))], "view_b": []}
+COUNTRIES = ["DE", "FR", "NL", "US", "BR", "JP", "IN", "KE"]
 RESULTS = Path(__file__).with_name("results.json")
 
 
@@ -48,7 +55,11 @@ def _log(message: str) -> None:
 def _definitions() -> list[Any]:
     user = Entity("user", join_keys={"user_id": Int64})
     views = [
-        FeatureView(name, entities=[user], schema=[Field(f"{name[-1]}{i}", Float64) for i in range(n)])
+        FeatureView(
+            name,
+            entities=[user],
+            schema=[Field(f"{name[-1]}{i}", CYCLE[name][i % len(CYCLE[name])]) for i in range(n)] + EXTRA[name],
+        )
         for name, (n, _) in VIEWS.items()
     ]
     return [user, *views]
@@ -70,8 +81,18 @@ def _history(users: int, seed: int) -> dict[str, list[pa.Table]]:
                 "user_id": ids,
                 "event_timestamp": pa.array(event).cast(pa.timestamp("us", tz="UTC")),
             }
+            cycle = CYCLE[view]
             for i, values in enumerate(rng.random((n_features, users))):
-                columns[f"{view[-1]}{i}"] = pa.array(values)
+                dtype = cycle[i % len(cycle)]
+                if dtype == Int64:
+                    column = pa.array((values * 1_000_000).astype(np.int64))
+                else:
+                    column = pa.array(values.astype(np.float32 if dtype == Float32 else np.float64))
+                columns[f"{view[-1]}{i}"] = column
+            if EXTRA[view]:
+                columns["a_country"] = pa.array(rng.choice(COUNTRIES, users))
+                offsets = pa.array(np.arange(0, 3 * users + 1, 3, dtype=np.int32))
+                columns["a_recent"] = pa.ListArray.from_arrays(offsets, pa.array(rng.integers(0, 1000, 3 * users)))
             rounds.append(pa.table(columns))
         out[view] = rounds
     return out
@@ -146,20 +167,26 @@ def bench_materialize(repo: Path, users: int) -> dict[str, Any]:
 
 
 def bench_online(store: FeatureStore, users: int, iterations: int, seed: int) -> dict[str, Any]:
-    refs = [f"{view}:{view[-1]}{i}" for view, (n, _) in VIEWS.items() for i in range(n)]
+    numeric_refs = [f"{view}:{view[-1]}{i}" for view, (n, _) in VIEWS.items() for i in range(n)]
+    # to_dict / to_df: a string and a list feature in place of two numbers, still 120 features.
+    mixed_refs = [*numeric_refs[:98], *(f"view_a:{f.name}" for f in EXTRA["view_a"]), *numeric_refs[100:]]
     rng = np.random.default_rng(seed)
     ids = rng.integers(0, users, iterations * 100).tolist()
     online = store.online_store
     env: lmdb.Environment = online._env  # type: ignore[attr-defined]  # the same environment, for the baseline
     prefixes = [online._prefix(store.get_feature_view(v).table_name) for v in VIEWS]  # type: ignore[attr-defined]
     keys = [int(i).to_bytes(8, "big", signed=True) for i in ids]
+    rows1 = [[{"user_id": u}] for u in ids[:iterations]]
+    rows100 = [[{"user_id": u} for u in ids[i * 100 : (i + 1) * 100]] for i in range(iterations // 10)]
 
-    # Warm both paths (plan cache, page cache) before timing.
+    # Warm every path (plan cache, page cache) before timing.
     for i in range(2000):
-        store.get_online_features(refs, [{"user_id": ids[i]}]).to_numpy()
-    width = store.get_online_features(refs, [{"user_id": ids[0]}]).to_numpy().shape[1]
-    if width != 120:
-        raise RuntimeError(f"expected 120 features, got {width}")
+        store.get_online_features(numeric_refs, rows1[i]).to_numpy()
+        store.get_online_features(mixed_refs, rows1[i]).to_dict()
+    shape = store.get_online_features(numeric_refs, rows1[0]).to_numpy().shape
+    width = len(store.get_online_features(mixed_refs, rows1[0]).to_dict()) - 1
+    if shape != (1, 120) or width != 120:
+        raise RuntimeError(f"expected 120 features, got {shape} and {width}")
 
     def raw_one(i: int) -> None:
         with env.begin() as txn:
@@ -167,47 +194,42 @@ def bench_online(store: FeatureStore, users: int, iterations: int, seed: int) ->
                 if txn.get(prefix + keys[i]) is None:
                     raise RuntimeError("raw baseline missed a key")
 
-    def strato_one(i: int) -> None:
-        store.get_online_features(refs, [{"user_id": ids[i]}]).to_numpy()
-
-    rows100 = [[{"user_id": u} for u in ids[i * 100 : (i + 1) * 100]] for i in range(iterations // 10)]
-
     def raw_batch(i: int) -> None:
         with env.begin() as txn:
             for prefix in prefixes:
                 for key in keys[i * 100 : (i + 1) * 100]:
                     txn.get(prefix + key)
 
-    def strato_batch(i: int) -> None:
-        store.get_online_features(refs, rows100[i]).to_numpy()
-
-    _log(f"online: {iterations:,} single lookups, {iterations // 10:,} batches of 100 …")
-    out: dict[str, Any] = {}
-    # Alternate rounds so noise on the shared machine hits both sides alike.
-    samples: dict[str, list[int]] = {"raw1": [], "strato1": [], "raw100": [], "strato100": []}
+    get = store.get_online_features
+    cases: dict[str, tuple[Callable[[int], object], int]] = {
+        "1x120_raw_lmdb": (raw_one, iterations),
+        "1x120_lookup": (lambda i: get(mixed_refs, rows1[i]), iterations),
+        "1x120_to_dict": (lambda i: get(mixed_refs, rows1[i]).to_dict(), iterations),
+        "1x120_mixed_to_numpy": (lambda i: get(numeric_refs, rows1[i]).to_numpy(), iterations),
+        "1x120_to_df": (lambda i: get(mixed_refs, rows1[i]).to_df(), iterations // 10),
+        "100x120_raw_lmdb": (raw_batch, iterations // 10),
+        "100x120_lookup": (lambda i: get(mixed_refs, rows100[i]), iterations // 10),
+        "100x120_to_dict": (lambda i: get(mixed_refs, rows100[i]).to_dict(), iterations // 10),
+        "100x120_mixed_to_numpy": (lambda i: get(numeric_refs, rows100[i]).to_numpy(), iterations // 10),
+    }
+    _log(f"online: {iterations:,} single lookups and {iterations // 10:,} batches of 100, per call …")
+    # Alternate rounds so noise on the shared machine hits every case alike.
+    samples: dict[str, list[int]] = {name: [] for name in cases}
     rounds = 5
-    per = iterations // rounds
     for r in range(rounds):
-        samples["raw1"] += _time_calls(raw_one, per, r * per)
-        samples["strato1"] += _time_calls(strato_one, per, r * per)
-        samples["raw100"] += _time_calls(raw_batch, per // 10, r * (per // 10))
-        samples["strato100"] += _time_calls(strato_batch, per // 10, r * (per // 10))
-    p50, p99 = _percentiles(samples["strato1"])
-    raw50, raw99 = _percentiles(samples["raw1"])
-    b50, b99 = _percentiles(samples["strato100"])
-    rb50, rb99 = _percentiles(samples["raw100"])
-    out.update(
-        online_1x120_p50_us=p50,
-        online_1x120_p99_us=p99,
-        online_1x120_raw_lmdb_p50_us=raw50,
-        online_1x120_raw_lmdb_p99_us=raw99,
-        online_1x120_p99_ratio=round(p99 / raw99, 2),
-        online_100x120_p50_us=b50,
-        online_100x120_p99_us=b99,
-        online_100x120_raw_lmdb_p50_us=rb50,
-        online_100x120_raw_lmdb_p99_us=rb99,
-        online_iterations=iterations,
-    )
+        for name, (call, n) in cases.items():
+            per = n // rounds
+            samples[name] += _time_calls(call, per, r * per)
+    out: dict[str, Any] = {}
+    for name in cases:
+        p50, p99 = _percentiles(samples[name])
+        out[f"online_{name}_p50_us"] = p50
+        out[f"online_{name}_p99_us"] = p99
+    for size in ("1x120", "100x120"):
+        raw99 = out[f"online_{size}_raw_lmdb_p99_us"]
+        for name in ("lookup", "to_dict", "mixed_to_numpy"):
+            out[f"online_{size}_{name}_p99_ratio"] = round(out[f"online_{size}_{name}_p99_us"] / raw99, 2)
+    out["online_iterations"] = iterations
     return out
 
 

@@ -94,8 +94,10 @@ def test_an_interrupted_write_leaves_a_store_that_knows_and_catches_up(repo: Pat
     proc.send_signal(sig)
     out, err = (b.decode() for b in proc.communicate(timeout=120))
     assert "Traceback" not in err, err
-    if proc.returncode == 0:
-        assert "wrote 200,000 rows" in out  # finished before the signal: nothing to check
+    if proc.returncode == 0 or "wrote 200,000 rows" in out:
+        # Finished before the signal: nothing to check. (A signal after the report, while the
+        # interpreter shuts down, meets the default handlers again and exits -2/-15.)
+        assert "wrote 200,000 rows" in out
     elif sig is not signal.SIGKILL:
         assert proc.returncode == (143 if sig is signal.SIGTERM else 130), (proc.returncode, err)
         assert ("terminated" if sig is signal.SIGTERM else "interrupted") in err

@@ -138,7 +138,7 @@ def test_expiry_boundary_is_exclusive() -> None:
 def test_no_entity_rows_give_empty_results_in_every_shape() -> None:
     response = OnlineResponse([], ["id"], [ViewResult(FeatureGather(CODEC, ["f64_0"]), ("f64_0",), [], TTL, NOW_US)])
     assert response.to_dict() == {"id": [], "f64_0": []}
-    assert response.to_numpy().shape == (0, 1)  # after to_dict decoded: the vectorized path
+    assert response.to_numpy().shape == (0, 1)
     assert response.statuses() == {"f64_0": []}
 
 

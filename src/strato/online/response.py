@@ -1,8 +1,11 @@
-"""What `get_online_features` returns: decoded values per view, shaped on demand.
+"""What `get_online_features` returns: the backend's raw values per view, shaped on demand.
 
-Nothing is converted until asked: `to_numpy` copies straight out of the decoded record
-buffer with one strided view per run of same-typed features (the common "120 float
-features" case is a single copy), while `to_arrow`, `to_df` and `to_dict` build columns.
+Nothing is converted until asked, and each shape takes its own short path from the bytes:
+`to_dict` reads Python values straight from each value (`online.rows.RowReader`), never
+through an Arrow table; `to_numpy` copies out of the record buffer, one strided copy per run
+of same-typed features when there are few runs (the common "120 float64 features" case is a
+single copy) and one gather per dtype when dtypes are mixed; `to_arrow` and `to_df` build
+typed Arrow columns from the batch decoder.
 """
 
 from __future__ import annotations
@@ -19,6 +22,7 @@ import pyarrow as pa
 from strato.errors import UserError
 from strato.online.codec import NULLS, DecodedRows, ViewCodec
 from strato.online.expiry import expired_before_us, statuses
+from strato.online.rows import RowReader
 from strato.types import Kind, ReadStatus
 
 if TYPE_CHECKING:
@@ -30,6 +34,11 @@ _NATIVE_FLOAT64: Final = np.dtype(np.float64)
 _EVENT_TS: Final = struct.Struct("<q")
 _ROW_BY_ROW_MAX: Final = 32
 """Up to this many entities, `to_numpy` copies row by row from the raw values (measured crossover)."""
+_PLAIN_KEY_TYPES: Final = frozenset({int, str, bytes})
+_THREADED_PANDAS_MIN: Final = 10_000
+"""From this many entities, `to_df` lets Arrow convert columns on its thread pool."""
+_MAX_RUNS: Final = 4
+"""Beyond this many runs of same-typed features, `to_numpy` gathers per dtype instead of per run."""
 
 
 class FeatureGather:
@@ -37,13 +46,18 @@ class FeatureGather:
 
     Built once per (view, features) request and cached by the store: it groups the
     requested features into runs that sit next to each other in the record with one dtype,
-    so each run is one strided numpy copy.
+    so each run is one strided numpy copy. A schema that cycles dtypes (float32, float64,
+    int64, …) has as many runs as features; then the features are gathered per dtype
+    instead, one fancy-indexed copy per dtype (`groups`), and rows are read by `rows`.
     """
 
     def __init__(self, codec: ViewCodec, features: Sequence[str]):
         self.codec = codec
         self.features = tuple(features)
         self.width = len(self.features)
+        self.rows = RowReader(codec, self.features)
+        # (output columns, record byte offsets, dtype) per dtype of the requested features.
+        self.groups: list[tuple[npt.NDArray[np.intp], npt.NDArray[np.intp], np.dtype[Any]]] = []
         self.null_index = np.array([codec.index[f] for f in features], dtype=np.intp)
         self.numeric = all(codec.fields[f].dtype.kind in _NUMERIC for f in features)
         nulls_start: int = codec.record_dtype.fields[NULLS][1]  # type: ignore[index]
@@ -51,6 +65,7 @@ class FeatureGather:
         # (out_col, count, offset, dtype, width, as_bytes): as_bytes when the run is already
         # float64, the output's format, so the row path copies its bytes unconverted.
         self.runs: list[tuple[int, int, int, np.dtype[Any], int, bool]] = []
+        self.by_runs = True
         if not self.numeric:
             return
         fields = codec.record_dtype.fields
@@ -66,6 +81,15 @@ class FeatureGather:
                     continue
             self.runs.append((col, 1, offset, dtype, dtype.itemsize, dtype == _NATIVE_FLOAT64))
             col += 1
+        self.by_runs = len(self.runs) <= _MAX_RUNS
+        by_dtype: dict[np.dtype[Any], tuple[list[int], list[int]]] = {}
+        for col, name in enumerate(features):
+            dtype, offset = fields[name][0], fields[name][1]
+            cols, byte_offsets = by_dtype.setdefault(dtype, ([], []))
+            cols.append(col)
+            byte_offsets.extend(range(offset, offset + dtype.itemsize))
+        for dtype, (cols, byte_offsets) in by_dtype.items():
+            self.groups.append((np.array(cols, dtype=np.intp), np.array(byte_offsets, dtype=np.intp), dtype))
 
     def to_numpy(
         self, decoded: DecodedRows, present: npt.NDArray[np.bool_], out: npt.NDArray[np.float64], first_col: int
@@ -76,12 +100,17 @@ class FeatureGather:
         if n == 0:
             return
         itemsize = records.dtype.itemsize
-        for col, count, offset, dtype, width, _ in self.runs:
-            view: npt.NDArray[Any] = np.ndarray(
-                (n, count), dtype=dtype, buffer=records, offset=offset, strides=(itemsize, width)
-            )
-            out[:, first_col + col : first_col + col + count] = view
         block = out[:, first_col : first_col + len(self.features)]
+        if self.by_runs:
+            for col, count, offset, dtype, width, _ in self.runs:
+                view: npt.NDArray[Any] = np.ndarray(
+                    (n, count), dtype=dtype, buffer=records, offset=offset, strides=(itemsize, width)
+                )
+                block[:, col : col + count] = view
+        else:
+            raw = np.ndarray((n, itemsize), dtype=np.uint8, buffer=records)
+            for cols, byte_offsets, dtype in self.groups:
+                block[:, cols] = raw.take(byte_offsets, axis=1).view(dtype)  # take: C order, unlike raw[:, idx]
         if decoded.any_nulls():
             bits = np.unpackbits(records[NULLS], axis=1, bitorder="little")[:, self.null_index].astype(bool)
             block[bits] = np.nan
@@ -103,8 +132,12 @@ class FeatureGather:
         is several times cheaper. A run of float64 features is already in the output's
         format, so it is one byte copy into `out` (C-contiguous; `out_bytes` is its bytes,
         passed by a caller filling several views). Same result as `to_numpy`: absent,
-        expired and null → NaN.
+        expired and null → NaN. Mixed dtypes (many runs) take `RowReader.fill_numpy`: one
+        unpack and one repack per value instead of one copy per run.
         """
+        if not self.by_runs:
+            self.rows.fill_numpy(values, expired_before_us, out, first_col, out_bytes)
+            return
         if out_bytes is None:
             out_bytes = out.data.cast("B")
         row_bytes = out.shape[1] * 8
@@ -209,8 +242,8 @@ class OnlineResponse:
         """
         n = len(self._entity_rows)
         out = np.empty((n, self._width), dtype=np.float64)
-        row_by_row = n <= _ROW_BY_ROW_MAX
-        out_bytes = out.data.cast("B") if row_by_row and n else None
+        row_by_row = 0 < n <= _ROW_BY_ROW_MAX
+        out_bytes = out.data.cast("B") if row_by_row else None
         col = 0
         for part in self._parts:
             gather = part.gather
@@ -226,21 +259,53 @@ class OnlineResponse:
 
     def to_arrow(self) -> pa.Table:
         """Join keys as given, then every requested feature as a typed Arrow column."""
-        columns: dict[str, Any] = {name: [row[name] for row in self._entity_rows] for name in self._key_names}
-        table = pa.table(columns) if columns else pa.table({})
+        names = list(self._key_names)
+        arrays: list[Any] = [pa.array([row[name] for row in self._entity_rows]) for name in self._key_names]
         for part in self._parts:
             present = part.status == _PRESENT
             for feature, name in zip(part.gather.features, part.output_names, strict=True):
-                table = table.append_column(name, part.decoded.column(feature, present))
-        return table
+                names.append(name)
+                arrays.append(part.decoded.column(feature, present))
+        return pa.Table.from_arrays(arrays, names=names)
 
     def to_dict(self) -> dict[str, list[Any]]:
-        """``{column: [value per entity row]}``, None where missing — Feast's shape."""
-        return self.to_arrow().to_pydict()  # type: ignore[no-any-return]
+        """``{column: [value per entity row]}``, None where missing — Feast's shape.
+
+        Built straight from the raw values (`RowReader`), with the same Python values as
+        ``to_arrow().to_pydict()``.
+        """
+        out: dict[str, list[Any]] = {}
+        for name in self._key_names:
+            column = [row[name] for row in self._entity_rows]
+            if not all(type(v) in _PLAIN_KEY_TYPES for v in column):  # numpy scalars: Arrow's values
+                column = pa.array(column).to_pylist()
+            out[name] = column
+        for part in self._parts:
+            columns = part.gather.rows.columns(part.values, part.expired_before_us)
+            out.update(zip(part.output_names, columns, strict=True))
+        return out
 
     def to_df(self) -> pd.DataFrame:
-        """A pandas DataFrame with one row per entity row."""
-        return self.to_arrow().to_pandas()  # type: ignore[no-any-return]
+        """A pandas DataFrame with one row per entity row (column dtypes as Arrow's ``to_pandas``).
+
+        For a few entities the Arrow columns are built from `to_dict`'s values, which is
+        cheaper than the batch decoder; Arrow's thread pool only pays off on large tables.
+        """
+        n = len(self._entity_rows)
+        table = self._arrow_from_rows() if n <= _ROW_BY_ROW_MAX else self.to_arrow()
+        return table.to_pandas(use_threads=n >= _THREADED_PANDAS_MIN)  # type: ignore[no-any-return]
+
+    def _arrow_from_rows(self) -> pa.Table:
+        """`to_arrow`'s table, built from the Python values of `RowReader`."""
+        names = list(self._key_names)
+        arrays: list[Any] = [pa.array([row[name] for row in self._entity_rows]) for name in self._key_names]
+        for part in self._parts:
+            gather = part.gather
+            columns = gather.rows.columns(part.values, part.expired_before_us)
+            for feature, name, column in zip(gather.features, part.output_names, columns, strict=True):
+                names.append(name)
+                arrays.append(pa.array(column, type=gather.codec.fields[feature].dtype.to_arrow()))
+        return pa.Table.from_arrays(arrays, names=names)
 
     def statuses(self) -> dict[str, list[ReadStatus]]:
         """Per feature, PRESENT / NOT_FOUND / EXPIRED for each entity row (design rule 4).

@@ -10,7 +10,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from concurrent.futures import Future
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import numpy.typing as npt
@@ -24,7 +24,6 @@ from strato.definitions.feature_view import FeatureView
 from strato.definitions.plan import Definition, ObjectKind, Plan, make_plan
 from strato.errors import ConflictError, OnlineBehindError, UserError
 from strato.offline.base import OfflineEngine, TableSnapshot
-from strato.offline.delta import DeltaTables
 from strato.offline.pit import PitRequest
 from strato.online.base import OnlineStore
 from strato.online.expiry import expired_before_us
@@ -38,7 +37,11 @@ from strato.store.repo import repo_config
 from strato.store.results import MaterializeResult, TrainingSet, WriteResult, WriteTarget
 from strato.store.threads import history_writer
 from strato.store.versions import VersionMover
+from strato.store.write_clock import CLOCK_FILE, WriteClock
 from strato.types import TIMESTAMP_ARROW, TableVersion
+
+if TYPE_CHECKING:
+    from strato.offline.delta import DeltaTables
 
 OVERLAP_MIN_ROWS = 20_000
 """From this many rows, `write` encodes online values while the Delta commit runs."""
@@ -76,15 +79,14 @@ class FeatureStore:
         self.read_only = read_only
         registry_cls: type[RegistryStore] = plugins.load("registry", "sqlite")
         self.registry = registry_cls.open(self.config.registry_url, project=self.config.project, create=not read_only)
-        self.delta = DeltaTables(self.config.offline_path, self.config.project)
+        self._delta: DeltaTables | None = None
         self._online: OnlineStore | None = None
         self._offline: OfflineEngine | None = None
         self.catalog = Catalog(self.registry)
         self._reader = OnlineReader(self.catalog, lambda: self.online_store)
-        self._materializer = Materializer(
-            self.delta, self.registry, self.catalog, lambda: self.offline_engine, lambda: self.online_store
-        )
-        self._last_created_us = 0
+        self._materializer_: Materializer | None = None
+        # One write order for every writer of this repo (design rule 10): see write_clock.
+        self._clock = WriteClock(self.config.repo_path / ".strato" / CLOCK_FILE)
         self._closed = False
 
     # ------------------------------------------------------------------ lifecycle
@@ -104,6 +106,24 @@ class FeatureStore:
         return self._online
 
     @property
+    def delta(self) -> DeltaTables:
+        """The view history tables (Delta Lake), opened on first use: online reads never import deltalake."""
+        if self._delta is None:
+            from strato.offline.delta import DeltaTables
+
+            self._delta = DeltaTables(self.config.offline_path, self.config.project)
+        return self._delta
+
+    @property
+    def _materializer(self) -> Materializer:
+        """Materialization and online progress, made on first use (it needs `delta`)."""
+        if self._materializer_ is None:
+            self._materializer_ = Materializer(
+                self.delta, self.registry, self.catalog, lambda: self.offline_engine, lambda: self.online_store
+            )
+        return self._materializer_
+
+    @property
     def offline_engine(self) -> OfflineEngine:
         """The configured offline query engine, opened on first use."""
         if self._offline is None:
@@ -117,7 +137,7 @@ class FeatureStore:
         if self._closed:
             return
         self._closed = True
-        for resource in (self._online, self._offline, self.registry):
+        for resource in (self._online, self._offline, self.registry, self._clock):
             if resource is not None:
                 resource.close()
         self._online = self._offline = None
@@ -552,10 +572,8 @@ class FeatureStore:
             raise
 
     def _next_created_us(self) -> int:
-        """Write time, strictly increasing within this process so ties resolve by write order."""
-        now = time.time_ns() // 1000
-        self._last_created_us = max(now, self._last_created_us + 1)
-        return self._last_created_us
+        """Write time, unique and increasing across every writer of the repo (rule 10)."""
+        return self._clock.next_us()
 
 
 def _committed(history: Future[TableVersion]) -> TableVersion:

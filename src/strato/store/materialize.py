@@ -19,6 +19,7 @@ import dataclasses
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import datetime
+from typing import TYPE_CHECKING
 
 import pyarrow as pa
 
@@ -26,13 +27,15 @@ from strato import clock, frames
 from strato.definitions.feature_view import FeatureView
 from strato.errors import NotFoundError
 from strato.offline.base import OfflineEngine, TableSnapshot
-from strato.offline.delta import DeltaTables
 from strato.online.base import OnlineStore
 from strato.progress import row_progress
 from strato.registry.base import OnlineProgress, RegistryStore
 from strato.store.catalog import Catalog
 from strato.store.threads import prefetched
 from strato.types import TableVersion
+
+if TYPE_CHECKING:
+    from strato.offline.delta import DeltaTables  # deltalake waits for the first history read
 
 
 @dataclass(frozen=True)

@@ -26,12 +26,13 @@ the same narrow-then-wide shape with a max over (event, created).
 from __future__ import annotations
 
 import contextlib
+import importlib
 import threading
 from collections.abc import Iterator, Sequence
 from datetime import UTC, datetime, timedelta
-from typing import ClassVar, Self
+from types import ModuleType
+from typing import TYPE_CHECKING, Any, ClassVar, Self
 
-import duckdb
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -41,6 +42,30 @@ from strato.errors import BackendFailure, BackendUnavailable, ConfigError, Schem
 from strato.offline.base import Capabilities, EngineOptions, OfflineEngine, TableSnapshot
 from strato.offline.engines.duckdb_sandbox import SandboxLimits, run_user_sql
 from strato.offline.pit import PitRequest
+
+
+class _OnFirstUse:
+    """A module imported on first attribute access.
+
+    Loading configuration imports this engine for its options model; importing duckdb
+    itself (~0.1 s) waits until a query runs, so online-only commands such as
+    `strato get` never pay for it.
+    """
+
+    def __init__(self, name: str) -> None:
+        self._name = name
+        self._module: ModuleType | None = None
+
+    def __getattr__(self, attr: str) -> Any:
+        if self._module is None:
+            self._module = importlib.import_module(self._name)
+        return getattr(self._module, attr)
+
+
+if TYPE_CHECKING:
+    import duckdb
+else:
+    duckdb = _OnFirstUse("duckdb")
 
 EVENT_TS = "event_timestamp"
 CREATED_TS = "created_timestamp"
