@@ -31,6 +31,7 @@ import dataclasses
 from collections.abc import Callable, Collection, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import TYPE_CHECKING
 
 import pyarrow as pa
 
@@ -39,10 +40,12 @@ from strato.definitions.feature_view import FeatureView
 from strato.definitions.plan import Action, Plan
 from strato.errors import BreakingChangeError
 from strato.offline.base import OfflineEngine, TableSnapshot
-from strato.offline.delta import DeltaTables
 from strato.online.base import OnlineStore
 from strato.registry.base import Revision
 from strato.store.catalog import Catalog
+
+if TYPE_CHECKING:
+    from strato.offline.delta import DeltaTables  # deltalake waits for the first history read
 
 _FILES_PER_CHUNK = 16
 """History is copied this many Parquet files at a time, so memory stays bounded."""

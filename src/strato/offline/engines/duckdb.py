@@ -40,7 +40,6 @@ from pydantic import Field
 
 from strato.errors import BackendFailure, BackendUnavailable, ConfigError, SchemaError, UserError
 from strato.offline.base import Capabilities, EngineOptions, OfflineEngine, TableSnapshot
-from strato.offline.engines.duckdb_sandbox import SandboxLimits, run_user_sql
 from strato.offline.pit import PitRequest
 
 
@@ -64,6 +63,7 @@ class _OnFirstUse:
 
 if TYPE_CHECKING:
     import duckdb
+
 else:
     duckdb = _OnFirstUse("duckdb")
 
@@ -111,6 +111,8 @@ class DuckDBOfflineEngine(OfflineEngine):
         self._con: duckdb.DuckDBPyConnection | None = con
         self._lock = threading.Lock()
         opts = options or DuckDBOptions()
+        from strato.offline.engines.duckdb_sandbox import SandboxLimits  # imports duckdb: only once it runs
+
         self._sql_limits = SandboxLimits(opts.sql_memory_limit, opts.sql_timeout_seconds, opts.threads)
 
     @classmethod
@@ -207,6 +209,8 @@ class DuckDBOfflineEngine(OfflineEngine):
     def sql(self, query: str, tables: Sequence[TableSnapshot]) -> pa.Table:
         """One read-only SELECT on a fresh, locked-down connection (see `duckdb_sandbox`)."""
         self._connection()  # a closed engine refuses, as its other calls do
+        from strato.offline.engines.duckdb_sandbox import run_user_sql
+
         return run_user_sql(query, tables, self._sql_limits)
 
     # ------------------------------------------------------------------ helpers
