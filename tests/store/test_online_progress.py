@@ -52,7 +52,7 @@ def test_a_late_offline_row_is_loaded_by_the_next_incremental_run(stats: Feature
 def _fail_online_writes(store: FeatureStore, monkeypatch: pytest.MonkeyPatch, error: BaseException) -> None:
     """The online engine fails (or the user presses Ctrl-C) once history has committed."""
 
-    def failing(*args: object) -> int:
+    def failing(*args: object, **kwargs: object) -> int:
         raise error
 
     monkeypatch.setattr(store.online_store, "write", failing)

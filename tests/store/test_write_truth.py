@@ -89,7 +89,7 @@ def test_a_second_attempt_finishes_an_interrupted_online_step(
 ) -> None:
     store.apply([USER, stats_view()])
     with monkeypatch.context() as patch:
-        patch.setattr(store.online_store, "write", lambda *a: (_ for _ in ()).throw(KeyboardInterrupt()))
+        patch.setattr(store.online_store, "write", lambda *a, **k: (_ for _ in ()).throw(KeyboardInterrupt()))
         with pytest.raises(KeyboardInterrupt):
             store.write("stats", rows(4, x=7), idempotency_key="k")
     assert online(store, ["stats:x"], [0])["x"] == [None]
@@ -107,7 +107,7 @@ def test_an_online_behind_error_is_a_backend_error_naming_what_to_run(
     store: FeatureStore, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     store.apply([USER, stats_view()])
-    monkeypatch.setattr(store.online_store, "write", lambda *a: (_ for _ in ()).throw(BackendFailure("boom")))
+    monkeypatch.setattr(store.online_store, "write", lambda *a, **k: (_ for _ in ()).throw(BackendFailure("boom")))
     with pytest.raises(OnlineBehindError) as failure:
         store.write("stats", rows(2))
     assert (failure.value.view, failure.value.table_version) == ("stats", 0)

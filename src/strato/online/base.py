@@ -12,6 +12,7 @@ from __future__ import annotations
 import abc
 from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import timedelta
 from typing import Any, ClassVar, Self
 
 from pydantic import BaseModel, ConfigDict
@@ -52,11 +53,13 @@ class OnlineStore(abc.ABC):
         """Connect to (or create) the store for `project`."""
 
     @abc.abstractmethod
-    def write(self, table: str, keys: Sequence[bytes], values: Sequence[bytes]) -> int:
+    def write(self, table: str, keys: Sequence[bytes], values: Sequence[bytes], *, ttl: timedelta | None = None) -> int:
         """Upsert `values[i]` under `keys[i]` unless the stored value is newer (rule 4).
 
         The whole batch is one transaction: on error nothing is written. Later items win
         over earlier ones with the same key and header. Returns how many keys changed.
+        `ttl` is the view's: a backend with `native_ttl` expires each value at its event time
+        plus `ttl` on the server; the others ignore it (reads check expiry either way).
         """
 
     @abc.abstractmethod

@@ -338,7 +338,7 @@ class FeatureStore:
             finally:
                 if history is not None:
                     version = _committed(history)
-            changed = self.online_store.write(fv.table_name, keys, values)
+            changed = self.online_store.write(fv.table_name, keys, values, ttl=fv.ttl)
         except BaseException as exc:
             if version is None:
                 raise  # history untouched (or none asked for): nothing is out of step

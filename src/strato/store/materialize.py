@@ -142,7 +142,7 @@ class Materializer:
                 table = pa.Table.from_batches([batch])
                 created = table.column(frames.CREATED_TIMESTAMP).cast(pa.int64()).to_numpy()
                 keys, values = codec.encode(table, created)
-                online.write(fv.table_name, keys, values)
+                online.write(fv.table_name, keys, values, ttl=fv.ttl)
                 total += batch.num_rows
                 bar.advance(batch.num_rows)
         return total

@@ -184,7 +184,7 @@ class VersionMover:
             table = pa.Table.from_batches([batch])
             created = table.column(frames.CREATED_TIMESTAMP).cast(pa.int64()).to_numpy()
             keys, values = codec.encode(table, created)
-            store.write(new.table_name, keys, values)
+            store.write(new.table_name, keys, values, ttl=new.ttl)
 
     def _drop(self, new: FeatureView) -> None:
         self._delta.drop(new.table_name)

@@ -24,6 +24,7 @@ import urllib.parse
 import weakref
 from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import timedelta
 from types import TracebackType
 from typing import ClassVar, Self
 
@@ -268,7 +269,7 @@ class LMDBOnlineStore(OnlineStore):
             prefix = self._prefixes[table] = f"{self.project}/{table}\x00".encode()
         return prefix
 
-    def write(self, table: str, keys: Sequence[bytes], values: Sequence[bytes]) -> int:
+    def write(self, table: str, keys: Sequence[bytes], values: Sequence[bytes], *, ttl: timedelta | None = None) -> int:
         if len(keys) != len(values):
             raise ValueError(f"write to {table!r}: {len(keys)} keys but {len(values)} values")
         env = self._live()

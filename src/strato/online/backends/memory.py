@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Sequence
+from datetime import timedelta
 from typing import ClassVar, Self
 
 from strato.errors import BackendFailure
@@ -43,7 +44,7 @@ class MemoryOnlineStore(OnlineStore):
             raise BackendFailure(f"the memory online store of project {self.project!r} is closed")
         return self._tables
 
-    def write(self, table: str, keys: Sequence[bytes], values: Sequence[bytes]) -> int:
+    def write(self, table: str, keys: Sequence[bytes], values: Sequence[bytes], *, ttl: timedelta | None = None) -> int:
         if len(keys) != len(values):
             raise ValueError(f"write to {table!r}: {len(keys)} keys but {len(values)} values")
         with self._lock:
