@@ -12,14 +12,14 @@ export UV_PYTHON := $(PYTHON)
 # compile pandas, pyarrow & co. from source on every start (1.3 s of a 2 s `strato get`).
 export UV_COMPILE_BYTECODE := 1
 
-.PHONY: demo test lint check typecheck layers unit bench format clean
+.PHONY: engines demo test lint check typecheck layers unit bench format clean
 
 ## demo: create the environment and run the fraud-scoring quickstart on the embedded default
 demo: .venv/.synced
 	$(RUN) strato quickstart --dir demo
 
 ## test: create the environment, lint, type-check, check import layers, run the whole suite
-test: lint
+test: lint engines
 	$(RUN) pytest
 
 ## lint: ruff (lint + format check), mypy, import-linter layer contracts
@@ -28,6 +28,10 @@ lint: .venv/.synced
 	$(RUN) ruff format --check src tests bench
 	$(RUN) mypy
 	$(RUN) lint-imports
+
+## engines: install the servers the suite starts on loopback (redis-server, postgresql) when missing
+engines:
+	@scripts/ensure-test-engines
 
 ## bench: measure Strato against the raw engines; writes bench/results.json
 bench: .venv/.synced
