@@ -24,13 +24,11 @@ _TESTS = str(Path(__file__).resolve().parents[1])
 if _TESTS not in sys.path:
     sys.path.insert(0, _TESTS)
 
-from strato import Entity, FeatureService, FeatureStore, FeatureView, Field, Float64, Int64, String
-from strato.config import write_default_config
+from strato import Entity, FeatureService, FeatureStore, FeatureView, Field, Float64, Int64, String  # noqa: E402
+from strato.config import write_default_config  # noqa: E402
 
 USER = Entity("user", join_keys={"user_id": Int64})
-STATS = FeatureView(
-    "stats", entities=[USER], schema=[Field("x", Int64), Field("score", Float64), Field("tag", String)]
-)
+STATS = FeatureView("stats", entities=[USER], schema=[Field("x", Int64), Field("score", Float64), Field("tag", String)])
 RECENT = FeatureView("recent", entities=[USER], ttl=timedelta(days=1), schema=[Field("amount", Float64)])
 SERVICE = FeatureService("svc", features=[STATS])
 NOW = datetime.now(UTC).replace(microsecond=0)
@@ -121,4 +119,18 @@ def server(repo: Path) -> Iterator[Server]:
 @pytest.fixture
 def client(server: Server) -> Iterator[httpx.Client]:
     with server.client() as c:
+        yield c
+
+
+@pytest.fixture(scope="module")
+def limited_server(repo: Path) -> Iterator[Server]:
+    """A second server on the same repo with small limits: 4 KiB bodies, 100 rows a batch."""
+    s = start_server(repo, "--max-body-bytes", "4096", "--max-batch-rows", "100")
+    yield s
+    s.stop()
+
+
+@pytest.fixture
+def limited(limited_server: Server) -> Iterator[httpx.Client]:
+    with limited_server.client() as c:
         yield c

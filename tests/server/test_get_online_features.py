@@ -14,7 +14,9 @@ def _get(client: httpx.Client, **body: object) -> dict:
 
 
 def test_feast_shape_values_statuses_and_order(client: httpx.Client) -> None:
-    out = _get(client, features=["stats:score", "stats:x", "recent:amount", "stats:tag"], entities={"user_id": [1, 2, 3]})
+    out = _get(
+        client, features=["stats:score", "stats:x", "recent:amount", "stats:tag"], entities={"user_id": [1, 2, 3]}
+    )
     # Features come grouped by view, as in `to_dict`; results follow metadata order either way.
     assert out["metadata"]["feature_names"] == ["user_id", "score", "x", "tag", "amount"]
     by_name = dict(zip(out["metadata"]["feature_names"], out["results"], strict=True))
@@ -34,9 +36,10 @@ def test_feast_shape_values_statuses_and_order(client: httpx.Client) -> None:
 def test_float64_goes_out_as_a_json_float(client: httpx.Client) -> None:
     r = client.post("/get-online-features", json={"features": ["stats:score"], "entities": {"user_id": [1]}})
     assert b"[8.0]" in r.content  # never `[8]`: Feast's remote client infers types from the JSON
-    assert b'"values":[7]' in client.post(
-        "/get-online-features", json={"features": ["stats:x"], "entities": {"user_id": [1]}}
-    ).content
+    assert (
+        b'"values":[7]'
+        in client.post("/get-online-features", json={"features": ["stats:x"], "entities": {"user_id": [1]}}).content
+    )
 
 
 def test_feature_service_and_full_feature_names(client: httpx.Client) -> None:

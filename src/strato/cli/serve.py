@@ -18,11 +18,18 @@ def serve(
     workers: Annotated[int, typer.Option("--workers", help="Worker processes, sharing the online store.")] = 1,
     repo: Annotated[
         Path | None,
-        typer.Option("--repo", "-r", metavar="PATH", help="Feature repo folder (default: nearest with strato.yaml).",
-                     show_default=False),
+        typer.Option(
+            "--repo",
+            "-r",
+            metavar="PATH",
+            help="Feature repo folder (default: nearest with strato.yaml).",
+            show_default=False,
+        ),
     ] = None,
     max_body_bytes: Annotated[int, typer.Option("--max-body-bytes", help="Largest request body accepted.")] = 8 << 20,
-    max_batch_rows: Annotated[int, typer.Option("--max-batch-rows", help="Most entity or pushed rows per request.")] = 10_000,
+    max_batch_rows: Annotated[
+        int, typer.Option("--max-batch-rows", help="Most entity or pushed rows per request.")
+    ] = 10_000,
 ) -> None:
     """Serve online features over HTTP in Feast's shapes (POST /get-online-features, /push, …).
 

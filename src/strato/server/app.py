@@ -7,10 +7,11 @@ a bad request never takes the worker down and never sees a traceback.
 
 from __future__ import annotations
 
+import os
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
-from typing import Any
+from typing import Any, cast
 
 import orjson
 from starlette.applications import Starlette
@@ -27,6 +28,7 @@ from strato.server.error_responses import HTTPError, error_response, status_of
 from strato.server.metrics import CONTENT_TYPE, ServerMetrics
 from strato.server.settings import ServerSettings
 from strato.store import FeatureStore
+from strato.store.results import WriteTarget
 
 _JSON = "application/json"
 Handler = Callable[[Request], Awaitable[Response]]
@@ -72,7 +74,7 @@ class _Server:
             start = time.perf_counter()
             try:
                 response = await fn(request)
-            except Exception as exc:  # noqa: BLE001 - every failure becomes a JSON answer
+            except Exception as exc:
                 status, message = status_of(exc)
                 errors.labels(name, str(status)).inc()
                 response = error_response(status, message)
@@ -134,7 +136,7 @@ class _Server:
                 self.metrics.statuses.labels(status).inc(count)
         return _json(data)
 
-    async def _write(self, request: Request, view: str, df: dict[str, list[Any]], n: int, to: str | None) -> Response:
+    async def _write(self, request: Request, view: str, df: dict[str, list[Any]], n: int, to: WriteTarget) -> Response:
         authorize(request, "write", [view])
         import pyarrow as pa
 
@@ -144,7 +146,7 @@ class _Server:
             raise UserError(f"df: {' '.join(str(exc).splitlines())[:300]}") from None
         self.metrics.rows_written.inc(n)
         rows = getattr(result, "rows", n)
-        return _json({"status": "ok", "feature_view": view, "rows": rows, "to": to or "default"})
+        return _json({"status": "ok", "feature_view": view, "rows": rows, "to": to})
 
     async def push(self, request: Request) -> Response:
         body = await self.body(request)
@@ -155,7 +157,7 @@ class _Server:
         if to not in feast.WRITE_TARGETS:
             raise HTTPError(400, f"field 'to': {to!r}; expected one of {list(feast.WRITE_TARGETS)}")
         df, n = feast.columns(body, "df", self.settings.max_batch_rows)
-        return await self._write(request, view, df, n, to)
+        return await self._write(request, view, df, n, cast("WriteTarget", to))
 
     async def write_to_online_store(self, request: Request) -> Response:
         body = await self.body(request)
@@ -165,7 +167,8 @@ class _Server:
 
     async def health(self, request: Request) -> Response:
         authorize(request, "health")
-        return _json({"status": "ok", "project": self.store.project})
+        # The worker's pid tells a client (and the tests) which process answered.
+        return _json({"status": "ok", "project": self.store.project, "worker": os.getpid()})
 
     async def metrics_text(self, request: Request) -> Response:
         authorize(request, "metrics")

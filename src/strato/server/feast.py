@@ -111,7 +111,9 @@ def render(response: OnlineResponse, entities: Mapping[str, list[Any]]) -> tuple
             names.append(name)
             statuses = row_status
             if None in values:
-                statuses = [NULL_VALUE if v is None and s == PRESENT else s for v, s in zip(values, row_status, strict=True)]
+                statuses = [
+                    NULL_VALUE if v is None and s == PRESENT else s for v, s in zip(values, row_status, strict=True)
+                ]
                 nulls = statuses.count(NULL_VALUE)
                 counts[NULL_VALUE] += nulls
                 counts[PRESENT] -= nulls

@@ -26,9 +26,7 @@ class ServerMetrics:
             buckets=_BUCKETS,
             registry=self.registry,
         )
-        self.rows = Counter(
-            "strato_rows_served", "Entity rows answered by get-online-features", registry=self.registry
-        )
+        self.rows = Counter("strato_rows_served", "Entity rows answered by get-online-features", registry=self.registry)
         self.statuses = Counter(
             "strato_feature_statuses", "Feature values served, by Feast status", ["status"], registry=self.registry
         )
@@ -36,7 +34,9 @@ class ServerMetrics:
             "strato_rows_written", "Rows written through push and write-to-online-store", registry=self.registry
         )
         self.errors = Counter(
-            "strato_request_errors", "Requests answered with an error, by endpoint and status", ["endpoint", "status"],
+            "strato_request_errors",
+            "Requests answered with an error, by endpoint and status",
+            ["endpoint", "status"],
             registry=self.registry,
         )
 
