@@ -120,7 +120,7 @@ def _parse_time(text: str | None, what: str) -> datetime | None:
     return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
 
 
-app.command("serve")(serve_command)
+app.command("serve", epilog=examples("serve"))(serve_command)
 
 
 @app.callback()
