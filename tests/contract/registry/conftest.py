@@ -23,7 +23,6 @@ if _TESTS not in sys.path:
     sys.path.insert(0, _TESTS)
 
 import pg_server  # noqa: E402
-
 from strato import plugins  # noqa: E402
 from strato.registry.base import RegistryStore  # noqa: E402
 

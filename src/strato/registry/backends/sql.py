@@ -175,15 +175,16 @@ def _mapped_errors() -> Iterator[None]:
         ) from exc
     except sa_exc.DBAPIError as exc:
         message = str(exc.orig).lower()
+        first_line = (str(exc.orig).strip().splitlines() or [""])[0]  # libpq adds hints on more lines
         code = str(getattr(exc.orig, "sqlstate", "") or "")
         if code in _PG_RETRY_CODES:
             raise BackendUnavailable(
-                f"registry: a concurrent transaction conflicted with this one; retry ({exc.orig})"
+                f"registry: a concurrent transaction conflicted with this one; retry ({first_line})"
             ) from exc
         if code.startswith("08") or code in _PG_TRANSIENT_CODES:
-            raise BackendUnavailable(f"registry database is unavailable: {exc.orig}") from exc
+            raise BackendUnavailable(f"registry database is unavailable: {first_line}") from exc
         if exc.connection_invalidated or any(marker in message for marker in _TRANSIENT):
-            raise BackendUnavailable(f"registry database is unavailable: {exc.orig}") from exc
+            raise BackendUnavailable(f"registry database is unavailable: {first_line}") from exc
         raise BackendFailure(f"registry database failed: {exc.orig}") from exc
     except sa_exc.SQLAlchemyError as exc:
         raise BackendFailure(f"registry database failed: {exc}") from exc
