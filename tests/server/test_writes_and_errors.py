@@ -51,9 +51,11 @@ def test_write_to_online_store(client: httpx.Client) -> None:
 def test_metrics(client: httpx.Client) -> None:
     client.post("/get-online-features", json={"features": ["stats:x"], "entities": {"user_id": [1, 999]}})
     client.post("/get-online-features", content=b"{not json", headers={"content-type": "application/json"})
+    client.post("/get-online-features", json={"feature_service": "svc", "entities": {"user_id": [1]}})
     text = client.get("/metrics").text
     assert 'strato_request_duration_seconds_bucket{endpoint="get-online-features"' in text
     assert "strato_rows_served_total" in text
+    assert 'strato_feature_service_duration_seconds_count{feature_service="svc"}' in text
     assert 'strato_feature_statuses_total{status="NOT_FOUND"}' in text
     assert 'strato_request_errors_total{endpoint="get-online-features",status="400"}' in text
 

@@ -110,6 +110,7 @@ class _Server:
     # ------------------------------------------------------------------ routes
 
     async def get_online_features(self, request: Request) -> Response:
+        start = time.perf_counter()
         body = await self.body(request)
         features, service_name, full_names = feast.feature_request(body)
         entities, n = feast.columns(body, "entities", self.settings.max_batch_rows)
@@ -134,7 +135,10 @@ class _Server:
         for status, count in counts.items():
             if count:
                 self.metrics.statuses.labels(status).inc(count)
-        return _json(data)
+        answer = _json(data)
+        if service_name is not None:
+            self.metrics.service_latency.labels(service_name).observe(time.perf_counter() - start)
+        return answer
 
     async def _write(self, request: Request, view: str, df: dict[str, list[Any]], n: int, to: WriteTarget) -> Response:
         authorize(request, "write", [view])

@@ -26,6 +26,13 @@ class ServerMetrics:
             buckets=_BUCKETS,
             registry=self.registry,
         )
+        self.service_latency = Histogram(
+            "strato_feature_service_duration_seconds",
+            "Time to answer get-online-features for a feature service, by service",
+            ["feature_service"],
+            buckets=_BUCKETS,
+            registry=self.registry,
+        )
         self.rows = Counter("strato_rows_served", "Entity rows answered by get-online-features", registry=self.registry)
         self.statuses = Counter(
             "strato_feature_statuses", "Feature values served, by Feast status", ["status"], registry=self.registry
