@@ -70,6 +70,10 @@ BAD = [
     ("unknown feature", {"features": ["stats:nope"], "entities": {"user_id": [1]}}, None, 404, "nope"),
     ("unknown service", {"feature_service": "nope", "entities": {"user_id": [1]}}, None, 404, "nope"),
     ("wrong key type", {"features": ["stats:x"], "entities": {"user_id": ["abc"]}}, None, 400, "user_id"),
+    ("float key", {"features": ["stats:x"], "entities": {"user_id": [1.5]}}, None, 400, "user_id"),
+    ("bool key", {"features": ["stats:x"], "entities": {"user_id": [True]}}, None, 400, "user_id"),
+    ("null key", {"features": ["stats:x"], "entities": {"user_id": [None]}}, None, 400, "user_id"),
+    ("huge key", {"features": ["stats:x"], "entities": {"user_id": [2**70]}}, None, 400, "user_id"),
     ("missing key", {"features": ["stats:x"], "entities": {"account": [1]}}, None, 400, "user_id"),
     ("missing entities", {"features": ["stats:x"]}, None, 400, "entities"),
     ("no features", {"entities": {"user_id": [1]}}, None, 400, "features"),
@@ -129,6 +133,21 @@ def test_bad_writes(limited: httpx.Client, case: str, path: str, body: object, s
     assert r.status_code == status, (case, r.text)
     assert needle in r.json()["error"], (case, r.text)
     assert limited.get("/health").status_code == 200
+
+
+def test_oversized_chunked_body_without_length(limited: httpx.Client) -> None:
+    """A body sent in chunks, with no Content-Length, is cut off at the limit too."""
+
+    def chunks():  # type: ignore[no-untyped-def]
+        yield b'{"features": ["stats:x"], "entities": {"user_id": [1]}, "pad": "'
+        for _ in range(10):
+            yield b"x" * 1000
+        yield b'"}'
+
+    r = limited.post("/get-online-features", content=chunks(), headers={"content-type": "application/json"})
+    assert r.status_code == 413
+    assert "4096" in r.json()["error"]
+    assert limited.post("/get-online-features", json=_GOOD).status_code == 200
 
 
 def test_unknown_route_and_method_are_json(limited: httpx.Client) -> None:

@@ -33,8 +33,7 @@ def serve(
 ) -> None:
     """Serve online features over HTTP in Feast's shapes (POST /get-online-features, /push, …).
 
-    Each worker opens the store itself after it starts; SIGTERM finishes in-flight requests
-    and exits 0.
+    Each worker opens the store itself after it starts; SIGTERM finishes in-flight requests and exits 0.
     """
     from strato.config import CONFIG_FILE, load_config
     from strato.server.settings import SETTINGS_ENV, ServerSettings

@@ -146,7 +146,7 @@ class _Server:
 
         try:
             result = await run_in_threadpool(self.store.write, view, df, to=to)
-        except (pa.ArrowException, ValueError, TypeError) as exc:
+        except pa.ArrowException as exc:  # columns Arrow cannot type (mixed values): the client's data
             raise UserError(f"df: {' '.join(str(exc).splitlines())[:300]}") from None
         self.metrics.rows_written.inc(n)
         rows = getattr(result, "rows", n)
