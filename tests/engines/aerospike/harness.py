@@ -14,11 +14,11 @@ import itertools
 import os
 import shutil
 import subprocess
+import sys
 import tempfile
 import threading
-import uuid
-import sys
 import types
+import uuid
 from pathlib import Path
 from typing import Any
 
@@ -58,9 +58,10 @@ class Server:
         self.workdir = workdir
         self.address = ""
 
-    def start(self) -> str:
+    def start(self, port: str | None = None) -> str:
+        """Start `asd` (on `port` and the three after it, when given); the address it listens on."""
         done = subprocess.run(
-            [str(self.folder / "start-aerospike"), str(self.workdir)],
+            [str(self.folder / "start-aerospike"), str(self.workdir), *([port] if port else [])],
             capture_output=True,
             text=True,
             timeout=90,
@@ -83,6 +84,11 @@ def start_server() -> Server:
     return server
 
 
+def restart(server: Server, port: str) -> None:
+    """Start a stopped server again on the same port, so clients that knew it find it back."""
+    server.start(port)
+
+
 def discard(server: Server) -> None:
     server.stop()
     shutil.rmtree(server.workdir, ignore_errors=True)
@@ -95,8 +101,8 @@ def shared_server() -> Server:
             server = start_server()
             atexit.register(discard, server)
             _STATE.server = server
-        server: Server = _STATE.server
-        return server
+        shared: Server = _STATE.server
+        return shared
 
 
 def options(tmp_path: Path) -> dict[str, Any]:

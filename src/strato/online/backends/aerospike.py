@@ -23,20 +23,20 @@ converge to the same state, so `BackendUnavailable` means "retry", not "repair".
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import re
 import threading
 import time
 from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
 from datetime import timedelta
 from typing import Any, ClassVar, Final, Self, TypeVar
 
 import aerospike
 from aerospike import exception as aex
-from aerospike_helpers import expressions as exp
-from aerospike_helpers.batch import records as br
-from aerospike_helpers.operations import operations as ops
+from aerospike_helpers import expressions as exp  # type: ignore[import-untyped]
+from aerospike_helpers.batch import records as br  # type: ignore[import-untyped]
+from aerospike_helpers.operations import operations as ops  # type: ignore[import-untyped]
 from pydantic import Field, field_validator
 
 from strato.errors import BackendFailure, BackendUnavailable
@@ -54,8 +54,12 @@ _CHUNK: Final = 5_000
 _MAX_TTL_S: Final = 10 * 365 * 86_400  # the server's max-ttl: ten years
 _US: Final = 1_000_000
 _T = TypeVar("_T")
+#: Client exceptions that mean "retry later" (looked up by name: the client's stubs lack some).
+_UNREACHABLE_ERRORS: Final = tuple(
+    getattr(aex, name) for name in ("TimeoutError", "ConnectionError", "ClusterError") if hasattr(aex, name)
+)
 #: Client-side error codes that mean "the cluster could not be reached", not "the request is wrong".
-_UNREACHABLE_CODES: Final = {-7, -8, -10, -11, 9, 11, 14, 18}
+_UNREACHABLE_CODES: Final = {-15, -11, -10, -8, -7, 9, 11, 14, 18}
 
 
 class AerospikeOptions(StoreOptions):
@@ -103,9 +107,13 @@ def set_name(prefix: str, project: str, table: str) -> str:
     plain name.
     """
     plain = f"{prefix}{project}.{table}"
-    if _PLAIN_NAME.fullmatch(project) and _PLAIN_NAME.fullmatch(table) and len(plain) <= SET_NAME_MAX:
-        if "~" not in prefix:
-            return plain
+    if (
+        _PLAIN_NAME.fullmatch(project)
+        and _PLAIN_NAME.fullmatch(table)
+        and len(plain) <= SET_NAME_MAX
+        and "~" not in prefix
+    ):
+        return plain
     digest = hashlib.blake2b(f"{prefix}\x00{project}\x00{table}".encode(), digest_size=10).hexdigest()
     head = re.sub(r"[^A-Za-z0-9_\-.]", "_", plain)[: SET_NAME_MAX - len(digest) - 1]
     return f"{head}~{digest}"
@@ -233,13 +241,11 @@ class AerospikeOnlineStore(OnlineStore):
     def _translate(self, exc: aex.AerospikeError, action: str) -> BackendUnavailable | BackendFailure:
         """The Strato error for an Aerospike error: transient (retry) or terminal, in one line."""
         text = f"{self._where}: {action} failed: {_message(exc)}"
-        if isinstance(exc, (aex.TimeoutError, aex.ConnectionError, aex.ClusterError)) or (
-            getattr(exc, "code", None) in _UNREACHABLE_CODES
-        ):
+        if isinstance(exc, _UNREACHABLE_ERRORS) or (getattr(exc, "code", None) in _UNREACHABLE_CODES):
             return BackendUnavailable(f"{text}; the server is unreachable or too slow, retry once it is back")
         return BackendFailure(text)
 
-    @contextmanager
+    @contextlib.contextmanager
     def _errors(self, action: str) -> Iterator[None]:
         try:
             yield
@@ -382,10 +388,8 @@ class AerospikeOnlineStore(OnlineStore):
         with self._lock:
             client, self._client = self._client, None
         if client is not None:
-            try:
+            with contextlib.suppress(aex.AerospikeError):  # a client of a cluster that is gone
                 client.close()
-            except aex.AerospikeError:
-                pass  # closing a client of a cluster that is gone: nothing left to release
 
 
 def _message(exc: aex.AerospikeError) -> str:
@@ -395,6 +399,15 @@ def _message(exc: aex.AerospikeError) -> str:
 
 
 def _record_error(code: int) -> str:
-    names: dict[int, str] = {9: "timeout", 13: "record too big", 8: "server out of space", 22: "forbidden"}
+    names: dict[int, str] = {
+        -15: "no response from the server",
+        -10: "connection failed",
+        -8: "no node for the key",
+        9: "timeout",
+        13: "record too big",
+        8: "server out of space",
+        14: "hot key: too many concurrent writes to one record",
+        18: "device overload",
+        22: "forbidden",
+    }
     return f"record error {code}" + (f" ({names[code]})" if code in names else "")
-
