@@ -14,11 +14,11 @@ import os
 import shutil
 import socket
 import subprocess
+import sys
 import tempfile
 import time
-import uuid
-import sys
 import types
+import uuid
 from pathlib import Path
 from typing import Any
 
@@ -49,8 +49,22 @@ class RedisServer:
             pytest.skip("redis-server not installed: `make test` installs it (scripts/ensure-test-engines)")
         self.directory.mkdir(parents=True, exist_ok=True)
         self.process = subprocess.Popen(
-            [binary, "--port", str(self.port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"]
-            + ["--dir", str(self.directory), "--daemonize", "no", *extra],
+            [
+                binary,
+                "--port",
+                str(self.port),
+                "--bind",
+                "127.0.0.1",
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+                "--dir",
+                str(self.directory),
+                "--daemonize",
+                "no",
+                *extra,
+            ],
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
         )

@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import struct
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from datetime import timedelta
 from types import TracebackType
 from typing import Any, ClassVar, Final, Self
@@ -60,8 +60,11 @@ end
 """
 
 #: KEYS: full keys. ARGV: value, expire-at ms ("0": none) per key. Returns how many changed.
+#: The shebang makes Redis (7+) refuse the whole script up front when out of memory, rather
+#: than fail at a SET half-way through: of a batch, nothing is written, or all.
 _WRITE: Final = (
-    _LUA_GE
+    "#!lua"
+    + _LUA_GE
     + """
 local changed = 0
 for n = 1, #KEYS do
@@ -81,8 +84,10 @@ return changed
 )
 
 #: KEYS: full keys. ARGV[1]: the cut, 8 bytes little-endian. Deletes values with event time < cut.
+#: allow-oom: deleting is how a full server gets room back.
 _PRUNE: Final = (
-    _LUA_GE
+    "#!lua flags=allow-oom"
+    + _LUA_GE
     + """
 local pruned = 0
 for n = 1, #KEYS do
@@ -144,7 +149,7 @@ def _expire_at_ms(value: bytes, ttl_us: int | None) -> int:
     """
     if ttl_us is None:
         return 0
-    return max((HEADER.unpack_from(value)[0] + ttl_us) // 1000 + 1, 1)
+    return max(int(HEADER.unpack_from(value)[0] + ttl_us) // 1000 + 1, 1)
 
 
 class RedisOnlineStore(OnlineStore):
@@ -154,12 +159,13 @@ class RedisOnlineStore(OnlineStore):
     options_model: ClassVar[type[StoreOptions]] = RedisOptions
     capabilities: ClassVar[Capabilities] = Capabilities(native_ttl=True, persistent=True, max_batch_rows=100_000)
 
-    def __init__(self, client: redis.Redis | redis.cluster.RedisCluster, options: RedisOptions, project: str):
+    def __init__(self, client: Any, options: RedisOptions, project: str):
         if "\x00" in project:
             raise ValueError(f"project name {project!r} contains a NUL byte")
         self.project = project
         self.options = options
-        self._client: redis.Redis | redis.cluster.RedisCluster | None = client
+        # Any: redis-py's annotations are partial (untyped cluster methods, bytes | str replies).
+        self._client: Any = client
         self._cluster = options.cluster
         self._write_script: Script = client.register_script(_WRITE)
         self._prune_script: Script = client.register_script(_PRUNE)
@@ -176,10 +182,13 @@ class RedisOnlineStore(OnlineStore):
             "socket_connect_timeout": options.connect_timeout_s,
             "max_connections": options.max_connections,
         }
-        client: redis.Redis | redis.cluster.RedisCluster
+        client: Any
         try:
             if options.cluster:
                 client = redis.cluster.RedisCluster.from_url(options.url, **common)
+                # Every primary has both scripts before the first pipelined EVALSHA.
+                client.script_load(_WRITE)
+                client.script_load(_PRUNE)
             else:
                 client = redis.Redis.from_url(options.url, **common)
                 client.ping()
@@ -189,7 +198,7 @@ class RedisOnlineStore(OnlineStore):
             raise BackendFailure(f"{where}: {exc}") from exc
         return cls(client, options, project)
 
-    def _live(self) -> redis.Redis | redis.cluster.RedisCluster:
+    def _live(self) -> Any:
         client = self._client
         if client is None:
             raise self._closed()
@@ -233,24 +242,16 @@ class RedisOnlineStore(OnlineStore):
                 self._write_script(keys=[k for k, _ in chunk], args=_args(chunk, ttl_us), client=pipe)
             return sum(int(n) for n in pipe.execute())
 
-    def _write_cluster(
-        self, client: redis.Redis | redis.cluster.RedisCluster, batch: dict[bytes, bytes], ttl_us: int | None
-    ) -> int:
-        """One script call per hash slot (a script may only touch one slot), pipelined per node."""
-        assert isinstance(client, redis.cluster.RedisCluster)
+    def _write_cluster(self, client: Any, batch: dict[bytes, bytes], ttl_us: int | None) -> int:
+        """One script call per hash slot (a script may only touch one slot), pipelined per node.
+
+        Not one transaction across nodes (Redis Cluster has none); each slot's keys are.
+        """
         by_slot: defaultdict[int, list[tuple[bytes, bytes]]] = defaultdict(list)
         for item in batch.items():
             by_slot[client.keyslot(item[0])].append(item)
-        sha = self._write_script.sha
-        pipe = client.pipeline()
-        for items in by_slot.values():
-            pipe.evalsha(sha, len(items), *[k for k, _ in items], *_args(items, ttl_us))
-        try:
-            results = pipe.execute()
-        except redis.exceptions.NoScriptError:
-            client.script_load(_WRITE)  # loads on every primary; a write is idempotent under rule 4
-            return self._write_cluster(client, batch, ttl_us)
-        return sum(int(n) for n in results)
+        calls = [([k for k, _ in items], _args(items, ttl_us)) for items in by_slot.values()]
+        return _run_on_cluster(client, self._write_script, calls)
 
     @staticmethod
     def _resolve(full_keys: Sequence[bytes], values: Sequence[bytes]) -> dict[bytes, bytes]:
@@ -280,39 +281,31 @@ class RedisOnlineStore(OnlineStore):
             raise self._closed()
         try:
             if self._cluster:
-                assert isinstance(client, redis.cluster.RedisCluster)
                 if len(keys) == 1:
                     return [client.get(prefix + b"{" + keys[0] + b"}")]
-                # Grouped by slot, one pipeline per node.
-                return client.mget_nonatomic([prefix + b"{" + key + b"}" for key in keys])  # type: ignore[no-any-return]
+                # Grouped by slot, one pipeline per node, all sent before any reply is read.
+                return list(client.mget_nonatomic([prefix + b"{" + key + b"}" for key in keys]))
             if len(keys) == 1:
                 return [client.get(prefix + keys[0])]
             if not keys:
                 return []
-            return client.mget([prefix + key for key in keys])  # type: ignore[no-any-return]
+            return list(client.mget([prefix + key for key in keys]))
         except redis.RedisError as exc:
             raise _translate(self._where, exc) from exc
 
-    def _scan(self, client: redis.Redis | redis.cluster.RedisCluster, prefix: bytes) -> Any:
-        """Every key of the table whose prefix is `prefix` (every primary on a cluster), in batches."""
+    def _scan(self, client: Any, prefix: bytes) -> Iterator[list[bytes]]:
+        """Every key of the table whose prefix is `prefix` (on every primary of a cluster), in batches."""
         pattern = _glob_escape(prefix) + b"*"
-        if isinstance(client, redis.cluster.RedisCluster):
-            for node in client.get_primaries():
-                cursor = 0
-                while True:
-                    cursor, found = client.scan(cursor, match=pattern, count=_SCAN_COUNT, target_nodes=node)
-                    if found:
-                        yield found
-                    if cursor == 0:
-                        break
-            return
-        cursor = 0
-        while True:
-            cursor, found = client.scan(cursor, match=pattern, count=_SCAN_COUNT)
-            if found:
-                yield found
-            if cursor == 0:
-                break
+        nodes = client.get_primaries() if self._cluster else [None]
+        for node in nodes:
+            extra = {} if node is None else {"target_nodes": node}
+            cursor = 0
+            while True:
+                cursor, found = client.scan(cursor, match=pattern, count=_SCAN_COUNT, **extra)
+                if found:
+                    yield list(found)
+                if cursor == 0:
+                    break
 
     def prune(self, table: str, older_than_us: int) -> int:
         client = self._live()
@@ -323,19 +316,8 @@ class RedisOnlineStore(OnlineStore):
         # newer value written after the scan is never deleted.
         with _Errors(self._where):
             for found in self._scan(client, prefix):
-                if isinstance(client, redis.cluster.RedisCluster):
-                    pipe = client.pipeline()
-                    for key in found:
-                        pipe.evalsha(self._prune_script.sha, 1, key, cut)
-                    try:
-                        results = pipe.execute()
-                    except redis.exceptions.NoScriptError:
-                        client.script_load(_PRUNE)
-                        pipe = client.pipeline()
-                        for key in found:
-                            pipe.evalsha(self._prune_script.sha, 1, key, cut)
-                        results = pipe.execute()
-                    pruned += sum(int(n) for n in results)
+                if self._cluster:
+                    pruned += _run_on_cluster(client, self._prune_script, [([key], [cut]) for key in found])
                 else:
                     pruned += int(self._prune_script(keys=found, args=[cut], client=client))
         return pruned
@@ -345,7 +327,7 @@ class RedisOnlineStore(OnlineStore):
         prefix = self._prefix(table)
         with _Errors(self._where):
             for found in self._scan(client, prefix):
-                if isinstance(client, redis.cluster.RedisCluster):
+                if self._cluster:
                     client.delete(*found)  # redis-py splits a multi-key DEL by slot
                 else:
                     client.unlink(*found)
@@ -354,6 +336,27 @@ class RedisOnlineStore(OnlineStore):
         client, self._client = self._client, None
         if client is not None:
             client.close()
+
+
+def _run_on_cluster(client: Any, script: Script, calls: Sequence[tuple[list[bytes], list[Any]]]) -> int:
+    """Run `script` once per (keys, args) call, pipelined per node; the sum of the replies.
+
+    A node that lost its script cache (a restart, a failover to a fresh replica) answers
+    NOSCRIPT: load the script everywhere and run the calls again. Rerunning is safe, since
+    a write whose header is already stored changes nothing rule 4 cares about, and a prune
+    deletes only what is still older than the cut.
+    """
+    for attempt in (1, 2):
+        pipe = client.pipeline()
+        for keys, args in calls:
+            pipe.evalsha(script.sha, len(keys), *keys, *args)
+        try:
+            return sum(int(n) for n in pipe.execute())
+        except redis.exceptions.NoScriptError:
+            if attempt == 2:
+                raise
+            client.script_load(script.script)
+    raise AssertionError("unreachable")
 
 
 def _args(items: Sequence[tuple[bytes, bytes]], ttl_us: int | None) -> list[bytes | int]:
@@ -387,7 +390,9 @@ def _translate(where: str, exc: redis.RedisError) -> BackendUnavailable | Backen
         return BackendUnavailable(f"{where} is unavailable ({type(exc).__name__}: {exc}); retry when it is back")
     if isinstance(exc, redis.exceptions.ReadOnlyError):
         return BackendUnavailable(f"{where}: the node is a read-only replica, likely failing over ({exc})")
-    if isinstance(exc, redis.exceptions.ResponseError) and "OOM" in str(exc):
+    if isinstance(exc, redis.exceptions.OutOfMemoryError) or (
+        isinstance(exc, redis.exceptions.ResponseError) and str(exc).startswith("OOM")
+    ):
         return BackendFailure(f"{where} is out of memory (maxmemory); nothing of this write reached it ({exc})")
     return BackendFailure(f"{where}: {type(exc).__name__}: {exc}")
 
