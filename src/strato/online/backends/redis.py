@@ -21,6 +21,7 @@ expire at event time + ttl (``SET ... PXAT``); reads still check expiry (rule 4)
 from __future__ import annotations
 
 import struct
+import threading
 from collections import defaultdict
 from collections.abc import Iterator, Sequence
 from datetime import timedelta
@@ -137,6 +138,16 @@ class RedisOptions(StoreOptions):
         return url
 
 
+class RedisClusterOptions(RedisOptions):
+    """The options of `RedisOptions`, with `cluster` on: the url names any node of a Redis Cluster."""
+
+    url: str = "redis://localhost:7000"
+    """Any one node of the cluster, ``redis://[user:password@]host:port``; the client discovers the others."""
+
+    cluster: bool = True
+    """Keys are spread over the cluster's nodes, one hash slot per entity (False: treat the url as one server)."""
+
+
 def _glob_escape(raw: bytes) -> bytes:
     """`raw` as a literal in a Redis glob pattern."""
     return b"".join(b"\\" + bytes([c]) if c in _GLOB_SPECIAL else bytes([c]) for c in raw)
@@ -176,27 +187,7 @@ class RedisOnlineStore(OnlineStore):
     def open(cls, options: StoreOptions, *, project: str) -> Self:
         if not isinstance(options, RedisOptions):
             raise TypeError(f"RedisOnlineStore.open needs RedisOptions, got {type(options).__name__}")
-        where = f"Redis {'cluster' if options.cluster else 'server'} at {_safe_url(options.url)}"
-        common: dict[str, Any] = {
-            "socket_timeout": options.socket_timeout_s,
-            "socket_connect_timeout": options.connect_timeout_s,
-            "max_connections": options.max_connections,
-        }
-        client: Any
-        try:
-            if options.cluster:
-                client = redis.cluster.RedisCluster.from_url(options.url, **common)
-                # Every primary has both scripts before the first pipelined EVALSHA.
-                client.script_load(_WRITE)
-                client.script_load(_PRUNE)
-            else:
-                client = redis.Redis.from_url(options.url, **common)
-                client.ping()
-        except redis.RedisError as exc:
-            raise _translate(where, exc) from exc
-        except ValueError as exc:
-            raise BackendFailure(f"{where}: {exc}") from exc
-        return cls(client, options, project)
+        return cls(_acquire(options), options, project)
 
     def _live(self) -> Any:
         client = self._client
@@ -296,12 +287,12 @@ class RedisOnlineStore(OnlineStore):
     def _scan(self, client: Any, prefix: bytes) -> Iterator[list[bytes]]:
         """Every key of the table whose prefix is `prefix` (on every primary of a cluster), in batches."""
         pattern = _glob_escape(prefix) + b"*"
-        nodes = client.get_primaries() if self._cluster else [None]
+        # A cluster node's own client: SCAN walks one node's keyspace.
+        nodes = [client.get_redis_connection(n) for n in client.get_primaries()] if self._cluster else [client]
         for node in nodes:
-            extra = {} if node is None else {"target_nodes": node}
             cursor = 0
             while True:
-                cursor, found = client.scan(cursor, match=pattern, count=_SCAN_COUNT, **extra)
+                cursor, found = node.scan(cursor, match=pattern, count=_SCAN_COUNT)
                 if found:
                     yield list(found)
                 if cursor == 0:
@@ -335,7 +326,69 @@ class RedisOnlineStore(OnlineStore):
     def close(self) -> None:
         client, self._client = self._client, None
         if client is not None:
-            client.close()
+            _release(self.options)
+
+
+class RedisClusterOnlineStore(RedisOnlineStore):
+    """`RedisOnlineStore` on a Redis Cluster: ``type: redis_cluster`` is ``type: redis`` with ``cluster: true``."""
+
+    name: ClassVar[str] = "redis_cluster"
+    options_model: ClassVar[type[StoreOptions]] = RedisClusterOptions
+
+
+#: One client (one connection pool) per server and connection options in this process, shared
+#: by every store opened on it, whatever its project or key prefix: opening a store is then
+#: cheap (a cluster client discovers the nodes and loads the scripts once), and a process
+#: keeps one pool per server. redis-py pools notice a fork and reconnect in the child.
+_CLIENTS: dict[tuple[Any, ...], list[Any]] = {}
+_CLIENTS_LOCK = threading.Lock()
+
+
+def _client_key(options: RedisOptions) -> tuple[Any, ...]:
+    o = options
+    return (o.url, o.cluster, o.socket_timeout_s, o.connect_timeout_s, o.max_connections)
+
+
+def _acquire(options: RedisOptions) -> Any:
+    """The process's client for `options`' server, connected on first use."""
+    key = _client_key(options)
+    with _CLIENTS_LOCK:
+        shared = _CLIENTS.get(key)
+        if shared is not None:
+            shared[1] += 1
+            return shared[0]
+        where = f"Redis {'cluster' if options.cluster else 'server'} at {_safe_url(options.url)}"
+        common: dict[str, Any] = {
+            "socket_timeout": options.socket_timeout_s,
+            "socket_connect_timeout": options.connect_timeout_s,
+            "max_connections": options.max_connections,
+        }
+        client: Any
+        try:
+            if options.cluster:
+                client = redis.cluster.RedisCluster.from_url(options.url, **common)
+                # Every primary has both scripts before the first pipelined EVALSHA.
+                client.script_load(_WRITE)
+                client.script_load(_PRUNE)
+            else:
+                client = redis.Redis.from_url(options.url, **common)
+                client.ping()  # fail now, naming the server, rather than on the first read
+        except redis.RedisError as exc:
+            raise _translate(where, exc) from exc
+        except ValueError as exc:
+            raise BackendFailure(f"{where}: {exc}") from exc
+        _CLIENTS[key] = [client, 1]
+        return client
+
+
+def _release(options: RedisOptions) -> None:
+    key = _client_key(options)
+    with _CLIENTS_LOCK:
+        shared = _CLIENTS[key]
+        shared[1] -= 1
+        if shared[1] == 0:
+            del _CLIENTS[key]
+            shared[0].close()
 
 
 def _run_on_cluster(client: Any, script: Script, calls: Sequence[tuple[list[bytes], list[Any]]]) -> int:
@@ -349,7 +402,9 @@ def _run_on_cluster(client: Any, script: Script, calls: Sequence[tuple[list[byte
     for attempt in (1, 2):
         pipe = client.pipeline()
         for keys, args in calls:
-            pipe.evalsha(script.sha, len(keys), *keys, *args)
+            pipe.execute_command(
+                "EVALSHA", script.sha, len(keys), *keys, *args
+            )  # evalsha() is blocked on a cluster pipeline
         try:
             return sum(int(n) for n in pipe.execute())
         except redis.exceptions.NoScriptError:
