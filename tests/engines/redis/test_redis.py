@@ -74,7 +74,7 @@ def test_server_side_comparison_is_codec_is_newer(store: RedisOnlineStore, first
     assert store.read("t", [b"k"]) == [new if is_newer(new, old) else old]
 
 
-def _writer(opts: dict[str, Any], seed: int, events: list[tuple[int, int]], n_keys: int) -> None:
+def _writer(opts: dict[str, Any], seed: int, events: list[tuple[int, int]]) -> None:
     """A writer process: its (event, key) pairs in random order and random batch sizes."""
     rng = random.Random(seed)
     store = RedisOnlineStore.open(RedisOptions(**opts), project="p")
@@ -87,13 +87,12 @@ def _writer(opts: dict[str, Any], seed: int, events: list[tuple[int, int]], n_ke
     store.close()
 
 
-def test_concurrent_writer_processes_never_let_an_older_event_win(tmp_path: Path) -> None:
-    opts = options(tmp_path)
-    n_keys, n_writers = 50, 4
+def check_concurrent_writers(opts: RedisOptions, n_keys: int = 50, n_writers: int = 4) -> None:
+    """Writer processes race on the same keys with shuffled event times; the server keeps the newest."""
     rng = random.Random(7)
     plans = {seed: [(rng.randint(0, 1_000), rng.randrange(n_keys)) for _ in range(600)] for seed in range(n_writers)}
     ctx = multiprocessing.get_context("spawn")
-    procs = [ctx.Process(target=_writer, args=(opts.model_dump(), seed, plan, n_keys)) for seed, plan in plans.items()]
+    procs = [ctx.Process(target=_writer, args=(opts.model_dump(), seed, plan)) for seed, plan in plans.items()]
     for p in procs:
         p.start()
     for p in procs:
@@ -108,6 +107,10 @@ def test_concurrent_writer_processes_never_let_an_older_event_win(tmp_path: Path
     keys = sorted(expected)
     with RedisOnlineStore.open(opts, project="p") as store:
         assert dict(zip(keys, store.read("t", keys), strict=True)) == expected
+
+
+def test_concurrent_writer_processes_never_let_an_older_event_win(tmp_path: Path) -> None:
+    check_concurrent_writers(options(tmp_path))
 
 
 def test_native_ttl_expires_on_the_server(tmp_path: Path) -> None:
