@@ -14,11 +14,11 @@ import pytest
 import redis
 import redis.cluster
 
+from engines.redis.test_redis import check_concurrent_writers
 from strato.errors import BackendUnavailable
 from strato.online.backends.redis import RedisClusterOnlineStore, RedisClusterOptions
 from strato.online.codec import HEADER
 
-from ..redis.test_redis import check_concurrent_writers
 from . import harness
 
 pytestmark = pytest.mark.redis_cluster
