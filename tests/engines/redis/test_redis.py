@@ -8,7 +8,7 @@ from __future__ import annotations
 import multiprocessing
 import random
 import time
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +18,8 @@ import redis
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from strato import Entity, FeatureStore, FeatureView, Field, Float64, Int64
+from strato.config import write_default_config
 from strato.errors import BackendFailure, BackendUnavailable
 from strato.online.backends.redis import RedisOnlineStore, RedisOptions
 from strato.online.codec import HEADER, is_newer
@@ -218,3 +220,20 @@ def test_a_full_server_refuses_a_batch_whole_and_prune_still_frees_room(store: R
     finally:
         client.execute_command("CONFIG", "SET", "maxmemory", "0")
     assert store.read("t", [b"a", b"b", b"old"]) == [None, None, None]
+
+
+def test_a_feature_store_on_redis_pushes_reads_and_expires_on_the_server(tmp_path: Path) -> None:
+    """End to end: the view's ttl travels from `push` to the server, and reads decode what Redis holds."""
+    write_default_config(tmp_path, "proj")
+    opts = options(tmp_path)
+    user = Entity("user", join_keys={"user_id": Int64})
+    view = FeatureView("scores", entities=[user], schema=[Field("score", Float64)], ttl=timedelta(hours=1))
+    now = datetime.now(UTC)
+    with FeatureStore(tmp_path, online__type="redis", online__url=opts.url, online__key_prefix=opts.key_prefix) as fs:
+        fs.apply([user, view])
+        fs.push("scores", [{"user_id": 1, "event_timestamp": now - timedelta(minutes=10), "score": 0.5}])
+        got = fs.get_online_features(["scores:score"], [{"user_id": 1}, {"user_id": 2}]).to_dict()
+        assert got["score"] == [0.5, None]
+    keys = raw(opts).keys(f"{opts.key_prefix}*".encode())
+    assert len(keys) == 1
+    assert 49 * 60_000 < raw(opts).pttl(keys[0]) <= 50 * 60_000 + 1
