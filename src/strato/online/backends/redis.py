@@ -32,6 +32,7 @@ import redis
 import redis.cluster
 from pydantic import Field, field_validator
 from redis.commands.core import Script
+from redis.crc import key_slot
 
 from strato.errors import BackendFailure, BackendUnavailable
 from strato.online.base import Capabilities, OnlineStore, StoreOptions
@@ -274,8 +275,7 @@ class RedisOnlineStore(OnlineStore):
             if self._cluster:
                 if len(keys) == 1:
                     return [client.get(prefix + b"{" + keys[0] + b"}")]
-                # Grouped by slot, one pipeline per node, all sent before any reply is read.
-                return list(client.mget_nonatomic([prefix + b"{" + key + b"}" for key in keys]))
+                return _read_cluster(client, [prefix + b"{" + key + b"}" for key in keys])
             if len(keys) == 1:
                 return [client.get(prefix + keys[0])]
             if not keys:
@@ -389,6 +389,44 @@ def _release(options: RedisOptions) -> None:
         if shared[1] == 0:
             del _CLIENTS[key]
             shared[0].close()
+
+
+def _read_cluster(client: Any, full_keys: list[bytes]) -> list[bytes | None]:
+    """GET every key on a cluster: one pipeline per node, every pipeline sent before any reply is read.
+
+    So a batch costs about one round trip, not one per node. Slots are looked up in the
+    client's map of the cluster; when the map is out of date (a slot moved, a node failed
+    over) or a node is unreachable, redis-py's own grouped MGET redoes the read, following
+    redirections and refreshing the map, or raises.
+    """
+    nodes = client.nodes_manager
+    groups: dict[str, tuple[Any, list[int]]] = {}
+    for i, key in enumerate(full_keys):
+        node = nodes.get_node_from_slot(key_slot(key))
+        groups.setdefault(node.name, (node, []))[1].append(i)
+    out: list[bytes | None] = [None] * len(full_keys)
+    taken: list[tuple[Any, Any, list[int]]] = []
+    healthy = False
+    try:
+        for node, indexes in groups.values():
+            pool = node.redis_connection.connection_pool
+            conn = pool.get_connection()
+            taken.append((pool, conn, indexes))
+            conn.send_packed_command(conn.pack_commands([("GET", full_keys[i]) for i in indexes]))
+        for _, conn, indexes in taken:
+            for i in indexes:
+                out[i] = conn.read_response()
+        healthy = True
+    except (redis.ConnectionError, redis.TimeoutError, redis.ResponseError):
+        pass
+    finally:
+        for pool, conn, _ in taken:
+            if not healthy:
+                conn.disconnect()  # replies may be left unread on it
+            pool.release(conn)
+    if healthy:
+        return out
+    return list(client.mget_nonatomic(full_keys))
 
 
 def _run_on_cluster(client: Any, script: Script, calls: Sequence[tuple[list[bytes], list[Any]]]) -> int:
