@@ -57,21 +57,9 @@ def _port(bus: bool = False) -> int:
 
 def _start(binary: str, directory: Path, port: int, *extra: str) -> subprocess.Popen[bytes]:
     directory.mkdir(parents=True)
+    where = ("--port", str(port), "--bind", "127.0.0.1", "--dir", str(directory))
     process = subprocess.Popen(
-        [
-            binary,
-            "--port",
-            str(port),
-            "--bind",
-            "127.0.0.1",
-            "--dir",
-            str(directory),
-            "--save",
-            "",
-            "--appendonly",
-            "no",
-        ]
-        + list(extra),
+        [binary, *where, "--save", "", "--appendonly", "no", *extra],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
