@@ -45,6 +45,11 @@ _EXAMPLES: dict[str, list[str]] = {
         "strato get user_stats:amount_mean_7d -e user_id=7 -e user_id=8 --json",
         "strato get --service fraud_model_v1 -e user_id=7,merchant_id=3",
     ],
+    "serve": [
+        "strato serve",
+        "strato serve --port 8080 --workers 2",
+        "strato serve -r fraud-repo --max-batch-rows 1000",
+    ],
     "sql": [
         'strato sql "select count(*) from user_stats"',
         'strato sql "select * from user_stats order by event_timestamp" --limit 5',

@@ -20,6 +20,7 @@ from rich.markup import escape
 
 from strato.cli import render
 from strato.cli.help import examples, show_flags_as_flags, strato_command
+from strato.cli.serve import serve as serve_command
 from strato.errors import BackendError, StratoError, UserError
 
 if TYPE_CHECKING:
@@ -117,6 +118,9 @@ def _parse_time(text: str | None, what: str) -> datetime | None:
     except ValueError:
         raise UserError(f"{what}: {text!r} is not an ISO 8601 time (e.g. 2026-01-31T12:00:00)") from None
     return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
+app.command("serve", epilog=examples("serve"))(serve_command)
 
 
 @app.callback()

@@ -230,6 +230,11 @@ class OnlineResponse:
         return len(self._entity_rows)
 
     @property
+    def key_names(self) -> tuple[str, ...]:
+        """The join keys of the requested views, in the order `to_dict` puts them first."""
+        return self._key_names
+
+    @property
     def feature_names(self) -> list[str]:
         """The output column of every requested feature, in request order."""
         return [name for part in self._parts for name in part.output_names]
@@ -306,6 +311,22 @@ class OnlineResponse:
                 names.append(name)
                 arrays.append(pa.array(column, type=gather.codec.fields[feature].dtype.to_arrow()))
         return pa.Table.from_arrays(arrays, names=names)
+
+    def serving_parts(self) -> list[tuple[tuple[str, ...], list[list[Any]], list[int | None], int | None]]:
+        """Per view: output names, `to_dict`'s value columns, each row's event time (µs, None
+        where absent) and the expiry threshold (µs, None without ttl).
+
+        What a server needs to render values, statuses and event times without the batch
+        decoder: one struct unpack per value, as `to_dict`.
+        """
+        out = []
+        for part in self._parts:
+            threshold = part.expired_before_us
+            columns = part.gather.rows.columns(part.values, threshold)
+            unpack = _EVENT_TS.unpack_from
+            times = [None if v is None else unpack(v)[0] for v in part.values]
+            out.append((part.output_names, columns, times, threshold))
+        return out
 
     def statuses(self) -> dict[str, list[ReadStatus]]:
         """Per feature, PRESENT / NOT_FOUND / EXPIRED for each entity row (design rule 4).

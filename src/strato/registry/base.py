@@ -202,3 +202,20 @@ class RegistryStore(abc.ABC):
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+#: URL schemes spelled differently from the backend they select.
+_SCHEME_ALIASES = {"postgres": "postgresql"}
+
+
+def backend_name(url: str) -> str:
+    """The registry backend a `strato.yaml` ``registry:`` value selects, by its URL scheme.
+
+    A plain path is a SQLite file; ``postgresql://`` and ``postgresql+psycopg://`` both
+    select ``postgresql``. The scheme is the entry-point name, so a third-party backend
+    registered as ``mysql`` is picked by ``mysql://`` URLs without changes here.
+    """
+    if "://" not in url:
+        return "sqlite"
+    scheme = url.split("://", 1)[0].split("+", 1)[0].lower()
+    return _SCHEME_ALIASES.get(scheme, scheme)

@@ -28,7 +28,7 @@ from strato.offline.pit import PitRequest
 from strato.online.base import OnlineStore
 from strato.online.expiry import expired_before_us
 from strato.online.response import OnlineResponse
-from strato.registry.base import OnlineProgress, RegistryStore, Revision
+from strato.registry.base import OnlineProgress, RegistryStore, Revision, backend_name
 from strato.store.catalog import Catalog
 from strato.store.materialize import Materializer, check_end
 from strato.store.online_limits import check_online_limits
@@ -77,7 +77,7 @@ class FeatureStore:
         dotted = {k.replace("__", "."): v for k, v in overrides.items()}
         self.config = config or repo_config(repo_path, dotted, create=create and not read_only)
         self.read_only = read_only
-        registry_cls: type[RegistryStore] = plugins.load("registry", "sqlite")
+        registry_cls: type[RegistryStore] = plugins.load("registry", backend_name(self.config.registry_url))
         self.registry = registry_cls.open(self.config.registry_url, project=self.config.project, create=not read_only)
         self._delta: DeltaTables | None = None
         self._online: OnlineStore | None = None

@@ -14,6 +14,14 @@ SQLite gets WAL (readers never block the writer) and enforced foreign keys, and 
 transaction is started by us: ``BEGIN IMMEDIATE`` for writes, so an apply takes the write
 lock before it reads the state it checks, and a plain ``BEGIN`` for reads, so several
 SELECTs see one snapshot (the sqlite3 driver's own transaction handling does neither).
+
+PostgreSQL (``postgresql://`` URLs, driven by psycopg 3) gets the same guarantees its own way:
+writes run at READ COMMITTED and an apply first updates its project's row, a row lock that
+makes a second apply of that project wait until the first commits; each later statement
+then sees what the first wrote, so the re-plan check refuses a stale plan. Reads run at
+REPEATABLE READ, READ ONLY: one snapshot, never blocked, never a serialization failure.
+Creating the tables takes a transaction-scoped advisory lock, so processes opening a new
+database at once do not race on CREATE TABLE.
 """
 
 from __future__ import annotations
@@ -89,6 +97,12 @@ from strato.registry.base import (
 
 _WRITE = "strato_write"  # execution option: this transaction writes, so BEGIN IMMEDIATE
 _TRANSIENT = ("database is locked", "database is busy", "could not connect", "connection refused", "server closed")
+#: PostgreSQL error codes worth a retry: connection exceptions (class 08), the server
+#: shutting down or starting up, and the losers of a serialization or deadlock check.
+_PG_TRANSIENT_CODES = ("57P01", "57P02", "57P03")
+_PG_RETRY_CODES = ("40001", "40P01")
+#: `pg_advisory_xact_lock` key held while creating the tables ("strato" in ASCII).
+_PG_SCHEMA_LOCK = 0x73747261746F
 
 
 class _UTCDateTime(TypeDecorator[datetime]):
@@ -161,23 +175,38 @@ def _mapped_errors() -> Iterator[None]:
         ) from exc
     except sa_exc.DBAPIError as exc:
         message = str(exc.orig).lower()
+        first_line = (str(exc.orig).strip().splitlines() or [""])[0]  # libpq adds hints on more lines
+        code = str(getattr(exc.orig, "sqlstate", "") or "")
+        if code in _PG_RETRY_CODES:
+            raise BackendUnavailable(
+                f"registry: a concurrent transaction conflicted with this one; retry ({first_line})"
+            ) from exc
+        if code.startswith("08") or code in _PG_TRANSIENT_CODES:
+            raise BackendUnavailable(f"registry database is unavailable: {first_line}") from exc
         if exc.connection_invalidated or any(marker in message for marker in _TRANSIENT):
-            raise BackendUnavailable(f"registry database is unavailable: {exc.orig}") from exc
+            raise BackendUnavailable(f"registry database is unavailable: {first_line}") from exc
         raise BackendFailure(f"registry database failed: {exc.orig}") from exc
     except sa_exc.SQLAlchemyError as exc:
         raise BackendFailure(f"registry database failed: {exc}") from exc
 
 
 def _url(target: str) -> URL:
-    """A SQLAlchemy URL from a URL, or from a plain path (taken as a SQLite file)."""
+    """A SQLAlchemy URL from a URL, or from a plain path (taken as a SQLite file).
+
+    ``postgresql://`` (and ``postgres://``, as libpq spells it) means psycopg 3, the driver
+    Strato installs; an explicit ``postgresql+driver://`` is kept as given.
+    """
     if not isinstance(target, str) or not target:
         raise ConfigError(f"registry: expected a database URL or a file path, got {target!r}")
     if "://" not in target:
         return URL.create("sqlite", database=str(Path(target).expanduser()))
     try:
-        return make_url(target)
+        url = make_url(target)
     except sa_exc.ArgumentError as exc:
         raise ConfigError(f"registry URL {target!r} is invalid: {exc}") from None
+    if url.drivername in ("postgresql", "postgres"):
+        url = url.set(drivername="postgresql+psycopg")
+    return url
 
 
 def _sqlite_file(url: URL) -> Path | None:
@@ -196,8 +225,15 @@ def _create_engine(url: URL, *, create: bool = True) -> Engine:
             raise RegistryNotFoundError(f"no registry at {file} yet; run `strato apply` first")
         if create:
             file.parent.mkdir(parents=True, exist_ok=True)
+    options: dict[str, Any] = {}
+    if url.get_backend_name() == "postgresql":
+        # A pooled connection may outlive a server restart: test it before use, so the
+        # first call after the server is back succeeds instead of failing on a dead socket.
+        options["pool_pre_ping"] = True
+        if url.get_driver_name() == "psycopg":
+            options["connect_args"] = {"connect_timeout": 5, "application_name": "strato"}
     try:
-        engine = create_engine(url)
+        engine = create_engine(url, **options)
     except sa_exc.NoSuchModuleError:
         raise ConfigError(
             f"registry URL {url.render_as_string(hide_password=True)!r}: unsupported database; "
@@ -268,6 +304,8 @@ class SQLRegistry(RegistryStore):
                     registry._has_progress = inspect(conn).has_table(_online_progress.name)
                 return registry
             with registry._transaction(write=True) as conn:
+                if conn.dialect.name == "postgresql":
+                    conn.execute(select(func.pg_advisory_xact_lock(_PG_SCHEMA_LOCK)))
                 _metadata.create_all(conn)
                 known = conn.execute(select(_projects.c.project).where(_projects.c.project == project)).first()
                 if known is None:
@@ -294,6 +332,12 @@ class SQLRegistry(RegistryStore):
         with _mapped_errors(), self._engine.connect() as conn:
             if write:
                 conn.execution_options(**{_WRITE: True})
+            if conn.dialect.name == "postgresql":
+                # See the module docstring: row locks order writes, a snapshot serves reads.
+                if write:
+                    conn.execution_options(isolation_level="READ COMMITTED")
+                else:
+                    conn.execution_options(isolation_level="REPEATABLE READ", postgresql_readonly=True)
             with conn.begin():
                 yield conn
 
@@ -494,6 +538,9 @@ class SQLRegistry(RegistryStore):
         values = {"table_version": progress.version, "until": progress.until}
         with self._transaction(write=True) as conn:
             if expected is None:
+                # Lock the project's row first (a no-op on SQLite, whose BEGIN IMMEDIATE did),
+                # so two first claims do not both find nothing and collide on the insert.
+                conn.execute(select(_projects.c.project).where(_projects.c.project == self._project).with_for_update())
                 if conn.execute(select(_online_progress.c.storage).where(self._progress_key(table))).first():
                     return False
                 conn.execute(insert(_online_progress).values(project=self._project, storage=table, **values))

@@ -1,0 +1,68 @@
+"""`strato serve`: the feature server (`strato.server`) under uvicorn, one or more workers."""
+
+from __future__ import annotations
+
+import os
+import signal
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from strato.errors import UserError
+
+
+def serve(
+    host: Annotated[str, typer.Option("--host", help="Address to bind.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option("--port", help="Port to listen on.")] = 6566,
+    workers: Annotated[int, typer.Option("--workers", help="Worker processes, sharing the online store.")] = 1,
+    repo: Annotated[
+        Path | None,
+        typer.Option(
+            "--repo",
+            "-r",
+            metavar="PATH",
+            help="Feature repo folder (default: nearest with strato.yaml).",
+            show_default=False,
+        ),
+    ] = None,
+    max_body_bytes: Annotated[int, typer.Option("--max-body-bytes", help="Largest request body accepted.")] = 8 << 20,
+    max_batch_rows: Annotated[
+        int, typer.Option("--max-batch-rows", help="Most entity or pushed rows per request.")
+    ] = 10_000,
+) -> None:
+    """Serve online features over HTTP in Feast's shapes (POST /get-online-features, /push, …).
+
+    Each worker opens the store itself after it starts; SIGTERM finishes in-flight requests and exits 0.
+    """
+    from strato.config import CONFIG_FILE, load_config
+    from strato.server.settings import SETTINGS_ENV, ServerSettings
+    from strato.store import FeatureStore
+
+    if workers < 1:
+        raise UserError(f"--workers: expected at least 1, got {workers}")
+    if not 0 < port < 65536:
+        raise UserError(f"--port: expected 1-65535, got {port}")
+    config = load_config(repo)
+    if not (config.repo_path / CONFIG_FILE).is_file():
+        raise UserError(f"no feature repo: no {CONFIG_FILE} in {config.repo_path}; create one with `strato init`")
+    settings = ServerSettings(repo=config.repo_path, max_body_bytes=max_body_bytes, max_batch_rows=max_batch_rows)
+    FeatureStore(config=config, read_only=True).close()  # nothing applied yet: one clear line, before any worker
+    os.environ[SETTINGS_ENV] = settings.to_env()
+
+    import uvicorn
+
+    # uvicorn handles SIGTERM/SIGINT while serving and raises them again once shut down:
+    # that second delivery is a finished shutdown, not an interrupt of this command.
+    signal.signal(signal.SIGTERM, lambda *_: None)
+    signal.signal(signal.SIGINT, lambda *_: None)
+    uvicorn.run(
+        "strato.server.app:app_from_env",
+        factory=True,
+        host=host,
+        port=port,
+        workers=workers,
+        timeout_graceful_shutdown=30,
+        access_log=False,
+        log_level="info",
+    )

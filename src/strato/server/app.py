@@ -1,0 +1,238 @@
+"""HTTP routes, thin: parse and check the request, call the store, render the answer.
+
+Every route runs inside `_endpoint`, which times it, authorizes it (`auth.authorize`, the one
+seam for access control), and turns any exception into a JSON error (`error_responses`):
+a bad request never takes the worker down and never sees a traceback.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+from typing import Any, cast
+
+import orjson
+from starlette.applications import Starlette
+from starlette.concurrency import run_in_threadpool
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from strato.errors import UserError
+from strato.server import feast
+from strato.server.auth import authorize
+from strato.server.error_responses import HTTPError, error_response, status_of
+from strato.server.metrics import CONTENT_TYPE, ServerMetrics
+from strato.server.settings import ServerSettings
+from strato.store import FeatureStore
+from strato.store.results import WriteTarget
+
+_JSON = "application/json"
+Handler = Callable[[Request], Awaitable[Response]]
+
+
+def _json(data: Any, status: int = 200) -> Response:
+    return Response(orjson.dumps(data), status_code=status, media_type=_JSON)
+
+
+def _listing(key: str, specs: list[dict[str, Any]]) -> Response:
+    """A listing of definitions; their specs may hold durations and times, rendered as text."""
+    return Response(orjson.dumps({key: specs}, default=str), media_type=_JSON)
+
+
+class _Server:
+    """The routes of one app, around the store its worker opened at startup."""
+
+    def __init__(self, settings: ServerSettings, store: FeatureStore | None):
+        self.settings = settings
+        self.metrics = ServerMetrics()
+        self._store = store
+
+    @property
+    def store(self) -> FeatureStore:
+        if self._store is None:
+            raise HTTPError(503, "the feature store is not open yet")
+        return self._store
+
+    def open(self) -> None:
+        if self._store is None:
+            self._store = FeatureStore(self.settings.repo)
+
+    def close(self) -> None:
+        if self._store is not None:
+            self._store.close()
+            self._store = None
+
+    def endpoint(self, name: str, fn: Handler) -> Handler:
+        latency = self.metrics.latency.labels(name)
+        errors = self.metrics.errors
+
+        async def run(request: Request) -> Response:
+            start = time.perf_counter()
+            try:
+                response = await fn(request)
+            except Exception as exc:
+                status, message = status_of(exc)
+                errors.labels(name, str(status)).inc()
+                response = error_response(status, message)
+            latency.observe(time.perf_counter() - start)
+            return response
+
+        return run
+
+    async def body(self, request: Request) -> dict[str, Any]:
+        """The request's JSON object, refused early when too big or not JSON."""
+        ctype = request.headers.get("content-type")
+        if ctype is not None:
+            media = ctype.split(";")[0].strip().lower()
+            if media != _JSON and not media.endswith("+json"):
+                raise HTTPError(415, f"content type {media!r} is not supported: send application/json")
+        limit = self.settings.max_body_bytes
+        length = request.headers.get("content-length")
+        if length is not None and length.isdigit() and int(length) > limit:
+            raise HTTPError(413, f"request body of {length} bytes is over the limit of {limit} bytes")
+        raw = bytearray()
+        async for chunk in request.stream():
+            raw += chunk
+            if len(raw) > limit:
+                raise HTTPError(413, f"request body is over the limit of {limit} bytes")
+        try:
+            data = orjson.loads(raw)
+        except orjson.JSONDecodeError as exc:
+            raise HTTPError(400, f"malformed JSON: {exc}") from None
+        if not isinstance(data, dict):
+            raise HTTPError(400, f"expected a JSON object, got {type(data).__name__}")
+        return data
+
+    # ------------------------------------------------------------------ routes
+
+    async def get_online_features(self, request: Request) -> Response:
+        start = time.perf_counter()
+        body = await self.body(request)
+        features, service_name, full_names = feast.feature_request(body)
+        entities, n = feast.columns(body, "entities", self.settings.max_batch_rows)
+        store = self.store
+        wanted: Any
+        if service_name is not None:
+            authorize(request, "read", [service_name])
+            wanted = store.get_feature_service(service_name)
+        else:
+            assert features is not None
+            authorize(request, "read", sorted({f.partition(":")[0] for f in features}))
+            wanted = features
+        try:
+            response = store.get_online_features(wanted, entities, full_feature_names=full_names)
+        except KeyError as exc:
+            raise HTTPError(400, f"entities: missing join key {exc}") from None
+        missing = [k for k in response.key_names if k not in entities]
+        if missing:
+            raise HTTPError(400, f"entities: missing join key(s) {missing}")
+        data, counts = feast.render(response, entities)
+        self.metrics.rows.inc(n)
+        for status, count in counts.items():
+            if count:
+                self.metrics.statuses.labels(status).inc(count)
+        answer = _json(data)
+        if service_name is not None:
+            self.metrics.service_latency.labels(service_name).observe(time.perf_counter() - start)
+        return answer
+
+    async def _write(self, request: Request, view: str, df: dict[str, list[Any]], n: int, to: WriteTarget) -> Response:
+        authorize(request, "write", [view])
+        import pyarrow as pa
+
+        try:
+            result = await run_in_threadpool(self.store.write, view, df, to=to)
+        except pa.ArrowException as exc:  # columns Arrow cannot type (mixed values): the client's data
+            raise UserError(f"df: {' '.join(str(exc).splitlines())[:300]}") from None
+        self.metrics.rows_written.inc(n)
+        rows = getattr(result, "rows", n)
+        return _json({"status": "ok", "feature_view": view, "rows": rows, "to": to})
+
+    async def push(self, request: Request) -> Response:
+        body = await self.body(request)
+        view = body.get("feature_view") or body.get("push_source_name")
+        if not isinstance(view, str):
+            raise HTTPError(400, "give 'push_source_name' or 'feature_view': the name of the view to push to")
+        to = body.get("to", "online")
+        if to not in feast.WRITE_TARGETS:
+            raise HTTPError(400, f"field 'to': {to!r}; expected one of {list(feast.WRITE_TARGETS)}")
+        df, n = feast.columns(body, "df", self.settings.max_batch_rows)
+        return await self._write(request, view, df, n, cast("WriteTarget", to))
+
+    async def write_to_online_store(self, request: Request) -> Response:
+        body = await self.body(request)
+        view = feast.field(body, "feature_view_name", str, "the name of a feature view")
+        df, n = feast.columns(body, "df", self.settings.max_batch_rows)
+        return await self._write(request, view, df, n, "online")
+
+    async def health(self, request: Request) -> Response:
+        authorize(request, "health")
+        # The worker's pid tells a client (and the tests) which process answered.
+        return _json({"status": "ok", "project": self.store.project, "worker": os.getpid()})
+
+    async def metrics_text(self, request: Request) -> Response:
+        authorize(request, "metrics")
+        return Response(self.metrics.render(), media_type=CONTENT_TYPE)
+
+    async def list_entities(self, request: Request) -> Response:
+        authorize(request, "list")
+        return _listing("entities", [e.to_spec() for e in self.store.list_entities()])
+
+    async def list_feature_views(self, request: Request) -> Response:
+        authorize(request, "list")
+        return _listing("feature_views", [v.to_spec() for v in self.store.list_feature_views()])
+
+    async def list_feature_services(self, request: Request) -> Response:
+        authorize(request, "list")
+        return _listing("feature_services", [s.to_spec() for s in self.store.list_feature_services()])
+
+
+def create_app(settings: ServerSettings | None = None, store: FeatureStore | None = None) -> Starlette:
+    """The ASGI app serving `store`, or the store of `settings.repo` opened at startup.
+
+    Opening at startup (not at import) is what lets each uvicorn worker open the LMDB
+    environment itself, after the fork.
+    """
+    server = _Server(settings or ServerSettings(), store)
+    own_store = store is None
+
+    @asynccontextmanager
+    async def lifespan(_: Starlette) -> AsyncIterator[None]:
+        if own_store:
+            server.open()
+        try:
+            yield
+        finally:
+            if own_store:
+                server.close()
+
+    def route(path: str, name: str, fn: Handler, method: str) -> Route:
+        return Route(path, server.endpoint(name, fn), methods=[method])
+
+    routes = [
+        route("/get-online-features", "get-online-features", server.get_online_features, "POST"),
+        route("/push", "push", server.push, "POST"),
+        route("/write-to-online-store", "write-to-online-store", server.write_to_online_store, "POST"),
+        route("/health", "health", server.health, "GET"),
+        route("/metrics", "metrics", server.metrics_text, "GET"),
+        route("/list/entities", "list-entities", server.list_entities, "GET"),
+        route("/list/feature-views", "list-feature-views", server.list_feature_views, "GET"),
+        route("/list/feature-services", "list-feature-services", server.list_feature_services, "GET"),
+    ]
+
+    async def http_error(_: Request, exc: Exception) -> Response:
+        assert isinstance(exc, HTTPException)
+        return error_response(exc.status_code, str(exc.detail))
+
+    app = Starlette(routes=routes, lifespan=lifespan, exception_handlers={HTTPException: http_error})
+    app.state.server = server
+    return app
+
+
+def app_from_env() -> Starlette:
+    """uvicorn's app factory for `strato serve`: each worker calls it in its own process."""
+    return create_app(ServerSettings.from_env())
