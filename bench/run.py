@@ -13,6 +13,8 @@ feature repo, then measures:
   mixed like a real view: its numeric features cycle float32 / float64 / int64, and it has a
   string and a list feature; ``to_dict``/``to_df`` read 118 numeric features plus those two,
   ``to_numpy`` (numbers only) 120 numeric ones;
+- ``redis``: `bench.redis_online` (Redis and Redis Cluster reads beside raw redis-py, on
+  servers it starts; skipped without ``redis-server``);
 - ``historical``: `bench.historical` (Strato's point-in-time join beside a hand-written
   DuckDB ASOF JOIN on the same files, each in a fresh process).
 
@@ -246,6 +248,10 @@ def run(users: int, iterations: int, repeat: int, seed: int = 7) -> dict[str, An
             del history
             results.update(bench_online(store, users, iterations, seed))
         results.update(bench_materialize(repo, users))
+    _log("redis: 1 x 120 on a redis-server and 100 x 120 on a 3-master cluster, each beside raw redis-py …")
+    from bench import redis_online  # imports this module's timing helpers
+
+    results.update(redis_online.run(min(users, 20_000), max(iterations // 4, 1_000)))
     _log(f"historical: {users:,}-row entity frame x 120 features, {repeat} runs each …")
     results.update(historical.run(users, repeat))
     return results
