@@ -54,6 +54,7 @@ _EXAMPLES: dict[str, list[str]] = {
         'strato sql "select count(*) from user_stats"',
         'strato sql "select * from user_stats order by event_timestamp" --limit 5',
     ],
+    "doctor": ["strato doctor", "strato doctor -r fraud-repo"],
     "config": ["strato config", "STRATO_ONLINE__SYNC=false strato config"],
     "quickstart": ["strato quickstart", "strato quickstart --dir /tmp/demo --users 2000"],
 }

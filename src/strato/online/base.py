@@ -17,6 +17,9 @@ from typing import Any, ClassVar, Self
 
 from pydantic import BaseModel, ConfigDict
 
+DOCTOR_TABLE = "strato_doctor"
+"""The table `OnlineStore.check` reads from: no view's storage has this name (they end in ``__vN``)."""
+
 
 class StoreOptions(BaseModel):
     """Base of every backend's options model; unknown keys are an error, not ignored."""
@@ -97,6 +100,16 @@ class OnlineStore(abc.ABC):
         answers from its own accounting. The default: room is the engine's to manage.
         """
         return None
+
+    def check(self) -> list[str]:
+        """What is wrong with this store's setup, one sentence each (empty: nothing), for `strato doctor`.
+
+        Opening already proved the engine reachable; this proves it answers. The default reads
+        a key no view ever writes; a backend that can say more (space left, permissions, the
+        server's own health) adds its own findings. Engine errors propagate as `BackendError`s.
+        """
+        self.read(DOCTOR_TABLE, [b"strato-doctor-probe"])
+        return []
 
     def __enter__(self) -> Self:
         return self

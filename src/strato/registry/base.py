@@ -193,6 +193,15 @@ class RegistryStore(abc.ABC):
         the record was written.
         """
 
+    def check(self) -> builtins.list[str]:
+        """What is wrong with this registry's setup, one sentence each (empty: nothing), for `strato doctor`.
+
+        The default asks for the project's revision, which proves the database answers; a
+        backend that can say more (missing tables, an unknown project) adds its findings.
+        """
+        self.revision()
+        return []
+
     @abc.abstractmethod
     def close(self) -> None:
         """Release connections; the store is unusable afterwards."""

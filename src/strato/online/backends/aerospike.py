@@ -217,6 +217,19 @@ class AerospikeOnlineStore(OnlineStore):
             )
         return store
 
+    def check(self) -> list[str]:
+        problems = super().check()
+        try:
+            namespaces = self._info_namespaces()
+        except aex.AerospikeError as exc:
+            raise self._translate(exc, "check") from exc
+        if namespaces is not None and self.options.namespace not in namespaces:
+            problems.append(
+                f"{self._where}: the server has no namespace {self.options.namespace!r} "
+                f"(it has {', '.join(sorted(namespaces))}); set online.namespace to one of them"
+            )
+        return problems
+
     def _info_namespaces(self) -> set[str] | None:
         answers = self._live().info_all("namespaces")
         for _node, (error, text) in answers.items():

@@ -364,6 +364,22 @@ class LMDBOnlineStore(OnlineStore):
                 "sparse, so a large value costs no disk"
             )
 
+    def check(self) -> list[str]:
+        problems = super().check()
+        path = self.options.path
+        if not os.access(path, os.W_OK | os.X_OK):
+            problems.append(f"{path} is not writable by this user; writes and materialization will fail")
+        env = self._live()
+        with self._errors:
+            info, page = env.info(), env.stat()["psize"]
+        used = (info["last_pgno"] + 1) * page
+        if used > 0.9 * info["map_size"]:
+            problems.append(
+                f"{path} uses {used / 2**20:,.1f} MiB of online.map_size_gb = {self.options.map_size_gb:g}; "
+                "raise online.map_size_gb (the file is sparse, a large value costs no disk)"
+            )
+        return problems
+
     def close(self) -> None:
         if self._env is not None:
             self._env = None

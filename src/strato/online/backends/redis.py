@@ -284,6 +284,25 @@ class RedisOnlineStore(OnlineStore):
         except redis.RedisError as exc:
             raise _translate(self._where, exc) from exc
 
+    def check(self) -> list[str]:
+        problems = super().check()
+        client = self._live()
+        try:
+            client.ping()
+            if not self._cluster:
+                policy = client.config_get("maxmemory-policy").get(b"maxmemory-policy", b"")
+                policy = policy.decode() if isinstance(policy, bytes) else str(policy)
+                if policy.startswith("allkeys-"):
+                    problems.append(
+                        f"{self._where} evicts any key when full (maxmemory-policy {policy}); online values "
+                        "may vanish before their ttl: use noeviction or a volatile-* policy"
+                    )
+        except redis.ResponseError:
+            pass  # CONFIG is often disabled on managed servers: nothing more to learn
+        except redis.RedisError as exc:
+            raise _translate(self._where, exc) from exc
+        return problems
+
     def _scan(self, client: Any, prefix: bytes) -> Iterator[list[bytes]]:
         """Every key of the table whose prefix is `prefix` (on every primary of a cluster), in batches."""
         pattern = _glob_escape(prefix) + b"*"

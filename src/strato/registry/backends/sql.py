@@ -315,6 +315,22 @@ class SQLRegistry(RegistryStore):
             raise
         return registry
 
+    def check(self) -> builtins.list[str]:
+        problems: builtins.list[str] = []
+        with self._transaction() as conn:
+            inspector = inspect(conn)
+            missing = [t.name for t in _metadata.sorted_tables if not inspector.has_table(t.name)]
+            if missing:
+                problems.append(f"tables {', '.join(missing)} are missing; run `strato apply` to create them")
+            if _projects.name not in missing:
+                known = conn.execute(select(_projects.c.project).where(_projects.c.project == self._project)).first()
+                if known is None:
+                    problems.append(
+                        f"project {self._project!r} is not in this registry; check `project:` in strato.yaml, "
+                        "or run `strato apply` to register it"
+                    )
+        return problems
+
     def close(self) -> None:
         if not self._closed:
             self._closed = True
