@@ -373,9 +373,11 @@ class LMDBOnlineStore(OnlineStore):
         with self._errors:
             info, page = env.info(), env.stat()["psize"]
         used = (info["last_pgno"] + 1) * page
-        if used > 0.9 * info["map_size"]:
+        free = info["map_size"] - used
+        # Under 10% free, or under the margin `check_room` keeps (then every write is refused).
+        if free < max(0.1 * info["map_size"], 64 * page):
             problems.append(
-                f"{path} uses {used / 2**20:,.1f} MiB of online.map_size_gb = {self.options.map_size_gb:g}; "
+                f"{path} has {max(free, 0) / 2**20:,.1f} MiB free of online.map_size_gb = {self.options.map_size_gb:g}; "
                 "raise online.map_size_gb (the file is sparse, a large value costs no disk)"
             )
         return problems

@@ -290,8 +290,11 @@ class RedisOnlineStore(OnlineStore):
         try:
             client.ping()
             if not self._cluster:
-                policy = client.config_get("maxmemory-policy").get(b"maxmemory-policy", b"")
-                policy = policy.decode() if isinstance(policy, bytes) else str(policy)
+                answer = {
+                    (k.decode() if isinstance(k, bytes) else str(k)): (v.decode() if isinstance(v, bytes) else str(v))
+                    for k, v in client.config_get("maxmemory-policy").items()
+                }
+                policy = answer.get("maxmemory-policy", "")
                 if policy.startswith("allkeys-"):
                     problems.append(
                         f"{self._where} evicts any key when full (maxmemory-policy {policy}); online values "
