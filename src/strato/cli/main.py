@@ -19,8 +19,8 @@ import typer
 from rich.markup import escape
 
 from strato.cli import render
-from strato.cli.help import examples, show_flags_as_flags, strato_command
 from strato.cli.doctor import doctor as doctor_command
+from strato.cli.help import examples, show_flags_as_flags, strato_command
 from strato.cli.serve import serve as serve_command
 from strato.errors import BackendError, StratoError, UserError
 
