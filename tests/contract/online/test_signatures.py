@@ -28,7 +28,7 @@ INTERFACE = public_methods(OnlineStore)
 
 
 def test_interface_has_the_documented_methods() -> None:
-    assert INTERFACE == ["check_room", "close", "drop", "key_limit", "open", "prune", "read", "write"]
+    assert INTERFACE == ["check", "check_room", "close", "drop", "key_limit", "open", "prune", "read", "write"]
 
 
 @pytest.mark.parametrize("name", backend_params())
