@@ -184,3 +184,17 @@ def test_the_default_online_check_reads_a_missing_key(tmp_path: Path) -> None:
     write_default_config(tmp_path, "proj")
     with MemoryOnlineStore.open(MemoryOnlineStore.options_model(), project="proj") as store:
         assert store.check() == []
+
+
+def test_a_postgresql_registry_nobody_listens_on_fails_naming_the_server(repo: Path) -> None:
+    pytest.importorskip("psycopg", reason="the postgresql extra is not installed")
+    port = free_port()
+    set_config(repo, f"registry: postgresql://strato:secret@127.0.0.1:{port}/strato\n")
+    report = diagnose(repo)
+    check = by_name(report)["registry"]
+    assert not check.ok
+    assert "BackendUnavailable" in check.detail
+    assert str(port) in check.detail
+    assert "secret" not in " ".join(c.detail for c in report.checks)
+    assert by_name(report)["online"].ok
+    one_line(report)
