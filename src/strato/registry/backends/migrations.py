@@ -89,7 +89,8 @@ def stored_version(conn: Connection) -> int | None:
         raise BackendFailure(
             f"registry table {SCHEMA_TABLE} holds {len(versions)} rows, expected one; the registry is damaged"
         )
-    return versions[0]
+    version: int = versions[0]
+    return version
 
 
 def check_known(version: int) -> None:
