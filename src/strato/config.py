@@ -29,10 +29,11 @@ import re
 from collections.abc import Hashable, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import yaml
-from pydantic import BaseModel, ValidationError
+from pydantic import BaseModel, ConfigDict, ValidationError
+from pydantic import Field as PydanticField
 
 from strato import clock, plugins
 from strato.errors import ConfigError
@@ -47,8 +48,8 @@ DEFAULTS: dict[str, Any] = {
     "online": {"type": "lmdb", "path": ".strato/online"},
     "write": {"max_future_seconds": clock.DEFAULT_MAX_FUTURE_SECONDS},
 }
-_TOP_KEYS = {"project", "registry", "offline", "online", "write"}
-_SECTIONS = {"offline", "online", "write"}  # mappings of options
+_TOP_KEYS = {"project", "registry", "offline", "online", "write", "server"}
+_SECTIONS = {"offline", "online", "write", "server"}  # mappings of options
 _REGISTRY_KEYS = {"url", "path"}  # `registry:` as a mapping
 _PATH_OPTIONS = {"path"}
 _URI = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*://")
@@ -57,6 +58,30 @@ _URI = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*://")
 def is_uri(text: str) -> bool:
     """Whether `text` has a scheme (``s3://``, ``postgresql://``, ``file://``…): kept as written."""
     return _URI.match(text) is not None
+
+
+_Options = TypeVar("_Options", bound=BaseModel)
+
+
+class ServerOptions(BaseModel):
+    """The ``server:`` section: where `strato serve` listens and what one request may cost."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, use_attribute_docstrings=True)
+
+    host: str = "127.0.0.1"
+    """Address to bind; loopback by default, so nothing is exposed until asked."""
+
+    port: int = PydanticField(default=6566, ge=1, le=65535)
+    """TCP port (Feast's feature server uses 6566 too)."""
+
+    workers: int = PydanticField(default=1, ge=1)
+    """Worker processes; each opens the store after it starts and they share the online store."""
+
+    max_body_bytes: int = PydanticField(default=8 * 1024 * 1024, ge=1)
+    """Largest request body accepted (413 beyond it), read no further than this."""
+
+    max_batch_rows: int = PydanticField(default=10_000, ge=1)
+    """Most entity rows (or pushed rows) in one request (413 beyond it)."""
 
 
 @dataclass(frozen=True)
@@ -74,6 +99,8 @@ class StratoConfig:
     sources: dict[str, str] = field(default_factory=dict)
     max_future_seconds: float = clock.DEFAULT_MAX_FUTURE_SECONDS
     """``write.max_future_seconds``: how far past now an event time may be (`strato.clock`)."""
+    server: ServerOptions = field(default_factory=ServerOptions)
+    """The ``server:`` section, read by `strato serve`."""
 
     def describe(self) -> list[tuple[str, str, str]]:
         """(key, value, where it came from), for `strato config`."""
@@ -87,6 +114,7 @@ class StratoConfig:
         ]
         rows += [(f"online.{k}", v) for k, v in self.online_options.model_dump().items()]
         rows += [(f"offline.{k}", v) for k, v in self.offline_options.model_dump().items()]
+        rows += [(f"server.{k}", v) for k, v in self.server.model_dump().items()]
         return [(key, str(value), self.sources.get(key, "default")) for key, value in rows]
 
 
@@ -304,6 +332,8 @@ def load_config(
     )
     for key in sorted(k for k in values if k.startswith("write.")):
         raise ConfigError(f"{origins[key]}: {key}: unknown setting; 'write' takes only max_future_seconds")
+    server_raw = {k.split(".", 1)[1]: values.pop(k) for k in [k for k in values if k.startswith("server.")]}
+    server = _validated("server", ServerOptions, server_raw, origins, "the server section")
     online_raw = {k.split(".", 1)[1]: v for k, v in values.items() if k.startswith("online.")}
     offline_raw = {k.split(".", 1)[1]: v for k, v in values.items() if k.startswith("offline.")}
     for key in _PATH_OPTIONS & online_raw.keys():
@@ -322,6 +352,7 @@ def load_config(
         online_options=online_options,
         sources=sources,
         max_future_seconds=max_future_seconds,
+        server=server,
     )
 
 
@@ -346,6 +377,14 @@ def _max_future_seconds(raw: Any, origin: str) -> float:
 def _options(seam: plugins.Seam, name: str, raw: Mapping[str, Any], origins: Mapping[str, str]) -> BaseModel:
     backend = plugins.load(seam, name)
     model: type[BaseModel] = backend.options_model  # type: ignore[attr-defined]
+    return _validated(seam, model, raw, origins, f"the {name!r} {seam} backend")
+
+
+def _validated(
+    section: str, model: type[_Options], raw: Mapping[str, Any], origins: Mapping[str, str], owner: str
+) -> _Options:
+    """`raw` (one section's options) through `model`; the first problem as one `ConfigError` line."""
+    seam, name = section, owner
     try:
         return model.model_validate(dict(raw))
     except ValidationError as exc:
@@ -355,8 +394,8 @@ def _options(seam: plugins.Seam, name: str, raw: Mapping[str, Any], origins: Map
         where = origins.get(key) or origins.get(f"{seam}.{option.split('.')[0]}", "argument")
         if error["type"] == "extra_forbidden":
             known = set(model.model_fields)
-            hint = _suggest(option, known) if known else f"; the {name!r} {seam} backend takes no options"
-            problem = f"unknown option for the {name!r} {seam} backend{hint}"
+            hint = _suggest(option, known) if known else f"; {name} takes no options"
+            problem = f"unknown option for {name}{hint}"
         elif error["type"] == "value_error":
             problem = error["msg"].removeprefix("Value error, ")
         else:

@@ -68,7 +68,7 @@ def test_materialize_incremental_loads_every_row_committed_since_the_last_run(vi
     assert online(store, ["b:x"], [1])["x"] == [7]
 
 
-def test_materialize_sets_the_watermark_for_incremental_runs(views: FeatureStore) -> None:
+def test_a_window_from_the_start_counts_as_progress_for_incremental_runs(views: FeatureStore) -> None:
     views.write("a", [row(1, 1, 10), row(1, 30, 99)], to="offline")
     assert views.materialize(None, at(10), views=["a"], progress=False).rows == {"a": 1}
     assert views.materialize_incremental(at(40), views=["a"], progress=False).rows == {"a": 1}

@@ -13,9 +13,21 @@ from strato.errors import UserError
 
 
 def serve(
-    host: Annotated[str, typer.Option("--host", help="Address to bind.")] = "127.0.0.1",
-    port: Annotated[int, typer.Option("--port", help="Port to listen on.")] = 6566,
-    workers: Annotated[int, typer.Option("--workers", help="Worker processes, sharing the online store.")] = 1,
+    host: Annotated[
+        str | None,
+        typer.Option("--host", help="Address to bind (default: server.host, 127.0.0.1).", show_default=False),
+    ] = None,
+    port: Annotated[
+        int | None, typer.Option("--port", help="Port to listen on (default: server.port, 6566).", show_default=False)
+    ] = None,
+    workers: Annotated[
+        int | None,
+        typer.Option(
+            "--workers",
+            help="Worker processes, sharing the online store (default: server.workers, 1).",
+            show_default=False,
+        ),
+    ] = None,
     repo: Annotated[
         Path | None,
         typer.Option(
@@ -26,24 +38,43 @@ def serve(
             show_default=False,
         ),
     ] = None,
-    max_body_bytes: Annotated[int, typer.Option("--max-body-bytes", help="Largest request body accepted.")] = 8 << 20,
+    max_body_bytes: Annotated[
+        int | None,
+        typer.Option(
+            "--max-body-bytes",
+            help="Largest request body accepted (default: server.max_body_bytes).",
+            show_default=False,
+        ),
+    ] = None,
     max_batch_rows: Annotated[
-        int, typer.Option("--max-batch-rows", help="Most entity or pushed rows per request.")
-    ] = 10_000,
+        int | None,
+        typer.Option(
+            "--max-batch-rows",
+            help="Most entity or pushed rows per request (default: server.max_batch_rows).",
+            show_default=False,
+        ),
+    ] = None,
 ) -> None:
     """Serve online features over HTTP in Feast's shapes (POST /get-online-features, /push, …).
 
     Each worker opens the store itself after it starts; SIGTERM finishes in-flight requests and exits 0.
+    Options left out come from the ``server:`` section of strato.yaml (or STRATO_SERVER__* variables).
     """
     from strato.config import CONFIG_FILE, load_config
     from strato.server.settings import SETTINGS_ENV, ServerSettings
     from strato.store import FeatureStore
 
+    config = load_config(repo)
+    defaults = config.server
+    host = defaults.host if host is None else host
+    port = defaults.port if port is None else port
+    workers = defaults.workers if workers is None else workers
+    max_body_bytes = defaults.max_body_bytes if max_body_bytes is None else max_body_bytes
+    max_batch_rows = defaults.max_batch_rows if max_batch_rows is None else max_batch_rows
     if workers < 1:
         raise UserError(f"--workers: expected at least 1, got {workers}")
     if not 0 < port < 65536:
         raise UserError(f"--port: expected 1-65535, got {port}")
-    config = load_config(repo)
     if not (config.repo_path / CONFIG_FILE).is_file():
         raise UserError(f"no feature repo: no {CONFIG_FILE} in {config.repo_path}; create one with `strato init`")
     settings = ServerSettings(repo=config.repo_path, max_body_bytes=max_body_bytes, max_batch_rows=max_batch_rows)

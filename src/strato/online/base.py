@@ -21,6 +21,17 @@ DOCTOR_TABLE = "strato_doctor"
 """The table `OnlineStore.check` reads from: no view's storage has this name (they end in ``__vN``)."""
 
 
+def table_prefix(project: str, table: str, head: str = "") -> bytes:
+    """The bytes every key of `table` starts with in a flat keyspace (LMDB, Redis): ``{head}{project}/{table}\\x00``.
+
+    A NUL ends the table name and "/" ends the project, so no table's prefix is another's
+    prefix, and a table's keys are one contiguous range (drop and prune are range scans).
+    """
+    if "/" in table or "\x00" in table:
+        raise ValueError(f"table name {table!r} may not contain '/' or NUL")
+    return f"{head}{project}/{table}\x00".encode()
+
+
 class StoreOptions(BaseModel):
     """Base of every backend's options model; unknown keys are an error, not ignored."""
 

@@ -32,7 +32,7 @@ import lmdb
 from pydantic import Field, field_validator
 
 from strato.errors import BackendFailure, BackendUnavailable, ConfigError
-from strato.online.base import Capabilities, OnlineStore, StoreOptions
+from strato.online.base import Capabilities, OnlineStore, StoreOptions, table_prefix
 from strato.online.codec import HEADER, HEADER_SIZE, is_newer
 
 _GB = 1 << 30
@@ -263,10 +263,7 @@ class LMDBOnlineStore(OnlineStore):
     def _prefix(self, table: str) -> bytes:
         prefix = self._prefixes.get(table)
         if prefix is None:
-            # A NUL ends the table name and "/" ends the project, so no prefix is another's prefix.
-            if "/" in table or "\x00" in table:
-                raise ValueError(f"table name {table!r} may not contain '/' or NUL")
-            prefix = self._prefixes[table] = f"{self.project}/{table}\x00".encode()
+            prefix = self._prefixes[table] = table_prefix(self.project, table)
         return prefix
 
     def write(self, table: str, keys: Sequence[bytes], values: Sequence[bytes], *, ttl: timedelta | None = None) -> int:

@@ -35,7 +35,7 @@ from redis.commands.core import Script
 from redis.crc import key_slot
 
 from strato.errors import BackendFailure, BackendUnavailable
-from strato.online.base import Capabilities, OnlineStore, StoreOptions
+from strato.online.base import Capabilities, OnlineStore, StoreOptions, table_prefix
 from strato.online.codec import HEADER, HEADER_SIZE, is_newer
 
 #: Lua: is the 8-byte little-endian signed integer at a[i..i+7] >= the one at b[j..j+7]?
@@ -202,9 +202,7 @@ class RedisOnlineStore(OnlineStore):
     def _prefix(self, table: str) -> bytes:
         prefix = self._prefixes.get(table)
         if prefix is None:
-            if "/" in table or "\x00" in table:
-                raise ValueError(f"table name {table!r} may not contain '/' or NUL")
-            prefix = self._prefixes[table] = f"{self.options.key_prefix}{self.project}/{table}\x00".encode()
+            prefix = self._prefixes[table] = table_prefix(self.project, table, self.options.key_prefix)
         return prefix
 
     def _full(self, prefix: bytes, key: bytes) -> bytes:

@@ -22,6 +22,9 @@ then sees what the first wrote, so the re-plan check refuses a stale plan. Reads
 REPEATABLE READ, READ ONLY: one snapshot, never blocked, never a serialization failure.
 Creating the tables takes a transaction-scoped advisory lock, so processes opening a new
 database at once do not race on CREATE TABLE.
+
+The schema is versioned (``strato_schema``); an open that may write upgrades an older
+registry in the same transaction, by the steps in `migrations`.
 """
 
 from __future__ import annotations
@@ -84,6 +87,7 @@ from strato.errors import (
     RegistryNotFoundError,
     UserError,
 )
+from strato.registry.backends import migrations
 from strato.registry.base import (
     Head,
     OnlineProgress,
@@ -282,6 +286,8 @@ class SQLRegistry(RegistryStore):
         self._project = project
         self._closed = False
         self._has_progress = True  # False only for a read-only open of a registry older than it
+        #: The schema version this open upgraded the registry from; None when it upgraded nothing.
+        self.upgraded_from: int | None = None
 
     @classmethod
     def open(cls, url: str, *, project: str, create: bool = True) -> Self:
@@ -300,13 +306,16 @@ class SQLRegistry(RegistryStore):
                     if not inspect(conn).has_table(_projects.name):
                         where = _sqlite_file(parsed) or parsed.render_as_string(hide_password=True)
                         raise RegistryNotFoundError(f"no registry at {where} yet; run `strato apply` first")
+                    # An older schema is read as far as it goes (nothing written); a newer one is refused.
+                    migrations.check_known(migrations.stored_version(conn) or 1)
                     # A registry made before online progress existed gets its table on the next write.
                     registry._has_progress = inspect(conn).has_table(_online_progress.name)
                 return registry
             with registry._transaction(write=True) as conn:
                 if conn.dialect.name == "postgresql":
                     conn.execute(select(func.pg_advisory_xact_lock(_PG_SCHEMA_LOCK)))
-                _metadata.create_all(conn)
+                found = migrations.upgrade(conn, _metadata.create_all)
+                registry.upgraded_from = found if found is not None and found < migrations.LATEST else None
                 known = conn.execute(select(_projects.c.project).where(_projects.c.project == project)).first()
                 if known is None:
                     conn.execute(insert(_projects).values(project=project, applies=0, created_at=datetime.now(UTC)))
