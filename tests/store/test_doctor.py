@@ -198,3 +198,13 @@ def test_a_postgresql_registry_nobody_listens_on_fails_naming_the_server(repo: P
     assert "secret" not in " ".join(c.detail for c in report.checks)
     assert by_name(report)["online"].ok
     one_line(report)
+
+
+def test_a_registry_of_an_older_schema_says_how_to_upgrade(repo: Path) -> None:
+    written_repo(repo, materialize=False)
+    with sqlite3.connect(repo / ".strato" / "registry.db") as db:
+        db.execute("DROP TABLE strato_schema")  # as a registry made before schema versions existed
+    check = by_name(diagnose(repo))["registry"]
+    assert not check.ok
+    assert "registry schema version 1 is older" in check.detail
+    assert "run `strato apply` to upgrade it" in check.detail

@@ -331,6 +331,12 @@ class SQLRegistry(RegistryStore):
             missing = [t.name for t in _metadata.sorted_tables if not inspector.has_table(t.name)]
             if missing:
                 problems.append(f"tables {', '.join(missing)} are missing; run `strato apply` to create them")
+            version = migrations.stored_version(conn) or 1
+            if version < migrations.LATEST:
+                problems.append(
+                    f"registry schema version {version} is older than this Strato's ({migrations.LATEST}); "
+                    "run `strato apply` to upgrade it"
+                )
             if _projects.name not in missing:
                 known = conn.execute(select(_projects.c.project).where(_projects.c.project == self._project)).first()
                 if known is None:
