@@ -2,26 +2,15 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-from typing import Annotated
-
 import typer
 from rich.markup import escape
 
 from strato.cli import render
+from strato.cli.options import RepoOption
 
 
 def doctor(
-    repo: Annotated[
-        Path | None,
-        typer.Option(
-            "--repo",
-            "-r",
-            metavar="PATH",
-            help="Feature repo folder (default: nearest folder with strato.yaml).",
-            show_default=False,
-        ),
-    ] = None,
+    repo: RepoOption = None,
 ) -> None:
     """Check that the registry, online store and offline engine are reachable and set up.
 

@@ -21,6 +21,7 @@ from rich.markup import escape
 from strato.cli import render
 from strato.cli.doctor import doctor as doctor_command
 from strato.cli.help import examples, show_flags_as_flags, strato_command
+from strato.cli.options import RepoOption
 from strato.cli.serve import serve as serve_command
 from strato.errors import BackendError, StratoError, UserError
 
@@ -53,17 +54,6 @@ _KIND_ALIASES: dict[str, ObjectKind] = {
     "feature_service": "feature_service",
     "feature-service": "feature_service",
 }
-
-RepoOption = Annotated[
-    Path | None,
-    typer.Option(
-        "--repo",
-        "-r",
-        metavar="PATH",
-        help="Feature repo folder (default: nearest folder with strato.yaml).",
-        show_default=False,
-    ),
-]
 
 
 class _State:

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import os
 import signal
-from pathlib import Path
 from typing import Annotated
 
 import typer
 
+from strato.cli.options import RepoOption
 from strato.errors import UserError
 
 
@@ -28,16 +28,7 @@ def serve(
             show_default=False,
         ),
     ] = None,
-    repo: Annotated[
-        Path | None,
-        typer.Option(
-            "--repo",
-            "-r",
-            metavar="PATH",
-            help="Feature repo folder (default: nearest with strato.yaml).",
-            show_default=False,
-        ),
-    ] = None,
+    repo: RepoOption = None,
     max_body_bytes: Annotated[
         int | None,
         typer.Option(

@@ -62,6 +62,28 @@ def is_newer(candidate: bytes | memoryview, stored: bytes | memoryview) -> bool:
     return HEADER.unpack_from(candidate) >= HEADER.unpack_from(stored)
 
 
+def newest_per_key(keys: Sequence[bytes], values: Sequence[bytes]) -> dict[bytes, bytes]:
+    """Key → value for one write batch, repeated keys resolved by rule 4 (a later item wins a tie).
+
+    Every value is checked to be an encoded value first, so a backend that calls this before
+    touching its engine leaves nothing to undo when the batch is malformed.
+    """
+    for i, value in enumerate(values):
+        if not isinstance(value, bytes) or len(value) < HEADER_SIZE:
+            raise TypeError(
+                f"write: value {i} is not an encoded value (bytes of at least {HEADER_SIZE}): {value!r:.40}"
+            )
+    batch = dict(zip(keys, values, strict=True))
+    if len(batch) == len(keys):
+        return batch  # no repeated key: the common case, resolved by one dict build
+    batch = {}
+    for key, value in zip(keys, values, strict=True):
+        current = batch.get(key)
+        if current is None or is_newer(value, current):
+            batch[key] = value
+    return batch
+
+
 def header(value: bytes) -> tuple[int, int]:
     """(event_ts_us, created_us) of an encoded value."""
     event_ts, created = HEADER.unpack_from(value)

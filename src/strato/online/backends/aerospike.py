@@ -41,7 +41,7 @@ from pydantic import Field, field_validator
 
 from strato.errors import BackendFailure, BackendUnavailable
 from strato.online.base import Capabilities, OnlineStore, StoreOptions
-from strato.online.codec import HEADER, HEADER_SIZE, is_newer
+from strato.online.codec import HEADER, newest_per_key
 
 VALUE_BIN: Final = "v"
 EVENT_BIN: Final = "ev"
@@ -135,19 +135,10 @@ def _resolve(keys: Sequence[bytes], values: Sequence[bytes]) -> dict[bytes, byte
     Reads and checks every item before anything is sent, so a malformed or failing batch
     writes nothing.
     """
-    batch: dict[bytes, bytes] = {}
-    for i in range(len(keys)):
-        key, value = keys[i], values[i]
+    for i, key in enumerate(keys):
         if not isinstance(key, bytes):
             raise TypeError(f"write: key {i} is not bytes: {key!r:.40}")
-        if not isinstance(value, bytes) or len(value) < HEADER_SIZE:
-            raise TypeError(
-                f"write: value {i} is not an encoded value (bytes of at least {HEADER_SIZE}): {value!r:.40}"
-            )
-        current = batch.get(key)
-        if current is None or is_newer(value, current):
-            batch[key] = value
-    return batch
+    return newest_per_key(keys, values)
 
 
 def user_key(key: bytes) -> bytearray | str:

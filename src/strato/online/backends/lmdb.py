@@ -33,7 +33,7 @@ from pydantic import Field, field_validator
 
 from strato.errors import BackendFailure, BackendUnavailable, ConfigError
 from strato.online.base import Capabilities, OnlineStore, StoreOptions, table_prefix
-from strato.online.codec import HEADER, HEADER_SIZE, is_newer
+from strato.online.codec import HEADER, is_newer, newest_per_key
 
 _GB = 1 << 30
 
@@ -190,25 +190,9 @@ def _acquire(options: LMDBOptions) -> tuple[lmdb.Environment, LMDBOptions]:
 
 
 def _resolve(prefix: bytes, keys: Sequence[bytes], values: Sequence[bytes]) -> dict[bytes, bytes]:
-    """Full key → value, with repeated keys resolved within the batch (rule 4; a later item wins a tie).
-
-    Runs before the write transaction: a failing `values` iterator then leaves nothing to undo.
-    """
-    full_keys = [prefix + key for key in keys]
-    for i, value in enumerate(values):
-        if not isinstance(value, bytes) or len(value) < HEADER_SIZE:
-            raise TypeError(
-                f"write: value {i} is not an encoded value (bytes of at least {HEADER_SIZE}): {value!r:.40}"
-            )
-    batch = dict(zip(full_keys, values, strict=True))
-    if len(batch) == len(full_keys):
-        return batch  # no repeated key: the common case, resolved by one dict build
-    batch = {}
-    for key, value in zip(full_keys, values, strict=True):
-        current = batch.get(key)
-        if current is None or is_newer(value, current):
-            batch[key] = value
-    return batch
+    """Full key → value (`codec.newest_per_key`), before the write transaction: a malformed
+    batch then leaves nothing to undo."""
+    return newest_per_key([prefix + key for key in keys], values)
 
 
 def _release(path: str) -> None:

@@ -36,7 +36,7 @@ from redis.crc import key_slot
 
 from strato.errors import BackendFailure, BackendUnavailable
 from strato.online.base import Capabilities, OnlineStore, StoreOptions, table_prefix
-from strato.online.codec import HEADER, HEADER_SIZE, is_newer
+from strato.online.codec import HEADER, newest_per_key
 
 #: Lua: is the 8-byte little-endian signed integer at a[i..i+7] >= the one at b[j..j+7]?
 #: Compared byte by byte from the most significant (Lua numbers are doubles: unpacking
@@ -215,7 +215,7 @@ class RedisOnlineStore(OnlineStore):
             raise ValueError(f"write to {table!r}: {len(keys)} keys but {len(values)} values")
         client = self._live()
         prefix = self._prefix(table)
-        batch = self._resolve([self._full(prefix, key) for key in keys], values)
+        batch = newest_per_key([self._full(prefix, key) for key in keys], values)  # checked before sending
         if not batch:
             return 0
         ttl_us = None if ttl is None else ttl // timedelta(microseconds=1)
@@ -242,27 +242,6 @@ class RedisOnlineStore(OnlineStore):
             by_slot[client.keyslot(item[0])].append(item)
         calls = [([k for k, _ in items], _args(items, ttl_us)) for items in by_slot.values()]
         return _run_on_cluster(client, self._write_script, calls)
-
-    @staticmethod
-    def _resolve(full_keys: Sequence[bytes], values: Sequence[bytes]) -> dict[bytes, bytes]:
-        """Full key → checked value, repeated keys resolved within the batch (rule 4; a later item wins a tie).
-
-        Runs before anything is sent: a failing `values` sequence leaves nothing to undo.
-        """
-        for i, value in enumerate(values):
-            if not isinstance(value, bytes) or len(value) < HEADER_SIZE:
-                raise TypeError(
-                    f"write: value {i} is not an encoded value (bytes of at least {HEADER_SIZE}): {value!r:.40}"
-                )
-        batch = dict(zip(full_keys, values, strict=True))
-        if len(batch) == len(full_keys):
-            return batch  # no repeated key: the common case
-        batch = {}
-        for key, value in zip(full_keys, values, strict=True):
-            current = batch.get(key)
-            if current is None or is_newer(value, current):
-                batch[key] = value
-        return batch
 
     def read(self, table: str, keys: Sequence[bytes]) -> list[bytes | None]:
         prefix = self._prefixes.get(table) or self._prefix(table)
