@@ -1,0 +1,1 @@
+"""Feature statistics, data validation and drift: pure computations over Arrow batches."""
