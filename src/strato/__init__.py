@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from strato.config import StratoConfig, load_config
     from strato.definitions.entity import Entity
+    from strato.definitions.expectations import Expect
     from strato.definitions.feature_service import FeatureService
     from strato.definitions.feature_view import FeatureView, FileSource
     from strato.definitions.field import Field
@@ -29,6 +30,7 @@ if TYPE_CHECKING:
         SchemaError,
         StratoError,
         UserError,
+        ValidationError,
     )
     from strato.online.response import OnlineResponse
     from strato.store import FeatureStore, MaterializeResult, TrainingSet, WriteResult
@@ -53,6 +55,7 @@ if TYPE_CHECKING:
 _HOMES: dict[str, str] = {
     **dict.fromkeys(("StratoConfig", "load_config"), "strato.config"),
     "Entity": "strato.definitions.entity",
+    "Expect": "strato.definitions.expectations",
     "FeatureService": "strato.definitions.feature_service",
     **dict.fromkeys(("FeatureView", "FileSource"), "strato.definitions.feature_view"),
     "Field": "strato.definitions.field",
@@ -68,6 +71,7 @@ _HOMES: dict[str, str] = {
             "NotFoundError",
             "OnlineBehindError",
             "SchemaError",
+            "ValidationError",
             "StratoError",
             "UserError",
         ),
@@ -128,6 +132,7 @@ __all__ = [
     "DType",
     "DefinitionError",
     "Entity",
+    "Expect",
     "FeatureService",
     "FeatureStore",
     "FeatureView",
@@ -151,6 +156,7 @@ __all__ = [
     "Timestamp",
     "TrainingSet",
     "UserError",
+    "ValidationError",
     "Vector",
     "WriteResult",
     "__version__",

@@ -5,6 +5,7 @@
     │   ├── DefinitionError          an Entity / Field / FeatureView / FeatureService is invalid
     │   ├── ConfigError              strato.yaml, STRATO_* variables or arguments are invalid
     │   ├── SchemaError              a batch of rows does not match the view's schema
+    │   │   └── ValidationError      a batch breaks the view's data-quality rules (Expect)
     │   ├── NotFoundError            a named object (view, feature, service, version) does not exist
     │   │   └── RegistryNotFoundError  no registry at the configured place yet (nothing applied)
     │   ├── BreakingChangeError      apply would break a view; ask for a new version
@@ -40,6 +41,15 @@ class ConfigError(UserError):
 
 class SchemaError(UserError):
     """Rows do not match the schema of the view they are written to."""
+
+
+class ValidationError(SchemaError):
+    """A batch breaks its view's data-quality rules; nothing was written. `failures` holds one
+    entry per broken rule: the field, the rule, how many rows, and a sample of them."""
+
+    def __init__(self, message: str, *, failures: tuple[object, ...] = ()):
+        super().__init__(message)
+        self.failures = failures
 
 
 class NotFoundError(UserError):

@@ -8,7 +8,7 @@ until this returns, so a rejected batch leaves every store untouched.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -394,12 +394,20 @@ def conform(view: FeatureView, data: Any, *, max_future_seconds: float | None = 
     return conform_batch(view, data, max_future_seconds=max_future_seconds).rows
 
 
-def conform_batch(view: FeatureView, data: Any, *, max_future_seconds: float | None = None) -> Batch:
+def conform_batch(
+    view: FeatureView,
+    data: Any,
+    *,
+    max_future_seconds: float | None = None,
+    screen: Callable[[pa.Table], pa.Table] | None = None,
+) -> Batch:
     """Validate a batch for `view`: join keys, event_timestamp, features (and created time).
 
     Event (and created) times later than now + `max_future_seconds` are refused (None: no
     limit). A batch of no rows is valid whatever columns it has, as long as none is unknown:
-    it writes nothing.
+    it writes nothing. `screen` (the store's data-quality pass) sees the rows once they are
+    cast, before rows of one (keys, event time) are reduced to the last, and returns the
+    rows to keep (or raises).
     """
     types = {f.name: f.dtype.to_arrow() for f in (*view.join_keys, *view.schema)}
     created_name = view.created_timestamp_column
@@ -449,9 +457,13 @@ def conform_batch(view: FeatureView, data: Any, *, max_future_seconds: float | N
     if created_name:
         columns[CREATED_TIMESTAMP] = _time_column(table, created_name, where, "created time", max_future_seconds)
         out = pa.table(columns)
+        if screen is not None:
+            out = screen(out)
         _refuse_exact_ties(out, [*identity, CREATED_TIMESTAMP], where, created_name)
         return Batch(out)
     out = pa.table(columns)
+    if screen is not None:
+        out = screen(out)
     kept = _keep_last_per_identity(out, identity)
     return Batch(kept, out.num_rows - kept.num_rows)
 
@@ -500,6 +512,12 @@ def _history_schema(view: FeatureView, *, with_created: bool) -> pa.Schema:
     fields = [pa.field(k.name, k.dtype.to_arrow()) for k in view.join_keys]
     fields += [pa.field(EVENT_TIMESTAMP, TIMESTAMP_ARROW)] + [pa.field(f.name, f.dtype.to_arrow()) for f in view.schema]
     return pa.schema(fields + ([pa.field(CREATED_TIMESTAMP, TIMESTAMP_ARROW)] if with_created else []))
+
+
+def history_schema(view: FeatureView, *, with_created: bool) -> pa.Schema:
+    """The columns a conformed batch of `view` has: join keys, ``event_timestamp``, the
+    features, and ``created_timestamp`` when `with_created`."""
+    return _history_schema(view, with_created=with_created)
 
 
 def conform_spine(entity_df: Any, key_fields: Sequence[Field], timestamp_field: str) -> pa.Table:

@@ -30,6 +30,10 @@ _EXAMPLES: dict[str, list[str]] = {
         "strato describe service fraud_model_v1",
     ],
     "history": ["strato history view user_stats"],
+    "quarantine": [
+        "strato quarantine transactions",
+        "strato quarantine transactions --out rejected.csv",
+    ],
     "write": [
         "strato write user_stats stats.csv",
         "strato write user_stats stats.parquet --to offline",

@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Annotated, Any, Literal, NoReturn
 import typer
 from rich.markup import escape
 
-from strato.cli import render
+from strato.cli import quality, render
 from strato.cli.doctor import doctor as doctor_command
 from strato.cli.help import examples, show_flags_as_flags, strato_command
 from strato.cli.options import RepoOption
@@ -284,6 +284,25 @@ def _describe_data(store: FeatureStore, fv: Any) -> None:
         fv.name, store.registry.online_progress(fv.table_name), commits[-1]["version"] if commits else None
     )
     render.console.print(f"  history: {history}\n  online: {online}")
+    quality.describe_stats(store.write_stats(fv.name))
+
+
+@app.command(epilog=examples("quarantine"))
+def quarantine(
+    view: Annotated[str, typer.Argument(help="Feature view name.")],
+    limit: Annotated[int, typer.Option(metavar="N", help="Print at most this many rows.")] = 20,
+    out: Annotated[
+        Path | None, typer.Option(metavar="FILE", help="Write every row to a .csv or .parquet file.")
+    ] = None,
+    repo: RepoOption = None,
+) -> None:
+    """Show the rows writes set aside for breaking the view's rules (on_invalid="quarantine")."""
+    with _open(repo, read_only=True) as store:
+        rows = store.quarantined(view)
+    if out is not None:
+        quality.write_quarantine(rows, out)
+    else:
+        quality.show_quarantine(view, rows, limit)
 
 
 @app.command(epilog=examples("history"))
@@ -351,6 +370,11 @@ def write(
         f"({where}; {render.count(result.online_rows, 'online key')} updated) "
         f"in {render.seconds(seconds)}" + (f" ({speed})" if speed else "")
     )
+    if result.quarantined:
+        render.console.print(
+            f"[yellow]set aside {render.count(result.quarantined, 'row')}[/] that broke the view's rules: "
+            f"`strato quarantine {result.view}` lists them"
+        )
 
 
 def _content_hash(path: Path) -> str:

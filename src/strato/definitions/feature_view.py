@@ -14,6 +14,7 @@ from strato.definitions.field import Field
 from strato.errors import DefinitionError
 
 FileFormat = Literal["parquet", "csv", "delta"]
+OnInvalid = Literal["reject", "quarantine"]
 
 
 @dataclass(frozen=True)
@@ -51,6 +52,11 @@ class FeatureView:
     time, every row of a batch is kept in history, and ties at equal (keys, event time) go
     to the greater created time, offline and online alike (design rule 10).
 
+    Data quality: each field's `Expect` rules, and `unique_events` (each (keys, event time)
+    at most once per batch), are checked on every write. A batch that breaks one is refused
+    whole (`on_invalid="reject"`, the default), or its offending rows are set aside in the
+    view's quarantine table and the rest written (`on_invalid="quarantine"`).
+
     >>> from datetime import timedelta
     >>> from strato import Entity, FeatureView, Field, Float64, Int64
     >>> user = Entity("user", join_keys={"user_id": Int64})
@@ -74,6 +80,8 @@ class FeatureView:
     version: int | None = None
     data_version: int | None = None
     created_timestamp_column: str | None = None
+    on_invalid: OnInvalid = "reject"
+    unique_events: bool = False
 
     def __init__(
         self,
@@ -92,6 +100,8 @@ class FeatureView:
         version: int | None = None,
         data_version: int | None = None,
         created_timestamp_column: str | None = None,
+        on_invalid: OnInvalid = "reject",
+        unique_events: bool = False,
     ):
         check_name("feature view", name)
         where = f"feature view {name!r}"
@@ -141,6 +151,14 @@ class FeatureView:
             raise DefinitionError(f"{where}: source must be a FileSource or None")
         if not (online or offline):
             raise DefinitionError(f"{where}: a view must be online, offline or both")
+        if on_invalid not in ("reject", "quarantine"):
+            raise DefinitionError(f"{where}: on_invalid must be 'reject' or 'quarantine', got {on_invalid!r}")
+        if not isinstance(unique_events, bool):
+            raise DefinitionError(f"{where}: unique_events must be True or False, got {unique_events!r}")
+        if unique_events and created_timestamp_column is not None:
+            raise DefinitionError(
+                f"{where}: unique_events contradicts created_timestamp_column, which keeps every row of an event"
+            )
         for attr, value in (("version", version), ("data_version", data_version)):
             if value is not None and (not isinstance(value, int) or value < 1):
                 raise DefinitionError(f"{where}: {attr} must be a positive integer, got {value!r}")
@@ -159,6 +177,8 @@ class FeatureView:
         set_(self, "version", version)
         set_(self, "data_version", data_version)
         set_(self, "created_timestamp_column", created_timestamp_column)
+        set_(self, "on_invalid", on_invalid)
+        set_(self, "unique_events", unique_events)
 
     def __hash__(self) -> int:
         return hash((self.name, self.version))
@@ -216,7 +236,7 @@ class FeatureView:
             "description": self.description,
             "owner": self.owner,
             "tags": dict(self.tags),
-        } | ({"created_timestamp_column": self.created_timestamp_column} if self.created_timestamp_column else {})
+        } | _optional_spec(self)
 
     @classmethod
     def from_spec(
@@ -247,7 +267,27 @@ class FeatureView:
             version=version,
             data_version=data_version,
             created_timestamp_column=spec.get("created_timestamp_column"),
+            on_invalid=spec.get("on_invalid", "reject"),
+            unique_events=spec.get("unique_events", False),
         )
+
+    @property
+    def has_expectations(self) -> bool:
+        """Whether a write must run the data-quality pass (any field rule, or unique_events)."""
+        return self.unique_events or any(f.expect is not None for f in self.schema)
+
+
+def _optional_spec(view: FeatureView) -> dict[str, Any]:
+    """Spec entries written only when set, so a view that does not use them keeps the spec
+    (and the registry fingerprint) it had before they existed."""
+    spec: dict[str, Any] = {}
+    if view.created_timestamp_column:
+        spec["created_timestamp_column"] = view.created_timestamp_column
+    if view.on_invalid != "reject":
+        spec["on_invalid"] = view.on_invalid
+    if view.unique_events:
+        spec["unique_events"] = True
+    return spec
 
 
 @dataclass(frozen=True)

@@ -123,6 +123,19 @@ class OnlineProgress:
             raise ValueError(f"online progress until must be timezone-aware, got {self.until!r}")
 
 
+@dataclass(frozen=True)
+class WriteStats:
+    """What one write stored in a storage's history: the Delta version it committed, when,
+    how many rows, and per-feature statistics (`strato.monitoring.stats`), plus how many
+    rows data-quality rules set aside. Kept so drift can be seen across writes."""
+
+    version: int
+    written_at: datetime
+    rows: int
+    columns: dict[str, dict[str, Any]]
+    quarantined: int = 0
+
+
 class RegistryStore(abc.ABC):
     """Definitions at rest: versions, full history and online progress per storage, per project.
 
@@ -192,6 +205,15 @@ class RegistryStore(abc.ABC):
         overwrite each other's claim with a wider one than either proved. Returns whether
         the record was written.
         """
+
+    @abc.abstractmethod
+    def record_write_stats(self, table: str, stats: WriteStats) -> None:
+        """Keep the statistics of the write that committed `stats.version` of storage `table`;
+        recording the same version again replaces it (a retried write)."""
+
+    @abc.abstractmethod
+    def write_stats(self, table: str, *, limit: int = 20) -> builtins.list[WriteStats]:
+        """The statistics of storage `table`'s latest `limit` writes, newest first."""
 
     def check(self) -> builtins.list[str]:
         """What is wrong with this registry's setup, one sentence each (empty: nothing), for `strato doctor`.

@@ -28,11 +28,12 @@ from strato.offline.pit import PitRequest
 from strato.online.base import OnlineStore
 from strato.online.expiry import expired_before_us
 from strato.online.response import OnlineResponse
-from strato.registry.base import OnlineProgress, RegistryStore, Revision, backend_name
+from strato.registry.base import OnlineProgress, RegistryStore, Revision, WriteStats, backend_name
 from strato.store.catalog import Catalog
 from strato.store.materialize import Materializer, check_end
 from strato.store.online_limits import check_online_limits
 from strato.store.online_reads import OnlineReader
+from strato.store.quality import Screen, quarantine_schema, quarantine_table, record_stats, start_stats
 from strato.store.repo import repo_config
 from strato.store.results import MaterializeResult, TrainingSet, WriteResult, WriteTarget
 from strato.store.threads import history_writer
@@ -282,10 +283,13 @@ class FeatureStore:
             raise UserError(f"feature view {fv.name!r} is online only (offline=False): cannot write offline")
         if idempotency_key is not None and (not isinstance(idempotency_key, str) or not idempotency_key):
             raise UserError(f"idempotency_key must be a non-empty string, got {idempotency_key!r}")
-        batch = frames.conform_batch(fv, data, max_future_seconds=self.config.max_future_seconds)
+        quality = Screen(fv) if fv.has_expectations else None
+        batch = frames.conform_batch(fv, data, max_future_seconds=self.config.max_future_seconds, screen=quality)
         rows = batch.rows
+        if quality is not None:
+            quality.keep_aside(self.delta, idempotency_key)  # before the batch: if it fails, nothing is written
         if rows.num_rows == 0:  # nothing to store: no empty Delta commit, no online call
-            return WriteResult(fv.name, 0, None, 0)
+            return WriteResult(fv.name, 0, None, 0, quarantined=quality.quarantined if quality else 0)
         if "online" in to:
             check_online_limits(self.online_store, fv, self.catalog.codec(fv), rows)
         earlier = None
@@ -302,6 +306,7 @@ class FeatureStore:
             )
         created_us = self._next_created_us()
         stamped, created = batch.stamped(created_us)
+        stats = start_stats(fv, rows) if "offline" in to else None
         version: TableVersion | None = None
         history: Future[TableVersion] | None = None
         if "offline" in to:
@@ -316,7 +321,12 @@ class FeatureStore:
         changed = 0
         if "online" in to:
             changed, version = self._write_online(fv, rows, created, version, history)
-        return WriteResult(fv.name, rows.num_rows, version, changed, superseded=batch.superseded)
+        quarantined = quality.quarantined if quality else 0
+        if stats is not None and version is not None:
+            record_stats(self.registry, fv, version, rows.num_rows, stats, quarantined)
+        return WriteResult(
+            fv.name, rows.num_rows, version, changed, superseded=batch.superseded, quarantined=quarantined
+        )
 
     def _write_online(
         self,
@@ -377,6 +387,21 @@ class FeatureStore:
         else:
             rows = sources.read_source(fv.source, self.config.repo_path, types=types)
         return self.write(fv, rows, to=to, idempotency_key=idempotency_key)
+
+    def quarantined(self, view: str | FeatureView) -> pa.Table:
+        """The rows writes of `view` set aside for breaking its data-quality rules (views with
+        ``on_invalid="quarantine"``): the written columns plus ``quarantine_reason`` (the rules
+        each row broke) and ``quarantined_at``; no rows when none were set aside."""
+        fv = self.catalog.current(view)
+        snapshot = self.delta.snapshot(quarantine_table(fv))
+        if snapshot is None:
+            return quarantine_schema(fv).empty_table()
+        return self.offline_engine.read(snapshot)
+
+    def write_stats(self, view: str | FeatureView, *, limit: int = 20) -> list[WriteStats]:
+        """Per-feature statistics of the view's latest `limit` history writes, newest first."""
+        fv = self.catalog.current(view)
+        return self.registry.write_stats(fv.table_name, limit=limit)
 
     def source_path(self, view: str | FeatureView) -> Path | None:
         """The local file or folder of the view's `FileSource`, or None (no source, or a URI)."""

@@ -36,6 +36,9 @@ class WriteResult:
     is that earlier commit), and the online step was redone, which changes nothing if it had
     finished."""
     superseded: int = 0
+    quarantined: int = 0
+    """Rows that broke the view's data-quality rules and were set aside in its quarantine
+    table instead (views with ``on_invalid="quarantine"``); not counted in `rows`."""
 
 
 @dataclass(frozen=True)

@@ -33,6 +33,7 @@ from sqlalchemy import (
     MetaData,
     String,
     Table,
+    Text,
     delete,
     insert,
     inspect,
@@ -74,8 +75,27 @@ def _v2_online_progress(conn: Connection, dialect: Dialect) -> None:
         Table("strato_watermarks", metadata).drop(conn)
 
 
+def _v3_write_stats(conn: Connection, dialect: Dialect) -> None:
+    """Version 2 → 3: add ``strato_write_stats`` (per storage and Delta version, the
+    statistics of the write that committed it). Older writes simply have none."""
+    del dialect
+    metadata = MetaData()
+    Table("strato_projects", metadata, Column("project", String(128), primary_key=True))
+    Table(
+        "strato_write_stats",
+        metadata,
+        Column("project", String(128), ForeignKey("strato_projects.project"), primary_key=True),
+        Column("storage", String(256), primary_key=True),
+        Column("table_version", Integer, primary_key=True),
+        Column("written_at", DateTime(timezone=True), nullable=False),
+        Column("row_count", Integer, nullable=False),
+        Column("quarantined", Integer, nullable=False),
+        Column("stats_json", Text, nullable=False),
+    ).create(conn, checkfirst=True)
+
+
 #: The upgrade steps, oldest first: `STEPS[i]` takes version ``i + 1`` to ``i + 2``.
-STEPS: list[Step] = [_v2_online_progress]
+STEPS: list[Step] = [_v2_online_progress, _v3_write_stats]
 LATEST = len(STEPS) + 1
 
 

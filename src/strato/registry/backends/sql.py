@@ -9,6 +9,8 @@ keyed by project so projects sharing a database never see each other:
 * ``strato_objects``    the history: one row per (kind, name, version), never updated.
 * ``strato_online_progress`` per storage (a view version's table), how much of its
                         history is known to be online: a table version and an event-time bound.
+* ``strato_write_stats`` per storage and Delta version, the statistics of the write that
+                        committed it (JSON), so `strato describe` can show drift.
 
 SQLite gets WAL (readers never block the writer) and enforced foreign keys, and every
 transaction is started by us: ``BEGIN IMMEDIATE`` for writes, so an apply takes the write
@@ -93,6 +95,7 @@ from strato.registry.base import (
     OnlineProgress,
     RegistryStore,
     Revision,
+    WriteStats,
     check_kind,
     describe,
     next_versions,
@@ -161,6 +164,17 @@ _online_progress = Table(
     Column("storage", String(256), primary_key=True),
     Column("table_version", Integer, nullable=False),
     Column("until", _UTCDateTime, nullable=True),
+)
+_write_stats = Table(
+    "strato_write_stats",
+    _metadata,
+    Column("project", String(128), ForeignKey("strato_projects.project"), primary_key=True),
+    Column("storage", String(256), primary_key=True),
+    Column("table_version", Integer, primary_key=True),
+    Column("written_at", _UTCDateTime, nullable=False),
+    Column("row_count", Integer, nullable=False),
+    Column("quarantined", Integer, nullable=False),
+    Column("stats_json", Text, nullable=False),
 )
 
 
@@ -286,6 +300,7 @@ class SQLRegistry(RegistryStore):
         self._project = project
         self._closed = False
         self._has_progress = True  # False only for a read-only open of a registry older than it
+        self._has_stats = True  # likewise for write statistics
         #: The schema version this open upgraded the registry from; None when it upgraded nothing.
         self.upgraded_from: int | None = None
 
@@ -310,6 +325,7 @@ class SQLRegistry(RegistryStore):
                     migrations.check_known(migrations.stored_version(conn) or 1)
                     # A registry made before online progress existed gets its table on the next write.
                     registry._has_progress = inspect(conn).has_table(_online_progress.name)
+                    registry._has_stats = inspect(conn).has_table(_write_stats.name)
                 return registry
             with registry._transaction(write=True) as conn:
                 if conn.dialect.name == "postgresql":
@@ -584,6 +600,40 @@ class SQLRegistry(RegistryStore):
                 else _online_progress.c.until == expected.until,
             )
             return bool(conn.execute(update(_online_progress).where(same).values(**values)).rowcount)
+
+    def record_write_stats(self, table: str, stats: WriteStats) -> None:
+        if not isinstance(stats, WriteStats):
+            raise UserError(f"write statistics of {table!r} must be a WriteStats, got {stats!r}")
+        key = and_(
+            _write_stats.c.project == self._project,
+            _write_stats.c.storage == table,
+            _write_stats.c.table_version == stats.version,
+        )
+        values = {
+            "written_at": stats.written_at,
+            "row_count": stats.rows,
+            "quarantined": stats.quarantined,
+            "stats_json": json.dumps(stats.columns, sort_keys=True, allow_nan=False),
+        }
+        with self._transaction(write=True) as conn:
+            if not conn.execute(update(_write_stats).where(key).values(**values)).rowcount:
+                row = {"project": self._project, "storage": table, "table_version": stats.version}
+                conn.execute(insert(_write_stats).values(**row, **values))
+
+    def write_stats(self, table: str, *, limit: int = 20) -> builtins.list[WriteStats]:
+        if not self._has_stats:
+            return []
+        with self._transaction() as conn:
+            rows = conn.execute(
+                select(_write_stats)
+                .where(_write_stats.c.project == self._project, _write_stats.c.storage == table)
+                .order_by(_write_stats.c.table_version.desc())
+                .limit(limit)
+            ).all()
+        return [
+            WriteStats(r.table_version, r.written_at, r.row_count, json.loads(r.stats_json), r.quarantined)
+            for r in rows
+        ]
 
     def _progress_key(self, table: str) -> Any:
         return and_(_online_progress.c.project == self._project, _online_progress.c.storage == table)
