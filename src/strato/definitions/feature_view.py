@@ -15,6 +15,8 @@ from strato.errors import DefinitionError
 
 FileFormat = Literal["parquet", "csv", "delta"]
 OnInvalid = Literal["reject", "quarantine"]
+QUARANTINE_COLUMNS = ("quarantine_reason", "quarantined_at")
+"""The columns a quarantine table adds to the written ones: why each row was set aside, and when."""
 
 
 @dataclass(frozen=True)
@@ -153,6 +155,12 @@ class FeatureView:
             raise DefinitionError(f"{where}: a view must be online, offline or both")
         if on_invalid not in ("reject", "quarantine"):
             raise DefinitionError(f"{where}: on_invalid must be 'reject' or 'quarantine', got {on_invalid!r}")
+        if on_invalid == "quarantine":
+            clash = [f.name for f in features if f.name in QUARANTINE_COLUMNS]
+            if clash:
+                raise DefinitionError(
+                    f"{where}: a quarantining view cannot have fields named {clash}: they are the quarantine table's own"
+                )
         if not isinstance(unique_events, bool):
             raise DefinitionError(f"{where}: unique_events must be True or False, got {unique_events!r}")
         if unique_events and created_timestamp_column is not None:

@@ -176,9 +176,12 @@ def _view_diff(old: FeatureView, new: FeatureView) -> tuple[list[str], list[str]
     compatible.extend(f"adds field {name}" for name in new_fields if name not in old_fields)
     old_spec, new_spec = old.to_spec(), new.to_spec()
     attrs = ("ttl_seconds", "source", "timestamp_field", "online", "offline", "description", "owner", "tags")
-    for attr in (*attrs, "created_timestamp_column", "on_invalid", "unique_events"):
-        if old_spec.get(attr) != new_spec.get(attr):
-            compatible.append(f"{attr} {old_spec.get(attr)!r} -> {new_spec.get(attr)!r}")
+    # Entries a spec leaves out when they hold their default (FeatureView._optional_spec).
+    defaults = {"created_timestamp_column": None, "on_invalid": "reject", "unique_events": False}
+    for attr in (*attrs, *defaults):
+        before, after = old_spec.get(attr, defaults.get(attr)), new_spec.get(attr, defaults.get(attr))
+        if before != after:
+            compatible.append(f"{attr} {before!r} -> {after!r}")
     if old_spec["entities"] != new_spec["entities"] and not breaking:
         compatible.append(f"entities {old_spec['entities']} -> {new_spec['entities']}")
     return compatible, breaking

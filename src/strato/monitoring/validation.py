@@ -18,6 +18,7 @@ What counts as an offending row, per rule:
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -117,10 +118,14 @@ def _field_rules(expect: Expect, column: pa.ChunkedArray) -> list[tuple[str, npt
     lower, lower_in, upper, upper_in = expect.bounds
     if lower is not None or upper is not None:
         outside = np.zeros(len(column), dtype=bool)
-        if lower is not None:
+        if pa.types.is_integer(column.type):
+            lower, lower_in, upper, upper_in = _integer_bounds(column.type, lower, lower_in, upper, upper_in)
+        if lower is _NOTHING or upper is _NOTHING:
+            outside[:] = True  # no value of the column's type is in range
+        if lower is not None and lower is not _NOTHING:
             low = _scalar(lower, column.type)
             outside |= _mask(pc.less(column, low) if lower_in else pc.less_equal(column, low))
-        if upper is not None:
+        if upper is not None and upper is not _NOTHING:
             high = _scalar(upper, column.type)
             outside |= _mask(pc.greater(column, high) if upper_in else pc.greater_equal(column, high))
         if pa.types.is_floating(column.type):
@@ -140,6 +145,29 @@ def _field_rules(expect: Expect, column: pa.ChunkedArray) -> list[tuple[str, npt
     return out
 
 
+_NOTHING: Any = object()
+"""A bound no value of the column's type can meet (an int column with ``ge=1e30``)."""
+
+
+def _integer_bounds(
+    type_: pa.DataType, lower: Any, lower_in: bool, upper: Any, upper_in: bool
+) -> tuple[Any, bool, Any, bool]:
+    """The same range as inclusive integer bounds within the column's type, so an int
+    column never compares through float64 (which loses integers past 2**53): ``ge=2.5``
+    is ``ge=3``, ``lt=3`` is ``le=2``. A bound beyond the type's range drops out (every
+    value meets it) or becomes `_NOTHING` (none does)."""
+    info = np.iinfo(type_.to_pandas_dtype())
+    low: Any = None
+    high: Any = None
+    if lower is not None:
+        low = math.ceil(lower) if lower_in else math.floor(lower) + 1
+        low = None if low <= info.min else _NOTHING if low > info.max else low
+    if upper is not None:
+        high = math.floor(upper) if upper_in else math.ceil(upper) - 1
+        high = None if high >= info.max else _NOTHING if high < info.min else high
+    return low, True, high, True
+
+
 def _show(value: pa.Scalar) -> str:
     """A value as a person reads it in a report: timestamps in ISO form, the rest as repr."""
     py = value.as_py()
@@ -156,8 +184,6 @@ def _range_text(expect: Expect) -> str:
 def _scalar(value: Any, type_: pa.DataType) -> pa.Scalar:
     if isinstance(value, datetime):
         return pa.scalar(value, TIMESTAMP_ARROW).cast(type_)
-    if pa.types.is_integer(type_) and isinstance(value, float):
-        return pa.scalar(value, pa.float64())  # compare an int column with a fractional bound exactly
     return pa.scalar(value).cast(type_) if not isinstance(value, bool) else pa.scalar(value, pa.bool_())
 
 

@@ -24,7 +24,7 @@ import numpy as np
 import pyarrow as pa
 
 from strato import clock, frames
-from strato.definitions.feature_view import FeatureView
+from strato.definitions.feature_view import QUARANTINE_COLUMNS, FeatureView
 from strato.errors import ValidationError
 from strato.monitoring.stats import batch_stats
 from strato.monitoring.validation import screen
@@ -33,8 +33,7 @@ from strato.registry.base import RegistryStore, WriteStats
 from strato.types import TIMESTAMP_ARROW
 
 QUARANTINE_SUFFIX = "__quarantine"
-REASON_COLUMN = "quarantine_reason"
-QUARANTINED_AT_COLUMN = "quarantined_at"
+REASON_COLUMN, QUARANTINED_AT_COLUMN = QUARANTINE_COLUMNS
 
 _stats_pool: dict[str, ThreadPoolExecutor] = {}
 
