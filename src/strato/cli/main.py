@@ -284,7 +284,7 @@ def _describe_data(store: FeatureStore, fv: Any) -> None:
         fv.name, store.registry.online_progress(fv.table_name), commits[-1]["version"] if commits else None
     )
     render.console.print(f"  history: {history}\n  online: {online}")
-    quality.describe_stats(store.write_stats(fv.name))
+    quality.describe_stats(store.write_stats(fv.name), fv.feature_names)
 
 
 @app.command(epilog=examples("quarantine"))

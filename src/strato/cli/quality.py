@@ -3,6 +3,7 @@ rows its writes set aside (`strato quarantine`)."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -14,7 +15,7 @@ from strato.errors import UserError
 from strato.registry.base import WriteStats
 
 
-def describe_stats(stats: list[WriteStats]) -> None:
+def describe_stats(stats: list[WriteStats], features: Sequence[str]) -> None:
     """The latest write's statistics per feature, beside the mean of the write before it,
     so a person sees at a glance whether a feature moved."""
     if not stats:
@@ -24,7 +25,8 @@ def describe_stats(stats: list[WriteStats]) -> None:
     aside = f", {latest.quarantined:,} set aside" if latest.quarantined else ""
     title = f"  last write: table version {latest.version}, {latest.rows:,} rows{aside}, {when}"
     rows = []
-    for name, s in latest.columns.items():
+    for name in [f for f in features if f in latest.columns]:
+        s = latest.columns[name]
         before = previous.columns.get(name, {}) if previous else {}
         quantiles = s.get("quantiles") or {}
         rows.append(

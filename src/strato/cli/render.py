@@ -50,6 +50,15 @@ _ACTION_STYLE = {  # by `Action` value
 }
 
 
+def _rules(field: Any) -> str:
+    """A field's `Expect` rules as short text: ``ge=0 le=100 allowed=[...]``."""
+    if field.expect is None:
+        return ""
+    return " ".join(
+        f"{k}={v!r}" if not isinstance(v, dict) else f"{k}={v['datetime']}" for k, v in field.expect.to_spec().items()
+    )
+
+
 def table(title: str | None, columns: Sequence[str], rows: Sequence[Sequence[Any]]) -> None:
     """A table whose first column (a name) never wraps; long text elsewhere folds."""
     out = Table(title=title, title_justify="left", header_style="bold")
@@ -149,9 +158,16 @@ def describe(obj: Entity | FeatureView | FeatureService) -> None:
             f"online: {obj.online}   offline: {obj.offline}   owner: {obj.owner or '-'}\n"
             f"  {obj.description}"
         )
-        rows = [(k.name, k.dtype, "join key") for k in obj.join_keys]
-        rows += [(f.name, f.dtype, f.description) for f in obj.schema]
-        table(None, ["field", "type", "description"], rows)
+        if obj.has_expectations:
+            unique = ", each (keys, event time) once per batch" if obj.unique_events else ""
+            fate = "refused whole" if obj.on_invalid == "reject" else "written without its offending rows (quarantined)"
+            console.print(f"  data quality: a batch breaking a rule is {fate}{unique}")
+        rows: list[tuple[Any, ...]] = [(k.name, k.dtype, "join key", "") for k in obj.join_keys]
+        rows += [(f.name, f.dtype, f.description, _rules(f)) for f in obj.schema]
+        columns = ["field", "type", "description", "rules"]
+        if not any(f.expect for f in obj.schema):
+            rows, columns = [r[:3] for r in rows], columns[:3]
+        table(None, columns, rows)
     else:
         console.print(f"[bold]feature service[/] {obj.name}  version {obj.version}  {obj.description}")
         table(None, ["view", "features"], [(view, ", ".join(names)) for view, names in obj.features])
