@@ -18,7 +18,7 @@ from __future__ import annotations
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pyarrow as pa
@@ -28,9 +28,11 @@ from strato.definitions.feature_view import QUARANTINE_COLUMNS, FeatureView
 from strato.errors import ValidationError
 from strato.monitoring.stats import batch_stats
 from strato.monitoring.validation import screen
-from strato.offline.delta import DeltaTables
 from strato.registry.base import RegistryStore, WriteStats
 from strato.types import TIMESTAMP_ARROW
+
+if TYPE_CHECKING:  # deltalake is imported only by a store that writes, not by one that reads online
+    from strato.offline.delta import DeltaTables
 
 QUARANTINE_SUFFIX = "__quarantine"
 REASON_COLUMN, QUARANTINED_AT_COLUMN = QUARANTINE_COLUMNS
