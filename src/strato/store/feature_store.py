@@ -388,6 +388,7 @@ class FeatureStore:
         same rules hold: all rows or none, rule 4 online.
         """
         fv = self.catalog.current(view)
+        self._check("write", Resource("feature_view", fv.name))  # before reading any file
         types = sources.text_column_types(fv)
         if path is not None:
             rows = sources.read_file(Path(path), types=types)
