@@ -104,20 +104,20 @@ class AccessControl:
         """
         what = f"{action} on {_objects(resources)}"
         if not text:
-            self._deny("anonymous", action, resources, "no token", via, client)
+            self.deny("anonymous", action, resources, "no token", via, client)
             raise AuthenticationError(f"project {self.project!r} has access control on: {what} needs a token; {hint}")
         parsed = tokens.parse(text)
         if parsed is None:
-            self._deny("anonymous", action, resources, "malformed token", via, client)
+            self.deny("anonymous", action, resources, "malformed token", via, client)
             raise AuthenticationError(f"{what}: the token is malformed (expected strato_<id>_<secret>); {hint}")
         token_id, secret = parsed
         row = self._token(token_id)
         # Compare even for an unknown id, so timing does not tell known ids from unknown ones.
         if not tokens.matches(secret, row.secret_sha256 if row is not None else _DUMMY_SHA256) or row is None:
-            self._deny(f"unknown ({token_id})", action, resources, "unknown token or wrong secret", via, client)
+            self.deny(f"unknown ({token_id})", action, resources, "unknown token or wrong secret", via, client)
             raise AuthenticationError(f"{what}: token {token_id} is not valid for project {self.project!r}; {hint}")
         if row.revoked_at is not None:
-            self._deny(f"{row.name} ({row.id})", action, resources, "revoked token", via, client)
+            self.deny(f"{row.name} ({row.id})", action, resources, "revoked token", via, client)
             when = row.revoked_at.strftime("%Y-%m-%d %H:%M:%S UTC")
             raise AuthenticationError(f"{what}: token {token_id} ({row.name}) was revoked at {when}")
         return Principal(row.id, row.name, tuple(Grant.from_row(g) for g in row.grants))
@@ -129,7 +129,7 @@ class AccessControl:
         denial = first_denial(principal, action, resources)
         if denial is not None:
             resource, reason = denial
-            self._deny(principal.label, action, [resource], reason, via, client)
+            self.deny(principal.label, action, [resource], reason, via, client)
             raise AccessDeniedError(f"token {principal.label}: {reason}")
         self.allowed(principal, action, tuple(resources), via=via, client=client)
 
@@ -161,9 +161,10 @@ class AccessControl:
             self._tokens[token_id] = row
         return row
 
-    def _deny(
+    def deny(
         self, principal: str, action: str, resources: Sequence[Resource], reason: str, via: str, client: str
     ) -> None:
+        """Write the audit record of a denial (a failure to write it is logged, never raised)."""
         row = AuditRow(_now(), principal, action, _objects(resources), False, reason, via, client)
         try:
             self.registry.record_audit([row])
