@@ -8,8 +8,8 @@ with the request's ``Authorization: Bearer <token>``:
   cover the action: 403 (the status mapping lives in `error_responses`). Both are audited.
 * ``GET /health`` needs no token, so load balancers and orchestrators can probe it.
 * listings and ``/metrics`` are project-wide: they need a project grant (reader or more).
-* a client address that keeps failing authentication is slowed down: after
-  `FREE_FAILURES` failures, each further one locks it out for twice as long as the last (up
+* a client address that keeps sending bad tokens is slowed down: after
+  `FREE_FAILURES` failures (a missing token guesses nothing and does not count), each further one locks it out for twice as long as the last (up
   to `MAX_LOCKOUT_SECONDS`), answering 429 without checking anything; a success forgives it.
   At most `MAX_CLIENTS` addresses are remembered (the oldest are forgotten first).
 
@@ -120,6 +120,8 @@ class Authorizer:
         try:
             principal = access.authenticate(token, verb, objects, via="http", client=client, hint=_HINT)
         except AuthenticationError:
+            if not token:
+                raise  # nothing was guessed: a misconfigured client, not worth slowing down
             lockout = self.throttle.failed(client)
             if lockout > 0:
                 access.deny(
