@@ -4,6 +4,7 @@ One decision function serves the SDK and the server alike, so a rule cannot hold
 the other.
 """
 
+from strato.access import tokens
 from strato.access.guard import REFRESH_SECONDS, AccessControl, Caller
 from strato.access.policy import Grant, Principal, Resource, Role, decide, project, service, view
 
@@ -18,5 +19,6 @@ __all__ = [
     "decide",
     "project",
     "service",
+    "tokens",
     "view",
 ]
