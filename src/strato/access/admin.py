@@ -104,7 +104,8 @@ def audit(
         raise UserError(f"limit must be at least 1, got {limit}")
     _require_enabled(caller)
     caller.check("admin", (_project(caller),))
-    caller.access.close()  # write the counted reads first, so the log is up to date
+    caller.flush()  # write the counted reads first, so the log is up to date
+    caller.access.close()
     return caller.access.registry.audit(denied_only=denied_only, since=since, limit=limit)
 
 

@@ -134,12 +134,19 @@ class AccessControl:
         self.allowed(principal, action, tuple(resources), via=via, client=client)
 
     def allowed(
-        self, principal: Principal, action: str, resources: tuple[Resource, ...], *, via: str, client: str = ""
+        self,
+        principal: Principal,
+        action: str,
+        resources: tuple[Resource, ...],
+        *,
+        via: str,
+        client: str = "",
+        count: int = 1,
     ) -> None:
         """Audit an allowed action: reads counted (written at the next refresh), the rest at once."""
         if action in _SAMPLED:
             with self._lock:
-                self._reads[(principal.label, action, resources, via, client)] += 1
+                self._reads[(principal.label, action, resources, via, client)] += count
             return
         at = _now()
         self.registry.record_audit(
@@ -205,7 +212,8 @@ class Caller:
         self.access = access
         self._token = token
         self._principal: Principal | None = None
-        self._allowed: set[tuple[str, tuple[Resource, ...]]] = set()
+        #: Reads this token was allowed since the last refresh, and how many times (the audit count).
+        self._allowed: dict[tuple[str, tuple[Resource, ...]], int] = {}
         self._generation = -1
         self._delegated = False
 
@@ -222,19 +230,35 @@ class Caller:
         """Return when this store's token may `action` every resource; raise (audited) when not."""
         access = self.access
         if time.monotonic() >= access._valid_until or access.generation != self._generation:
-            access.fresh()
-            self._generation = access.generation
-            self._principal = None
-            self._allowed.clear()
+            self._renew()
         if not access._enabled or self._delegated:
             return
         key = (action, resources)
-        principal = self._principal
-        if principal is not None and key in self._allowed:
-            access.allowed(principal, action, resources, via="sdk")
+        allowed = self._allowed
+        if key in allowed:  # the hot path: a read this token was already allowed
+            allowed[key] += 1
             return
+        principal = self._principal
         if principal is None:
             principal = self._principal = access.authenticate(self._token, action, resources, via="sdk", hint=self.HINT)
-        access.authorize(principal, action, resources, via="sdk")
         if action in _SAMPLED:
-            self._allowed.add(key)
+            denial = first_denial(principal, action, resources)
+            if denial is None:
+                allowed[key] = 1
+                return
+        access.authorize(principal, action, resources, via="sdk")
+
+    def flush(self) -> None:
+        """Hand the counted reads to `AccessControl`, which writes them at its refresh or close."""
+        principal, counted = self._principal, self._allowed
+        self._allowed = {}
+        if principal is not None:
+            for (action, resources), count in counted.items():
+                self.access.allowed(principal, action, resources, via="sdk", count=count)
+
+    def _renew(self) -> None:
+        """At each refresh: hand over the counts, re-read the access state, forget the token."""
+        self.flush()
+        self.access.fresh()
+        self._generation = self.access.generation
+        self._principal = None

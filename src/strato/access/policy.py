@@ -24,6 +24,7 @@ from __future__ import annotations
 import enum
 from collections.abc import Iterable
 from dataclasses import dataclass
+from typing import NamedTuple
 
 from strato.errors import UserError
 from strato.registry.access_records import SCOPE_KINDS, GrantRow
@@ -61,9 +62,11 @@ ResourceKind = str
 """``project``, ``feature_view``, ``feature_service`` or ``entity``."""
 
 
-@dataclass(frozen=True)
-class Resource:
-    """What an action is done to: a project, or one object in it."""
+class Resource(NamedTuple):
+    """What an action is done to: a project, or one object in it.
+
+    A named tuple rather than a dataclass: it is hashed on every checked online read.
+    """
 
     kind: ResourceKind
     name: str

@@ -145,6 +145,7 @@ class FeatureStore:
         if self._closed:
             return
         self._closed = True
+        self.access.flush()
         self.access.access.close()
         for resource in (self._online, self._offline, self.registry, self._clock):
             if resource is not None:
