@@ -17,6 +17,8 @@ if TYPE_CHECKING:
     from strato.definitions.feature_view import FeatureView, FileSource
     from strato.definitions.field import Field
     from strato.errors import (
+        AccessDeniedError,
+        AuthenticationError,
         BackendError,
         BackendFailure,
         BackendUnavailable,
@@ -58,6 +60,8 @@ _HOMES: dict[str, str] = {
     "Field": "strato.definitions.field",
     **dict.fromkeys(
         (
+            "AccessDeniedError",
+            "AuthenticationError",
             "BackendError",
             "BackendFailure",
             "BackendUnavailable",
@@ -117,6 +121,8 @@ def __dir__() -> list[str]:
 
 
 __all__ = [
+    "AccessDeniedError",
+    "AuthenticationError",
     "BackendError",
     "BackendFailure",
     "BackendUnavailable",
