@@ -18,6 +18,8 @@ if TYPE_CHECKING:
     from strato.definitions.feature_view import FeatureView, FileSource
     from strato.definitions.field import Field
     from strato.errors import (
+        AccessDeniedError,
+        AuthenticationError,
         BackendError,
         BackendFailure,
         BackendUnavailable,
@@ -61,6 +63,8 @@ _HOMES: dict[str, str] = {
     "Field": "strato.definitions.field",
     **dict.fromkeys(
         (
+            "AccessDeniedError",
+            "AuthenticationError",
             "BackendError",
             "BackendFailure",
             "BackendUnavailable",
@@ -121,6 +125,8 @@ def __dir__() -> list[str]:
 
 
 __all__ = [
+    "AccessDeniedError",
+    "AuthenticationError",
     "BackendError",
     "BackendFailure",
     "BackendUnavailable",

@@ -40,6 +40,7 @@ from strato.errors import ConfigError
 
 CONFIG_FILE = "strato.yaml"
 ENV_PREFIX = "STRATO_"
+TOKEN_ENV = "STRATO_TOKEN"
 
 DEFAULTS: dict[str, Any] = {
     "project": "default",
@@ -83,6 +84,9 @@ class ServerOptions(BaseModel):
     max_batch_rows: int = PydanticField(default=10_000, ge=1)
     """Most entity rows (or pushed rows) in one request (413 beyond it)."""
 
+    auth: bool = True
+    """Require a bearer token on every request but /health; false is refused unless bound to loopback."""
+
 
 @dataclass(frozen=True)
 class StratoConfig:
@@ -101,6 +105,8 @@ class StratoConfig:
     """``write.max_future_seconds``: how far past now an event time may be (`strato.clock`)."""
     server: ServerOptions = field(default_factory=ServerOptions)
     """The ``server:`` section, read by `strato serve`."""
+    token: str | None = field(default=None, repr=False)
+    """The API token from ``STRATO_TOKEN``, if set: a secret, so never in strato.yaml or `describe`."""
 
     def describe(self) -> list[tuple[str, str, str]]:
         """(key, value, where it came from), for `strato config`."""
@@ -210,7 +216,7 @@ def _read_env(environ: Mapping[str, str]) -> dict[str, tuple[str, str]]:
     """
     out: dict[str, tuple[str, str]] = {}
     for name, value in environ.items():
-        if not name.startswith(ENV_PREFIX) or name == "STRATO_REPO":
+        if not name.startswith(ENV_PREFIX) or name in ("STRATO_REPO", TOKEN_ENV):
             continue
         key = name[len(ENV_PREFIX) :].lower().replace("__", ".")
         section = key.split(".")[0]
@@ -353,6 +359,7 @@ def load_config(
         sources=sources,
         max_future_seconds=max_future_seconds,
         server=server,
+        token=env.get(TOKEN_ENV) or None,
     )
 
 

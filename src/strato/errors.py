@@ -10,7 +10,9 @@
     │   │   └── RegistryNotFoundError  no registry at the configured place yet (nothing applied)
     │   ├── BreakingChangeError      apply would break a view; ask for a new version
     │   ├── ConflictError            another process changed the registry meanwhile; nothing was changed
-    │   └── PluginNotFoundError      no backend registered under that name (or its extra is missing)
+    │   ├── PluginNotFoundError      no backend registered under that name (or its extra is missing)
+    │   ├── AuthenticationError      access control is on and no valid token was given (HTTP 401)
+    │   └── AccessDeniedError        the token's grants do not allow this action on this object (HTTP 403)
     └── BackendError                 an engine failed
         ├── BackendUnavailable       transient: retrying may succeed (lock held, server down)
         ├── BackendFailure           terminal: retrying will not help (corrupt data, full disk)
@@ -72,6 +74,15 @@ class ConflictError(UserError):
 
 class PluginNotFoundError(UserError):
     """No backend is registered under the requested name."""
+
+
+class AuthenticationError(UserError):
+    """Access control is on for the project and the caller gave no token, or one that is
+    malformed, unknown or revoked. The message never repeats the token."""
+
+
+class AccessDeniedError(UserError):
+    """The caller's token is valid but its grants do not cover the action; names both."""
 
 
 class BackendError(StratoError):

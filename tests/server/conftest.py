@@ -79,12 +79,13 @@ class Server:
 
 
 def start_server(repo: Path, *args: str) -> Server:
+    """`strato serve` on `repo` with `args` (none: ``--no-auth``, the server tests before access control)."""
     port = free_port()
     log = repo / f"serve-{port}.log"
     strato = Path(sys.executable).parent / "strato"
     with log.open("wb") as out:
         process = subprocess.Popen(
-            [str(strato), "serve", "--repo", str(repo), "--port", str(port), *args],
+            [str(strato), "serve", "--repo", str(repo), "--port", str(port), *(args or ("--no-auth",))],
             stdout=out,
             stderr=subprocess.STDOUT,
             cwd=repo,
@@ -125,7 +126,7 @@ def client(server: Server) -> Iterator[httpx.Client]:
 @pytest.fixture(scope="module")
 def limited_server(repo: Path) -> Iterator[Server]:
     """A second server on the same repo with small limits: 4 KiB bodies, 100 rows a batch."""
-    s = start_server(repo, "--max-body-bytes", "4096", "--max-batch-rows", "100")
+    s = start_server(repo, "--max-body-bytes", "4096", "--max-batch-rows", "100", "--no-auth")
     yield s
     s.stop()
 

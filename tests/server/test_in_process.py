@@ -33,7 +33,7 @@ def store(tmp_path_factory: pytest.TempPathFactory) -> Iterator[FeatureStore]:
 
 @pytest.fixture(scope="module")
 def client(store: FeatureStore) -> Iterator[TestClient]:
-    with TestClient(create_app(ServerSettings(), store)) as c:
+    with TestClient(create_app(ServerSettings(auth=False), store)) as c:
         yield c
 
 

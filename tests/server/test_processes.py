@@ -17,7 +17,7 @@ from server.conftest import Server, start_server
 
 @pytest.fixture(scope="module")
 def two_workers(repo: Path) -> Iterator[Server]:
-    s = start_server(repo, "--workers", "2")
+    s = start_server(repo, "--workers", "2", "--no-auth")
     yield s
     s.stop()
 

@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Annotated, Any, Literal, NoReturn
 import typer
 from rich.markup import escape
 
+from strato.cli import access as access_cli
 from strato.cli import quality, render
 from strato.cli.doctor import doctor as doctor_command
 from strato.cli.help import examples, show_flags_as_flags, strato_command
@@ -112,6 +113,9 @@ def _parse_time(text: str | None, what: str) -> datetime | None:
 
 
 app.command("serve", epilog=examples("serve"))(serve_command)
+app.add_typer(access_cli.access_app, name="access")
+app.add_typer(access_cli.token_app, name="token")
+app.command("audit", epilog=access_cli.AUDIT_EPILOG)(access_cli.audit)
 app.command("doctor", epilog=examples("doctor"))(doctor_command)
 
 

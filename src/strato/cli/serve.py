@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import signal
 from typing import Annotated
@@ -45,11 +46,20 @@ def serve(
             show_default=False,
         ),
     ] = None,
+    no_auth: Annotated[
+        bool,
+        typer.Option(
+            "--no-auth",
+            help="Serve without checking tokens; refused unless bound to loopback (default: server.auth).",
+        ),
+    ] = False,
 ) -> None:
     """Serve online features over HTTP in Feast's shapes (POST /get-online-features, /push, …).
 
     Each worker opens the store itself after it starts; SIGTERM finishes in-flight requests and exits 0.
     Options left out come from the ``server:`` section of strato.yaml (or STRATO_SERVER__* variables).
+    Every request but /health needs `Authorization: Bearer <token>` (`strato access enable`);
+    --no-auth serves without tokens, on a loopback address only.
     """
     from strato.config import CONFIG_FILE, load_config
     from strato.server.settings import SETTINGS_ENV, ServerSettings
@@ -68,8 +78,21 @@ def serve(
         raise UserError(f"--port: expected 1-65535, got {port}")
     if not (config.repo_path / CONFIG_FILE).is_file():
         raise UserError(f"no feature repo: no {CONFIG_FILE} in {config.repo_path}; create one with `strato init`")
-    settings = ServerSettings(repo=config.repo_path, max_body_bytes=max_body_bytes, max_batch_rows=max_batch_rows)
-    FeatureStore(config=config, read_only=True).close()  # nothing applied yet: one clear line, before any worker
+    auth = defaults.auth and not no_auth
+    if not auth and not _is_loopback(host):
+        raise UserError(
+            f"--no-auth: refused on {host}, which other hosts can reach; bind to 127.0.0.1 (or ::1), "
+            "or turn access control on with `strato access enable` and serve with tokens"
+        )
+    settings = ServerSettings(
+        repo=config.repo_path, max_body_bytes=max_body_bytes, max_batch_rows=max_batch_rows, auth=auth
+    )
+    with FeatureStore(config=config, read_only=True) as store:  # nothing applied yet: one clear line, before any worker
+        if auth and not store.access.access.enabled:
+            raise UserError(
+                f"the server requires tokens but access control is off for project {store.project!r}: "
+                "run `strato access enable` (it prints the first admin token), or serve with --no-auth on loopback"
+            )
     os.environ[SETTINGS_ENV] = settings.to_env()
 
     import uvicorn
@@ -88,3 +111,13 @@ def serve(
         access_log=False,
         log_level="info",
     )
+
+
+def _is_loopback(host: str) -> bool:
+    """Whether `host` is reachable from this machine only (127.0.0.0/8, ::1, localhost)."""
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False  # a hostname: it may resolve to anything

@@ -31,6 +31,7 @@ from typing import Any, ClassVar, Self
 
 from strato.definitions.plan import OBJECT_KINDS, Action, Definition, ObjectKind, Plan
 from strato.errors import NotFoundError, UserError
+from strato.registry.access_records import AuditRow, TokenRow
 
 
 @dataclass(frozen=True)
@@ -214,6 +215,44 @@ class RegistryStore(abc.ABC):
     @abc.abstractmethod
     def write_stats(self, table: str, *, limit: int = 20) -> builtins.list[WriteStats]:
         """The statistics of storage `table`'s latest `limit` writes, newest first."""
+
+    # ------------------------------------------------------------------ access control
+    # Rows only: what they allow is decided by `strato.access`, for the SDK and the server alike.
+
+    @abc.abstractmethod
+    def access_enabled(self) -> bool:
+        """Whether access control is on for this project (`strato access enable`). Cheap."""
+
+    @abc.abstractmethod
+    def set_access(self, enabled: bool, *, first_token: TokenRow | None = None) -> None:
+        """Turn access control on or off; `first_token` is stored in the same transaction, so
+        enabling never leaves a project that nobody can administer."""
+
+    @abc.abstractmethod
+    def add_token(self, token: TokenRow) -> None:
+        """Store a new token with its grants."""
+
+    @abc.abstractmethod
+    def token(self, token_id: str) -> TokenRow | None:
+        """One token by its public id (revoked ones included), or None."""
+
+    @abc.abstractmethod
+    def tokens(self) -> builtins.list[TokenRow]:
+        """Every token of the project, revoked ones included, oldest first."""
+
+    @abc.abstractmethod
+    def revoke_token(self, token_id: str, at: datetime) -> bool:
+        """Mark a token revoked; False when there is no such live token."""
+
+    @abc.abstractmethod
+    def record_audit(self, rows: Iterable[AuditRow]) -> None:
+        """Append audit records (one transaction)."""
+
+    @abc.abstractmethod
+    def audit(
+        self, *, denied_only: bool = False, since: datetime | None = None, limit: int = 100
+    ) -> builtins.list[AuditRow]:
+        """The newest audit records first, at most `limit`."""
 
     def check(self) -> builtins.list[str]:
         """What is wrong with this registry's setup, one sentence each (empty: nothing), for `strato doctor`.

@@ -21,9 +21,11 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
+from strato.access import service as service_resource
+from strato.access import view as view_resource
 from strato.errors import UserError
 from strato.server import feast
-from strato.server.auth import authorize
+from strato.server.auth import Authorizer, authorize
 from strato.server.error_responses import HTTPError, error_response, status_of
 from strato.server.metrics import CONTENT_TYPE, ServerMetrics
 from strato.server.settings import ServerSettings
@@ -49,7 +51,10 @@ class _Server:
     def __init__(self, settings: ServerSettings, store: FeatureStore | None):
         self.settings = settings
         self.metrics = ServerMetrics()
+        self.authorizer = Authorizer(settings.auth)
         self._store = store
+        if store is not None:
+            store.access.delegate()  # each request's own token is checked here, by `authorize`
 
     @property
     def store(self) -> FeatureStore:
@@ -60,6 +65,7 @@ class _Server:
     def open(self) -> None:
         if self._store is None:
             self._store = FeatureStore(self.settings.repo)
+            self._store.access.delegate()
 
     def close(self) -> None:
         if self._store is not None:
@@ -117,11 +123,11 @@ class _Server:
         store = self.store
         wanted: Any
         if service_name is not None:
-            authorize(request, "read", [service_name])
+            authorize(request, "read", [service_resource(service_name)])
             wanted = store.get_feature_service(service_name)
         else:
             assert features is not None
-            authorize(request, "read", sorted({f.partition(":")[0] for f in features}))
+            authorize(request, "read", [view_resource(v) for v in sorted({f.partition(":")[0] for f in features})])
             wanted = features
         try:
             response = store.get_online_features(wanted, entities, full_feature_names=full_names)
@@ -141,7 +147,7 @@ class _Server:
         return answer
 
     async def _write(self, request: Request, view: str, df: dict[str, list[Any]], n: int, to: WriteTarget) -> Response:
-        authorize(request, "write", [view])
+        authorize(request, "write", [view_resource(view)])
         import pyarrow as pa
 
         try:

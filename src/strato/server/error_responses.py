@@ -12,7 +12,15 @@ import logging
 import orjson
 from starlette.responses import Response
 
-from strato.errors import BackendUnavailable, NotFoundError, PluginNotFoundError, StratoError, UserError
+from strato.errors import (
+    AccessDeniedError,
+    AuthenticationError,
+    BackendUnavailable,
+    NotFoundError,
+    PluginNotFoundError,
+    StratoError,
+    UserError,
+)
 
 log = logging.getLogger("strato.server")
 
@@ -27,7 +35,10 @@ class HTTPError(Exception):
 
 
 def error_response(status: int, message: str) -> Response:
-    return Response(orjson.dumps({"error": message}), status_code=status, media_type="application/json")
+    headers = {"WWW-Authenticate": "Bearer"} if status == 401 else None
+    return Response(
+        orjson.dumps({"error": message}), status_code=status, media_type="application/json", headers=headers
+    )
 
 
 def status_of(exc: BaseException) -> tuple[int, str]:
@@ -35,6 +46,10 @@ def status_of(exc: BaseException) -> tuple[int, str]:
     if isinstance(exc, HTTPError):
         return exc.status, exc.message
     message = " ".join(str(exc).splitlines()) or type(exc).__name__
+    if isinstance(exc, AuthenticationError):
+        return 401, message
+    if isinstance(exc, AccessDeniedError):
+        return 403, message
     if isinstance(exc, NotFoundError) and not isinstance(exc, PluginNotFoundError):
         return 404, message
     if isinstance(exc, UserError):

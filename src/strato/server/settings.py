@@ -28,6 +28,8 @@ class ServerSettings:
     repo: Path | None = None
     max_body_bytes: int = 8 * 1024 * 1024
     max_batch_rows: int = 10_000
+    auth: bool = True
+    """Check every request's bearer token (`strato.server.auth`); off only on loopback."""
 
     def __post_init__(self) -> None:
         for name in ("max_body_bytes", "max_batch_rows"):

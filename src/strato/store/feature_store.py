@@ -17,11 +17,12 @@ import numpy.typing as npt
 import pyarrow as pa
 
 from strato import clock, frames, plugins, sources
+from strato.access import AccessControl, Caller, Resource
 from strato.config import StratoConfig
 from strato.definitions.entity import Entity
 from strato.definitions.feature_service import FeatureService
 from strato.definitions.feature_view import FeatureView
-from strato.definitions.plan import Definition, ObjectKind, Plan, make_plan
+from strato.definitions.plan import Action, Definition, ObjectKind, Plan, make_plan
 from strato.errors import ConflictError, OnlineBehindError, UserError
 from strato.offline.base import OfflineEngine, TableSnapshot
 from strato.offline.pit import PitRequest
@@ -64,6 +65,7 @@ class FeatureStore:
         config: StratoConfig | None = None,
         create: bool = False,
         read_only: bool = False,
+        token: str | None = None,
         **overrides: Any,
     ):
         """Open the store of the feature repo at `repo_path` (default: found from the cwd).
@@ -74,6 +76,10 @@ class FeatureStore:
         creates the registry (`RegistryNotFoundError` if nothing was applied yet) and
         refuses every write. Keyword arguments override configuration by dotted key, with
         ``__`` for dots: ``FeatureStore(".", online__type="memory")``.
+
+        `token` (else ``STRATO_TOKEN``) is the API token every verb is checked against once
+        the project has access control on (`strato access enable`); with it off, a store
+        needs no token and may do everything, as an embedded single-user store always has.
         """
         dotted = {k.replace("__", "."): v for k, v in overrides.items()}
         self.config = config or repo_config(repo_path, dotted, create=create and not read_only)
@@ -84,7 +90,9 @@ class FeatureStore:
         self._online: OnlineStore | None = None
         self._offline: OfflineEngine | None = None
         self.catalog = Catalog(self.registry)
-        self._reader = OnlineReader(self.catalog, lambda: self.online_store)
+        #: Access checks of this store's token (`strato.access`); the server `delegate`s them.
+        self.access = Caller(AccessControl(self.registry, self.config.project), token or self.config.token)
+        self._reader = OnlineReader(self.catalog, lambda: self.online_store, self.access.check)
         self._materializer_: Materializer | None = None
         # One write order for every writer of this repo (design rule 10): see write_clock.
         self._clock = WriteClock(self.config.repo_path / ".strato" / CLOCK_FILE)
@@ -138,6 +146,8 @@ class FeatureStore:
         if self._closed:
             return
         self._closed = True
+        self.access.flush()
+        self.access.access.close()
         for resource in (self._online, self._offline, self.registry, self._clock):
             if resource is not None:
                 resource.close()
@@ -168,6 +178,7 @@ class FeatureStore:
         delete: Sequence[tuple[ObjectKind, str]] = (),
     ) -> Plan:
         """What `apply` would change, without changing anything."""
+        self._check("list", self._project_resource)
         return make_plan(objects, self.registry.current(), new_version=new_version, delete=delete)
 
     def apply(
@@ -197,7 +208,8 @@ class FeatureStore:
                 raise UserError("apply(plan): new_version and delete belong to plan(), which made the plan")
             plan = objects
         else:
-            plan = self.plan(objects, new_version=new_version, delete=delete)
+            plan = make_plan(objects, self.registry.current(), new_version=new_version, delete=delete)
+        self._check("apply", *(Resource(c.kind, c.name) for c in plan.changes if c.action is not Action.UNCHANGED))
         plan.raise_if_breaking()
         if plan.has_changes:
             mover = VersionMover(
@@ -222,30 +234,37 @@ class FeatureStore:
 
     def list_entities(self) -> list[Entity]:
         """Every registered entity, by name."""
+        self._check("list", self._project_resource)
         return [e for e in self.registry.list("entity") if isinstance(e, Entity)]
 
     def list_feature_views(self) -> list[FeatureView]:
         """The current version of every registered feature view, by name."""
+        self._check("list", self._project_resource)
         return [v for v in self.registry.list("feature_view") if isinstance(v, FeatureView)]
 
     def list_feature_services(self) -> list[FeatureService]:
         """The current version of every registered feature service, by name."""
+        self._check("list", self._project_resource)
         return [s for s in self.registry.list("feature_service") if isinstance(s, FeatureService)]
 
     def get_entity(self, name: str) -> Entity:
         """One entity; `NotFoundError` (with close names suggested) if there is none."""
+        self._check("list", self._project_resource)
         return self.catalog.entity(name)
 
     def get_feature_view(self, name: str, *, version: int | None = None) -> FeatureView:
         """A feature view: its current version, or `version`."""
+        self._check("read", Resource("feature_view", name))
         return self.catalog.view(name, version=version)
 
     def get_feature_service(self, name: str, *, version: int | None = None) -> FeatureService:
         """A feature service: its current version, or `version`."""
+        self._check("read", Resource("feature_service", name))
         return self.catalog.service(name, version=version)
 
     def history(self, kind: ObjectKind, name: str) -> list[Revision]:
         """Every version of one object, oldest first: when, by whom, what changed."""
+        self._check("list", self._project_resource)
         return self.registry.history(kind, name)
 
     # ------------------------------------------------------------------ writes
@@ -274,6 +293,7 @@ class FeatureStore:
         """
         self._check_writable("write")
         fv = self.catalog.current(view)
+        self._check("write", Resource("feature_view", fv.name))
         if to is not None and to not in ("online", "offline", "online_and_offline"):
             raise UserError(f"write to {to!r}: expected 'online', 'offline' or 'online_and_offline'")
         to = to or ("online_and_offline" if fv.online and fv.offline else "online" if fv.online else "offline")
@@ -379,6 +399,7 @@ class FeatureStore:
         same rules hold: all rows or none, rule 4 online.
         """
         fv = self.catalog.current(view)
+        self._check("write", Resource("feature_view", fv.name))  # before reading any file
         types = sources.text_column_types(fv)
         if path is not None:
             rows = sources.read_file(Path(path), types=types)
@@ -393,6 +414,7 @@ class FeatureStore:
         ``on_invalid="quarantine"``): the written columns plus ``quarantine_reason`` (the rules
         each row broke) and ``quarantined_at``; no rows when none were set aside."""
         fv = self.catalog.current(view)
+        self._check("read", Resource("feature_view", fv.name))
         snapshot = self.delta.snapshot(quarantine_table(fv))
         if snapshot is None:
             return quarantine_schema(fv).empty_table()
@@ -401,6 +423,7 @@ class FeatureStore:
     def write_stats(self, view: str | FeatureView, *, limit: int = 20) -> list[WriteStats]:
         """Per-feature statistics of the view's latest `limit` history writes, newest first."""
         fv = self.catalog.current(view)
+        self._check("read", Resource("feature_view", fv.name))
         return self.registry.write_stats(fv.table_name, limit=limit)
 
     def source_path(self, view: str | FeatureView) -> Path | None:
@@ -462,15 +485,19 @@ class FeatureStore:
 
     def online_status(self, view: str | FeatureView) -> tuple[OnlineProgress | None, TableVersion | None]:
         """(what of the view's history is known to be online, its latest table version)."""
-        return self._materializer.status(self.catalog.current(view))
+        fv = self.catalog.current(view)
+        self._check("read", Resource("feature_view", fv.name))
+        return self._materializer.status(fv)
 
     def _views_to_materialize(self, names: Sequence[str] | None) -> list[FeatureView]:
         if names is None:
-            return [v for v in self.list_feature_views() if v.online and v.offline]
-        chosen = [self.catalog.current(n) for n in names]
+            chosen = [v for v in self._all_views() if v.online and v.offline]
+        else:
+            chosen = [self.catalog.current(n) for n in names]
         for fv in chosen:
             if not (fv.online and fv.offline):
                 raise UserError(f"feature view {fv.name!r} must be both online and offline to be materialized")
+        self._check("write", *(Resource("feature_view", fv.name) for fv in chosen))
         return chosen
 
     def prune_expired(self, views: Sequence[str] | None = None) -> dict[str, int]:
@@ -480,7 +507,8 @@ class FeatureStore:
         entities that stopped receiving updates. Views without a ttl keep everything.
         """
         self._check_writable("prune_expired")
-        chosen = [self.catalog.current(n) for n in views] if views is not None else self.list_feature_views()
+        chosen = [self.catalog.current(n) for n in views] if views is not None else self._all_views()
+        self._check("write", *(Resource("feature_view", fv.name) for fv in chosen))
         now_us = time.time_ns() // 1000
         pruned: dict[str, int] = {}
         for fv in chosen:
@@ -531,6 +559,10 @@ class FeatureStore:
         table version exactly.
         """
         selections = self.catalog.select(features, full_feature_names)
+        if isinstance(features, FeatureService):
+            self._check("read", Resource("feature_service", features.name))
+        else:
+            self._check("read", *dict.fromkeys(Resource("feature_view", fv.name) for _, fv, _ in selections))
         key_fields = {k.name: k for _, fv, _ in selections for k in fv.join_keys}
         spine = frames.conform_spine(entity_df, list(key_fields.values()), timestamp_field)
         if timestamp_field != frames.EVENT_TIMESTAMP:
@@ -575,8 +607,9 @@ class FeatureStore:
 
     def sql(self, query: str, *, as_of: datetime | None = None) -> pa.Table:
         """Run SQL over the history of every view, each visible as a table named after it."""
+        self._check("read", self._project_resource)  # SQL sees every view: a project-wide read
         tables = []
-        for fv in self.list_feature_views():
+        for fv in self._all_views():
             if not fv.offline:
                 continue
             snapshot = self.delta.snapshot(fv.table_name, as_of=as_of)
@@ -586,6 +619,18 @@ class FeatureStore:
         return self.offline_engine.sql(query, tables)
 
     # ------------------------------------------------------------------ helpers
+
+    @property
+    def _project_resource(self) -> Resource:
+        return Resource("project", self.config.project)
+
+    def _check(self, action: str, *resources: Resource) -> None:
+        """Access control (`strato.access`): raise unless this store's token may `action` these."""
+        self.access.check(action, resources)
+
+    def _all_views(self) -> list[FeatureView]:
+        """Every current view, for verbs that act on all of them (checked per view by the caller)."""
+        return [v for v in self.registry.list("feature_view") if isinstance(v, FeatureView)]
 
     def _append(self, fv: FeatureView, rows: pa.Table, idempotency_key: str | None, created_us: int) -> TableVersion:
         """One history commit; if a newer version of the view retired this storage meanwhile,

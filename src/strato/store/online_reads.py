@@ -14,6 +14,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from strato.access import Resource
 from strato.definitions.feature_service import FeatureService
 from strato.definitions.feature_view import FeatureView
 from strato.errors import BackendFailure, UserError
@@ -39,14 +40,22 @@ class _Plan:
     views: tuple[_ViewPlan, ...]
     key_names: tuple[str, ...]
     width: int
+    resources: tuple[Resource, ...]
+    """The views read, as access control names them (checked on every call, from a cache)."""
 
 
 class OnlineReader:
     """Online lookups of one store: plans cached per feature list, kept in step with the registry."""
 
-    def __init__(self, catalog: Catalog, online_store: Callable[[], OnlineStore]):
+    def __init__(
+        self,
+        catalog: Catalog,
+        online_store: Callable[[], OnlineStore],
+        check: Callable[[str, tuple[Resource, ...]], None] | None = None,
+    ):
         self._catalog = catalog
         self._online_store = online_store
+        self._check = check
         self._plans: dict[tuple[tuple[str, ...], bool], _Plan] = {}
         self._last: tuple[object, bool, object, _Plan] | None = None
         self._generation = -1  # the catalog generation the cached plans were made at
@@ -61,6 +70,14 @@ class OnlineReader:
         if self._catalog.fresh() != self._generation:
             self._drop_plans()
         plan = self._plan_for(features, full_feature_names)
+        if self._check is not None:
+            # A service is granted as itself; a list of references needs each view it reads.
+            resources = (
+                (Resource("feature_service", features.name),)
+                if isinstance(features, FeatureService)
+                else plan.resources
+            )
+            self._check("read", resources)
         now_us = time.time_ns() // 1000
         store = self._online_store()
         parts = []
@@ -108,7 +125,8 @@ class OnlineReader:
             gather = FeatureGather(codec, selection.features)
             views.append(_ViewPlan(fv, codec, gather, names, fv.table_name, group))
             key_names.update(dict.fromkeys(fv.join_key_names))
-        return _Plan(tuple(views), tuple(key_names), sum(len(v.output_names) for v in views))
+        resources = tuple(dict.fromkeys(Resource("feature_view", v.view.name) for v in views))
+        return _Plan(tuple(views), tuple(key_names), sum(len(v.output_names) for v in views), resources)
 
     def _upgrade(self, vp: _ViewPlan, values: list[bytes | None], stale: list[int]) -> None:
         """Re-encode, in place, values written before a compatible change of the view (rule 6).

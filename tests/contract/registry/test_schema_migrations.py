@@ -215,3 +215,44 @@ def test_processes_opening_an_old_registry_at_once_upgrade_it_once(backend: str,
     # Exactly one process found version 1 and upgraded it; the others found it done.
     assert sorted(seen, key=repr) == sorted([(1, ["user_stats"])] + [(None, ["user_stats"])] * (workers - 1), key=repr)
     assert _versions(v1_url) == [migrations.LATEST]
+
+
+_ACCESS_TABLES = ("strato_audit", "strato_grants", "strato_tokens", "strato_access")
+
+
+def test_a_registry_without_access_tables_gets_them_with_access_off(
+    cls: type[RegistryStore], registry_url: str
+) -> None:
+    """The step before access control: its tables are added, every project starts with it off,
+    definitions read as before, and tokens and audit records can then be stored."""
+    from datetime import timedelta
+
+    from strato.registry.access_records import AuditRow, GrantRow, TokenRow
+
+    with cls.open(registry_url, project="p") as registry:
+        apply(registry, [USER, view()])
+    access_step = migrations.STEPS.index(migrations._access_control)
+    with _engine(registry_url) as engine, engine.begin() as conn:
+        for table in _ACCESS_TABLES:
+            conn.execute(sa.text(f"DROP TABLE {table}"))
+        conn.execute(sa.update(migrations.schema_table).values(version=access_step + 1))
+    before = _tables(registry_url)
+    assert not set(_ACCESS_TABLES) & before.keys()
+    with cls.open(registry_url, project="p", create=False) as reader:  # read-only: nothing upgraded
+        assert not reader.access_enabled()
+        assert reader.tokens() == []
+    assert _tables(registry_url) == before
+    with cls.open(registry_url, project="p") as registry:
+        assert getattr(registry, "upgraded_from", None) == access_step + 1
+        assert set(_ACCESS_TABLES) <= _tables(registry_url).keys()
+        assert [v.name for v in registry.list("feature_view")] == ["user_stats"]
+        assert not registry.access_enabled()
+        token = TokenRow("0123456789ab", "ci", "f" * 64, APPLIED_AT, "alice", (GrantRow("reader", "project"),))
+        registry.set_access(True, first_token=token)
+        assert registry.access_enabled()
+        assert registry.token("0123456789ab") == token
+        assert registry.revoke_token("0123456789ab", APPLIED_AT + timedelta(hours=1))
+        assert not registry.revoke_token("0123456789ab", APPLIED_AT)
+        registry.record_audit([AuditRow(APPLIED_AT, "ci (0123456789ab)", "read", "project 'p'", False, "why")])
+        assert [r.reason for r in registry.audit(denied_only=True)] == ["why"]
+    assert _versions(registry_url) == [migrations.LATEST]

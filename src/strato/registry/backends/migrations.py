@@ -24,11 +24,13 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from sqlalchemy import (
+    Boolean,
     Column,
     Connection,
     DateTime,
     Dialect,
     ForeignKey,
+    ForeignKeyConstraint,
     Integer,
     MetaData,
     String,
@@ -75,8 +77,8 @@ def _v2_online_progress(conn: Connection, dialect: Dialect) -> None:
         Table("strato_watermarks", metadata).drop(conn)
 
 
-def _v3_write_stats(conn: Connection, dialect: Dialect) -> None:
-    """Version 2 → 3: add ``strato_write_stats`` (per storage and Delta version, the
+def _write_stats(conn: Connection, dialect: Dialect) -> None:
+    """Add ``strato_write_stats`` (per storage and Delta version, the
     statistics of the write that committed it). Older writes simply have none."""
     del dialect
     metadata = MetaData()
@@ -94,8 +96,66 @@ def _v3_write_stats(conn: Connection, dialect: Dialect) -> None:
     ).create(conn, checkfirst=True)
 
 
+def _access_control(conn: Connection, dialect: Dialect) -> None:
+    """Add the access-control tables: ``strato_access`` (on/off per project), ``strato_tokens``
+    (hashed API tokens), ``strato_grants`` (each token's roles) and ``strato_audit``.
+
+    Purely additive: every project of an upgraded registry starts with access control off,
+    which is how it behaved before (`strato access enable` turns it on).
+    """
+    del dialect  # portable DDL
+    metadata = MetaData()
+    Table("strato_projects", metadata, Column("project", String(128), primary_key=True))
+    Table(
+        "strato_access",
+        metadata,
+        Column("project", String(128), ForeignKey("strato_projects.project"), primary_key=True),
+        Column("enabled", Boolean, nullable=False),
+        Column("changed_at", DateTime(timezone=True), nullable=False),
+    )
+    Table(
+        "strato_tokens",
+        metadata,
+        Column("project", String(128), ForeignKey("strato_projects.project"), primary_key=True),
+        Column("id", String(32), primary_key=True),
+        Column("name", String(128), nullable=False),
+        Column("secret_sha256", String(64), nullable=False),
+        Column("created_at", DateTime(timezone=True), nullable=False),
+        Column("created_by", String(256), nullable=False),
+        Column("revoked_at", DateTime(timezone=True), nullable=True),
+    )
+    Table(
+        "strato_grants",
+        metadata,
+        Column("project", String(128), primary_key=True),
+        Column("token_id", String(32), primary_key=True),
+        Column("position", Integer, primary_key=True, autoincrement=False),
+        Column("role", String(16), nullable=False),
+        Column("scope_kind", String(32), nullable=False),
+        Column("scope_name", String(128), nullable=True),
+        ForeignKeyConstraint(["project", "token_id"], ["strato_tokens.project", "strato_tokens.id"]),
+    )
+    Table(
+        "strato_audit",
+        metadata,
+        Column("id", Integer, primary_key=True),
+        Column("project", String(128), nullable=False, index=True),
+        Column("at", DateTime(timezone=True), nullable=False),
+        Column("principal", String(256), nullable=False),
+        Column("action", String(32), nullable=False),
+        Column("object", String(300), nullable=False),
+        Column("allowed", Boolean, nullable=False),
+        Column("reason", Text, nullable=False),
+        Column("via", String(16), nullable=False),
+        Column("client", String(64), nullable=False),
+        Column("count", Integer, nullable=False),
+    )
+    for name in ("strato_access", "strato_tokens", "strato_grants", "strato_audit"):
+        metadata.tables[name].create(conn, checkfirst=True)
+
+
 #: The upgrade steps, oldest first: `STEPS[i]` takes version ``i + 1`` to ``i + 2``.
-STEPS: list[Step] = [_v2_online_progress, _v3_write_stats]
+STEPS: list[Step] = [_v2_online_progress, _access_control, _write_stats]
 LATEST = len(STEPS) + 1
 
 

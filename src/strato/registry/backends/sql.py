@@ -11,6 +11,9 @@ keyed by project so projects sharing a database never see each other:
                         history is known to be online: a table version and an event-time bound.
 * ``strato_write_stats`` per storage and Delta version, the statistics of the write that
                         committed it (JSON), so `strato describe` can show drift.
+* ``strato_access``, ``strato_tokens``, ``strato_grants``, ``strato_audit``: access control
+                        (on/off per project, API tokens stored as hashes with their grants,
+                        the audit log); `strato.access` decides what they allow.
 
 SQLite gets WAL (readers never block the writer) and enforced foreign keys, and every
 transaction is started by us: ``BEGIN IMMEDIATE`` for writes, so an apply takes the write
@@ -33,19 +36,21 @@ from __future__ import annotations
 
 import builtins  # `SQLRegistry.list` shadows the builtin inside the class body
 import json
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, ClassVar, Self
 
 from sqlalchemy import (
+    Boolean,
     Column,
     Connection,
     DateTime,
     Dialect,
     Engine,
     ForeignKey,
+    ForeignKeyConstraint,
     Integer,
     MetaData,
     Row,
@@ -89,6 +94,7 @@ from strato.errors import (
     RegistryNotFoundError,
     UserError,
 )
+from strato.registry.access_records import AuditRow, GrantRow, TokenRow
 from strato.registry.backends import migrations
 from strato.registry.base import (
     Head,
@@ -175,6 +181,51 @@ _write_stats = Table(
     Column("row_count", Integer, nullable=False),
     Column("quarantined", Integer, nullable=False),
     Column("stats_json", Text, nullable=False),
+)
+
+_access = Table(
+    "strato_access",
+    _metadata,
+    Column("project", String(128), ForeignKey("strato_projects.project"), primary_key=True),
+    Column("enabled", Boolean, nullable=False),
+    Column("changed_at", _UTCDateTime, nullable=False),
+)
+_tokens = Table(
+    "strato_tokens",
+    _metadata,
+    Column("project", String(128), ForeignKey("strato_projects.project"), primary_key=True),
+    Column("id", String(32), primary_key=True),
+    Column("name", String(128), nullable=False),
+    Column("secret_sha256", String(64), nullable=False),
+    Column("created_at", _UTCDateTime, nullable=False),
+    Column("created_by", String(256), nullable=False),
+    Column("revoked_at", _UTCDateTime, nullable=True),
+)
+_grants = Table(
+    "strato_grants",
+    _metadata,
+    Column("project", String(128), primary_key=True),
+    Column("token_id", String(32), primary_key=True),
+    Column("position", Integer, primary_key=True, autoincrement=False),
+    Column("role", String(16), nullable=False),
+    Column("scope_kind", String(32), nullable=False),
+    Column("scope_name", String(128), nullable=True),
+    ForeignKeyConstraint(["project", "token_id"], ["strato_tokens.project", "strato_tokens.id"]),
+)
+_audit = Table(
+    "strato_audit",
+    _metadata,
+    Column("id", Integer, primary_key=True),
+    Column("project", String(128), nullable=False, index=True),
+    Column("at", _UTCDateTime, nullable=False),
+    Column("principal", String(256), nullable=False),
+    Column("action", String(32), nullable=False),
+    Column("object", String(300), nullable=False),
+    Column("allowed", Boolean, nullable=False),
+    Column("reason", Text, nullable=False),
+    Column("via", String(16), nullable=False),
+    Column("client", String(64), nullable=False),
+    Column("count", Integer, nullable=False),
 )
 
 
@@ -301,6 +352,7 @@ class SQLRegistry(RegistryStore):
         self._closed = False
         self._has_progress = True  # False only for a read-only open of a registry older than it
         self._has_stats = True  # likewise for write statistics
+        self._has_access = True  # likewise for the access-control tables (access is then off)
         #: The schema version this open upgraded the registry from; None when it upgraded nothing.
         self.upgraded_from: int | None = None
 
@@ -326,6 +378,7 @@ class SQLRegistry(RegistryStore):
                     # A registry made before online progress existed gets its table on the next write.
                     registry._has_progress = inspect(conn).has_table(_online_progress.name)
                     registry._has_stats = inspect(conn).has_table(_write_stats.name)
+                    registry._has_access = inspect(conn).has_table(_access.name)
                 return registry
             with registry._transaction(write=True) as conn:
                 if conn.dialect.name == "postgresql":
@@ -632,6 +685,139 @@ class SQLRegistry(RegistryStore):
             ).all()
         return [
             WriteStats(r.table_version, r.written_at, r.row_count, json.loads(r.stats_json), r.quarantined)
+            for r in rows
+        ]
+
+    # ------------------------------------------------------------------ access control
+
+    def access_enabled(self) -> bool:
+        if not self._has_access:
+            return False
+        with self._transaction() as conn:
+            enabled = conn.execute(
+                select(_access.c.enabled).where(_access.c.project == self._project)
+            ).scalar_one_or_none()
+        return bool(enabled)
+
+    def set_access(self, enabled: bool, *, first_token: TokenRow | None = None) -> None:
+        with self._transaction(write=True) as conn:
+            where = _access.c.project == self._project
+            values = {"enabled": bool(enabled), "changed_at": datetime.now(UTC)}
+            if conn.execute(select(_access.c.project).where(where)).first() is None:
+                conn.execute(insert(_access).values(project=self._project, **values))
+            else:
+                conn.execute(update(_access).where(where).values(**values))
+            if first_token is not None:
+                self._insert_token(conn, first_token)
+
+    def add_token(self, token: TokenRow) -> None:
+        with self._transaction(write=True) as conn:
+            self._insert_token(conn, token)
+
+    def _insert_token(self, conn: Connection, token: TokenRow) -> None:
+        conn.execute(
+            insert(_tokens).values(
+                project=self._project,
+                id=token.id,
+                name=token.name,
+                secret_sha256=token.secret_sha256,
+                created_at=token.created_at,
+                created_by=token.created_by,
+                revoked_at=token.revoked_at,
+            )
+        )
+        if token.grants:
+            conn.execute(
+                insert(_grants),
+                [
+                    {
+                        "project": self._project,
+                        "token_id": token.id,
+                        "position": i,
+                        "role": g.role,
+                        "scope_kind": g.scope_kind,
+                        "scope_name": g.scope_name,
+                    }
+                    for i, g in enumerate(token.grants)
+                ],
+            )
+
+    def token(self, token_id: str) -> TokenRow | None:
+        found = self._load_tokens(token_id)
+        return found[0] if found else None
+
+    def tokens(self) -> builtins.list[TokenRow]:
+        return self._load_tokens(None)
+
+    def _load_tokens(self, token_id: str | None) -> builtins.list[TokenRow]:
+        """Every token (or the one with `token_id`) with its grants, in one snapshot."""
+        if not self._has_access:
+            return []
+        with self._transaction() as conn:
+            query = select(_tokens).where(_tokens.c.project == self._project)
+            grants_query = select(_grants).where(_grants.c.project == self._project)
+            if token_id is not None:
+                query = query.where(_tokens.c.id == token_id)
+                grants_query = grants_query.where(_grants.c.token_id == token_id)
+            rows = builtins.list(conn.execute(query.order_by(_tokens.c.created_at, _tokens.c.id)))
+            grants: dict[str, builtins.list[GrantRow]] = {}
+            for g in conn.execute(grants_query.order_by(_grants.c.token_id, _grants.c.position)):
+                grants.setdefault(g.token_id, []).append(GrantRow(g.role, g.scope_kind, g.scope_name))
+        return [
+            TokenRow(
+                id=r.id,
+                name=r.name,
+                secret_sha256=r.secret_sha256,
+                created_at=r.created_at,
+                created_by=r.created_by,
+                grants=tuple(grants.get(r.id, ())),
+                revoked_at=r.revoked_at,
+            )
+            for r in rows
+        ]
+
+    def revoke_token(self, token_id: str, at: datetime) -> bool:
+        with self._transaction(write=True) as conn:
+            live = and_(_tokens.c.project == self._project, _tokens.c.id == token_id, _tokens.c.revoked_at.is_(None))
+            return bool(conn.execute(update(_tokens).where(live).values(revoked_at=at)).rowcount)
+
+    def record_audit(self, rows: Iterable[AuditRow]) -> None:
+        batch = [
+            {
+                "project": self._project,
+                "at": r.at,
+                "principal": r.principal[:256],
+                "action": r.action[:32],
+                "object": r.object[:300],
+                "allowed": r.allowed,
+                "reason": r.reason,
+                "via": r.via[:16],
+                "client": r.client[:64],
+                "count": r.count,
+            }
+            for r in rows
+        ]
+        if not batch or not self._has_access:
+            return
+        with self._transaction(write=True) as conn:
+            conn.execute(insert(_audit), batch)
+
+    def audit(
+        self, *, denied_only: bool = False, since: datetime | None = None, limit: int = 100
+    ) -> builtins.list[AuditRow]:
+        if not self._has_access:
+            return []
+        query = select(_audit).where(_audit.c.project == self._project)
+        if denied_only:
+            query = query.where(_audit.c.allowed.is_(False))
+        if since is not None:
+            query = query.where(_audit.c.at >= since)
+        with self._transaction() as conn:
+            rows = builtins.list(conn.execute(query.order_by(_audit.c.id.desc()).limit(limit)))
+        return [
+            AuditRow(
+                r.at, r.principal, r.action, r.object, bool(r.allowed), r.reason, r.via, r.client, r._mapping["count"]
+            )
             for r in rows
         ]
 
