@@ -16,6 +16,7 @@ if TYPE_CHECKING:
     from strato.definitions.feature_service import FeatureService
     from strato.definitions.feature_view import FeatureView, FileSource
     from strato.definitions.field import Field
+    from strato.definitions.on_demand import OnDemandFeatureView, RequestSource, on_demand_feature_view
     from strato.errors import (
         BackendError,
         BackendFailure,
@@ -28,6 +29,7 @@ if TYPE_CHECKING:
         OnlineBehindError,
         SchemaError,
         StratoError,
+        TransformationError,
         UserError,
     )
     from strato.online.response import OnlineResponse
@@ -56,6 +58,7 @@ _HOMES: dict[str, str] = {
     "FeatureService": "strato.definitions.feature_service",
     **dict.fromkeys(("FeatureView", "FileSource"), "strato.definitions.feature_view"),
     "Field": "strato.definitions.field",
+    **dict.fromkeys(("OnDemandFeatureView", "RequestSource", "on_demand_feature_view"), "strato.definitions.on_demand"),
     **dict.fromkeys(
         (
             "BackendError",
@@ -69,6 +72,7 @@ _HOMES: dict[str, str] = {
             "OnlineBehindError",
             "SchemaError",
             "StratoError",
+            "TransformationError",
             "UserError",
         ),
         "strato.errors",
@@ -141,18 +145,22 @@ __all__ = [
     "Map",
     "MaterializeResult",
     "NotFoundError",
+    "OnDemandFeatureView",
     "OnlineBehindError",
     "OnlineResponse",
     "ReadStatus",
+    "RequestSource",
     "SchemaError",
     "StratoConfig",
     "StratoError",
     "String",
     "Timestamp",
     "TrainingSet",
+    "TransformationError",
     "UserError",
     "Vector",
     "WriteResult",
     "__version__",
     "load_config",
+    "on_demand_feature_view",
 ]

@@ -9,7 +9,8 @@
     │   │   └── RegistryNotFoundError  no registry at the configured place yet (nothing applied)
     │   ├── BreakingChangeError      apply would break a view; ask for a new version
     │   ├── ConflictError            another process changed the registry meanwhile; nothing was changed
-    │   └── PluginNotFoundError      no backend registered under that name (or its extra is missing)
+    │   ├── PluginNotFoundError      no backend registered under that name (or its extra is missing)
+    │   └── TransformationError      an on-demand view's function raised, or returned the wrong shape
     └── BackendError                 an engine failed
         ├── BackendUnavailable       transient: retrying may succeed (lock held, server down)
         ├── BackendFailure           terminal: retrying will not help (corrupt data, full disk)
@@ -62,6 +63,15 @@ class ConflictError(UserError):
 
 class PluginNotFoundError(UserError):
     """No backend is registered under the requested name."""
+
+
+class TransformationError(UserError):
+    """An on-demand feature view's function raised, or returned columns its schema does not
+    declare (missing, wrong type, wrong length); the message names the view and the column."""
+
+    def __init__(self, message: str, *, view: str):
+        super().__init__(message)
+        self.view = view
 
 
 class BackendError(StratoError):
