@@ -12,7 +12,14 @@ import logging
 import orjson
 from starlette.responses import Response
 
-from strato.errors import BackendUnavailable, NotFoundError, PluginNotFoundError, StratoError, UserError
+from strato.errors import (
+    BackendUnavailable,
+    NotFoundError,
+    PluginNotFoundError,
+    StratoError,
+    TransformationError,
+    UserError,
+)
 
 log = logging.getLogger("strato.server")
 
@@ -37,6 +44,9 @@ def status_of(exc: BaseException) -> tuple[int, str]:
     message = " ".join(str(exc).splitlines()) or type(exc).__name__
     if isinstance(exc, NotFoundError) and not isinstance(exc, PluginNotFoundError):
         return 404, message
+    if isinstance(exc, TransformationError):  # the applied on-demand view failed, not the request
+        log.error("on-demand feature view %r failed: %s", exc.view, message)
+        return 500, message
     if isinstance(exc, UserError):
         return 400, message
     if isinstance(exc, BackendUnavailable):
