@@ -21,7 +21,7 @@ from strato import FeatureStore
 from strato.config import write_default_config
 
 FEATURES = textwrap.dedent(
-    '''
+    """
     import pandas as pd
 
     from strato import (
@@ -44,7 +44,7 @@ FEATURES = textwrap.dedent(
 
 
     scoring = FeatureService("scoring", [stats[["x"]], amount_ratio])
-    '''
+    """
 )
 NOW = datetime.now(UTC).replace(microsecond=0)
 
@@ -108,7 +108,9 @@ def test_feature_service_with_an_on_demand_view(http: httpx.Client) -> None:
 
 
 def test_errors_name_the_view_or_the_field_and_the_server_keeps_serving(http: httpx.Client) -> None:
-    r = http.post("/get-online-features", json={"features": ["per_x:per_x"], "entities": {"user_id": [2], "amount": [1.0]}})
+    r = http.post(
+        "/get-online-features", json={"features": ["per_x:per_x"], "entities": {"user_id": [2], "amount": [1.0]}}
+    )
     assert r.status_code == 500
     assert "on-demand feature view 'per_x'" in r.json()["error"]
     assert "ZeroDivisionError" in r.json()["error"]
@@ -116,7 +118,9 @@ def test_errors_name_the_view_or_the_field_and_the_server_keeps_serving(http: ht
     r = http.post("/get-online-features", json={"features": ["per_x:per_x"], "entities": {"user_id": [1]}})
     assert r.status_code == 400
     assert "missing request field 'amount'" in r.json()["error"]
-    r = http.post("/get-online-features", json={"features": ["per_x:per_x"], "entities": {"user_id": [1], "amount": [3.0]}})
+    r = http.post(
+        "/get-online-features", json={"features": ["per_x:per_x"], "entities": {"user_id": [1], "amount": [3.0]}}
+    )
     assert r.status_code == 200
     assert r.json()["results"][1]["values"] == [1.5]
 
@@ -134,7 +138,8 @@ def test_a_server_never_runs_code_other_than_the_applied(odfv_repo: Path, tmp_pa
             assert r.status_code == 500
             error = r.json()["error"]
             assert "on-demand feature view 'amount_ratio'" in error
-            assert "cannot be found here" in error and "fingerprint" in error
+            assert "cannot be found here" in error
+            assert "fingerprint" in error
             # Views whose code did not change still serve.
             body = {"features": ["per_x:per_x"], "entities": {"user_id": [1], "amount": [1.0]}}
             assert c.post("/get-online-features", json=body).json()["results"][1]["values"] == [0.5]

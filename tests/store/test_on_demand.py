@@ -34,7 +34,11 @@ def odfv_store(store: FeatureStore) -> FeatureStore:
     return store
 
 
-ROWS = [{"user_id": 1, "amount": 3.0, "n": 4}, {"user_id": 2, "amount": 1.0, "n": 1}, {"user_id": 3, "amount": 5, "n": 2}]
+ROWS = [
+    {"user_id": 1, "amount": 3.0, "n": 4},
+    {"user_id": 2, "amount": 1.0, "n": 1},
+    {"user_id": 3, "amount": 5, "n": 2},
+]
 
 
 @pytest.mark.parametrize("view", MODES)
@@ -45,7 +49,8 @@ def test_each_mode_computes_from_request_and_stored_features(odfv_store: Feature
     assert response.feature_names == ["x", "total"]
     matrix = response.to_numpy()
     assert matrix[0].tolist() == [2.0, 4.5]
-    assert math.isnan(matrix[1, 0]) and math.isnan(matrix[1, 1])
+    assert math.isnan(matrix[1, 0])
+    assert math.isnan(matrix[1, 1])
     assert response.to_arrow().column("total").to_pylist() == [4.5, None, None]
     assert response.to_df()["total"].tolist()[0] == 4.5
     statuses = response.statuses()
@@ -91,7 +96,9 @@ def test_historical_uses_entity_columns_as_request_fields(odfv_store: FeatureSto
             "label_col": ["a", "b", "c"],
         }
     )
-    ts = odfv_store.get_historical_features(entity_df, ["stats:x", "pandas_odfv:total", "row_odfv:total"], full_feature_names=True)
+    ts = odfv_store.get_historical_features(
+        entity_df, ["stats:x", "pandas_odfv:total", "row_odfv:total"], full_feature_names=True
+    )
     df = ts.to_df()
     assert list(df.columns) == [*entity_df.columns, "stats__x", "pandas_odfv__total", "row_odfv__total"]
     assert df["pandas_odfv__total"].tolist()[0] == 4.5
@@ -105,7 +112,9 @@ def test_historical_uses_entity_columns_as_request_fields(odfv_store: FeatureSto
 
 
 def test_function_errors_name_the_view(odfv_store: FeatureStore) -> None:
-    with pytest.raises(TransformationError, match=r"'divides': its function divides\(\) raised ZeroDivisionError") as info:
+    with pytest.raises(
+        TransformationError, match=r"'divides': its function divides\(\) raised ZeroDivisionError"
+    ) as info:
         odfv_store.get_online_features(["divides:q"], [{"user_id": 3, "amount": 1.0, "n": 1}])
     assert info.value.view == "divides"
     assert isinstance(info.value, UserError)
@@ -114,7 +123,7 @@ def test_function_errors_name_the_view(odfv_store: FeatureStore) -> None:
     with pytest.raises(TransformationError, match=r"'missing_column': its function returned no column 'r'"):
         odfv_store.get_online_features(["missing_column:r"], ROWS)
     entity_df = pd.DataFrame({"user_id": [3], "event_timestamp": [NOW], "amount": [1.0], "n": [1]})
-    with pytest.raises(TransformationError, match="'divides'.*ZeroDivisionError"):
+    with pytest.raises(TransformationError, match=r"'divides'.*ZeroDivisionError"):
         odfv_store.get_historical_features(entity_df, ["divides:q"])
 
 
@@ -140,7 +149,10 @@ SETTINGS = settings(
 )
 finite = st.floats(min_value=-1e6, max_value=1e6, allow_nan=False)
 stored_rows = st.lists(
-    st.tuples(st.integers(1, 5), st.integers(-50, 50), st.none() | finite), min_size=0, max_size=5, unique_by=lambda r: r[0]
+    st.tuples(st.integers(1, 5), st.integers(-50, 50), st.none() | finite),
+    min_size=0,
+    max_size=5,
+    unique_by=lambda r: r[0],
 )
 requests = st.lists(st.tuples(st.integers(1, 6), finite, st.integers(-10, 10)), min_size=1, max_size=6)
 

@@ -56,8 +56,8 @@ class FeatureService:
                 names = [feature]
             else:
                 raise DefinitionError(
-                    f"{where}: features must be FeatureView, OnDemandFeatureView, view[[...]] or 'view:feature' "
-                    f"strings, got {item!r}"
+                    f"{where}: features must be FeatureView, view[[...]] or 'view:feature' strings "
+                    f"(or OnDemandFeatureView), got {item!r}"
                 )
             bucket = selected.setdefault(view, [])
             bucket.extend(n for n in names if n not in bucket)

@@ -81,9 +81,11 @@ class RequestSource:
 
     @property
     def field_names(self) -> tuple[str, ...]:
+        """The request fields' names, in schema order."""
         return tuple(f.name for f in self.schema)
 
     def to_spec(self) -> dict[str, Any]:
+        """Plain data for the registry (JSON-serializable)."""
         return {
             "type": "request",
             "name": self.name,
@@ -94,6 +96,7 @@ class RequestSource:
 
     @classmethod
     def from_spec(cls, spec: dict[str, Any]) -> RequestSource:
+        """Rebuild the object from `to_spec` data, validated like a new one."""
         return cls(
             spec["name"],
             [Field.from_spec(f) for f in spec["schema"]],
@@ -290,17 +293,21 @@ class OnDemandFeatureView:
 
     @property
     def feature_names(self) -> tuple[str, ...]:
+        """The outputs' names, in schema order."""
         return tuple(f.name for f in self.schema)
 
     @property
     def view_inputs(self) -> tuple[ViewInput, ...]:
+        """The stored features the function reads, per feature view."""
         return tuple(s for s in self.sources if isinstance(s, ViewInput))
 
     @property
     def request_sources(self) -> tuple[RequestSource, ...]:
+        """The request sources whose fields every request must carry."""
         return tuple(s for s in self.sources if isinstance(s, RequestSource))
 
     def feature(self, name: str) -> Field:
+        """One output's `Field`; a `DefinitionError` if the view has no output of that name."""
         for f in self.schema:
             if f.name == name:
                 return f
