@@ -259,6 +259,11 @@ class OnDemandFeatureView:
             _FUNCTIONS[(ref.module, ref.qualname, ref.fingerprint)] = udf
 
     def _check_input_names(self, where: str) -> None:
+        key_types: dict[str, Field] = {}
+        for view in self.view_inputs:
+            for key in view.join_keys:
+                if key_types.setdefault(key.name, key).dtype != key.dtype:
+                    raise DefinitionError(f"{where}: join key {key.name!r} has two different types in its sources")
         taken: dict[str, str] = {}
         for column, origin in self.input_columns():
             if column in taken and taken[column] != origin:
@@ -273,8 +278,8 @@ class OnDemandFeatureView:
         views = [s for s in self.sources if isinstance(s, ViewInput)]
         prefixed = len(views) > 1
         out: list[tuple[str, str]] = []
-        for view in views:
-            out.extend((k.name, f"join key {k.name!r}") for k in view.join_keys)
+        keys = dict.fromkeys(k.name for view in views for k in view.join_keys)
+        out.extend((k, f"join key {k!r}") for k in keys)
         for s in self.sources:
             if isinstance(s, ViewInput):
                 out.extend(
