@@ -82,6 +82,11 @@ class _Request:
     computed: tuple[_Computed, ...]
     input_refs: tuple[str, ...]
     """Every stored feature some requested on-demand view reads, as ``view:feature``."""
+    input_names: dict[str, str] | None
+    """When the stored features requested include every input: ``view__feature`` → its
+    column in their response, so the inputs come from that one read (else None)."""
+    plain_first: bool
+    """Every stored-view part comes before every on-demand part (the response's fast path)."""
 
 
 def _ref(selection: ViewSelection, feature: str) -> str:
@@ -186,7 +191,28 @@ class OnDemand:
             computed.append(_Computed(odfv, selection.features, names, _inputs(odfv)))
             for source in odfv.view_inputs:
                 input_refs.update(dict.fromkeys(f"{source.view}:{f.name}" for f in source.features))
-        request = _Request(tuple(segments), tuple(plain), tuple(plain_selections), tuple(computed), tuple(input_refs))
+        plain_names = {
+            f"{sel.view}:{f}": f"{sel.view}__{f}" if full_names else f
+            for sel in plain_selections
+            if sel.version is None
+            for f in sel.features
+        }
+        input_names = (
+            {ref.replace(":", "__"): plain_names[ref] for ref in input_refs}
+            if all(ref in plain_names for ref in input_refs)
+            else None
+        )
+        kinds = [kind for kind, _ in segments]
+        plain_first = "plain" not in kinds[kinds.index("odfv") :]
+        request = _Request(
+            tuple(segments),
+            tuple(plain),
+            tuple(plain_selections),
+            tuple(computed),
+            tuple(input_refs),
+            input_names,
+            plain_first,
+        )
         self._check_inputs(request)
         return request
 
@@ -271,15 +297,21 @@ class OnDemand:
             base = OnlineResponse(rows, (), [], 0)
         values: dict[str, list[Any]] = {}
         key_names = dict.fromkeys(base.key_names)
-        if request.input_refs:
+        base_dict = None
+        if request.input_names is not None:  # the inputs are among the features read: one read
+            base_dict = base.to_dict()
+            values = {full: base_dict[name] for full, name in request.input_names.items()}
+        elif request.input_refs:
             inputs = self._reader.get(request.input_refs, rows, True)
             values = inputs.to_dict()
             key_names.update(dict.fromkeys(inputs.key_names))
         outputs = []
         for part in request.computed:
             table = online_inputs(part, rows, values)
-            outputs.append(run(part.view, self.function(part.view), table, part.features))
-        return OnDemandResponse(base, rows, tuple(key_names), request, outputs, time.time_ns() // 1000)
+            outputs.append(run(part.view, self.function(part.view), table, part.features, len(rows)))
+        response = OnDemandResponse(base, rows, tuple(key_names), request, outputs, time.time_ns() // 1000)
+        response._base_dict = base_dict
+        return response
 
     # ------------------------------------------------------------------ offline
 
@@ -320,7 +352,7 @@ class OnDemand:
                 continue
             part = request.computed[index]
             inputs = offline_inputs(part, table)
-            result = run(part.view, self.function(part.view), inputs, part.features)
+            result = run(part.view, self.function(part.view), inputs, part.features, table.num_rows)
             for feature, name in zip(part.features, part.output_names, strict=True):
                 names.append(name)
                 arrays.append(result.column(feature))
@@ -349,12 +381,23 @@ def _column(values: Any, field: Field, where: str) -> pa.ChunkedArray:
     return frames._cast_column(column, field, where)
 
 
-def online_inputs(part: _Computed, rows: Sequence[Mapping[str, Any]], values: Mapping[str, list[Any]]) -> pa.Table:
-    """The input table of one on-demand view from the entity rows and the stored features read."""
+def online_inputs(
+    part: _Computed, rows: Sequence[Mapping[str, Any]], values: Mapping[str, list[Any]]
+) -> pa.Table | dict[str, list[Any]]:
+    """The inputs of one on-demand view from the entity rows and the stored features read.
+
+    A table; for a ``python`` view the same as Python lists (``to_pydict``'s values: stored
+    features are already those values, as `OnlineResponse.to_dict` guarantees, so they skip
+    Arrow; request fields and keys go through it, to be coerced as offline).
+    """
     name = part.view.name
-    columns = []
+    python = part.view.mode == "python"
+    columns: list[Any] = []
     for item in part.inputs:
         if item.kind == "feature":
+            if python:
+                columns.append(values[item.source])
+                continue
             column = _column(pa.array(values[item.source], type=item.field.dtype.to_arrow()), item.field, name)
         else:
             try:
@@ -371,8 +414,11 @@ def online_inputs(part: _Computed, rows: Sequence[Mapping[str, Any]], values: Ma
                     f"entity_rows, request field {item.source!r} of on-demand feature view {name!r}: "
                     f"values do not fit {item.field.dtype} ({' '.join(str(exc).splitlines())[:200]})"
                 ) from None
-        columns.append(column)
-    return pa.Table.from_arrays(columns, names=[i.column for i in part.inputs])
+        columns.append(column.to_pylist() if python else column)
+    names = [i.column for i in part.inputs]
+    if python:
+        return dict(zip(names, columns, strict=True))
+    return pa.Table.from_arrays(columns, names=names)
 
 
 def offline_inputs(part: _Computed, table: pa.Table) -> pa.Table:
@@ -391,24 +437,28 @@ def offline_inputs(part: _Computed, table: pa.Table) -> pa.Table:
     return pa.Table.from_arrays(columns, names=[i.column for i in part.inputs])
 
 
-def run(view: OnDemandFeatureView, fn: Callable[..., Any], inputs: pa.Table, features: Sequence[str]) -> pa.Table:
-    """Call the view's function on `inputs`; its declared outputs (those in `features`), typed.
-
-    The one place a transformation runs, online and offline alike.
-    """
-    n = inputs.num_rows
+def run(
+    view: OnDemandFeatureView,
+    fn: Callable[..., Any],
+    inputs: pa.Table | dict[str, list[Any]],
+    features: Sequence[str],
+    n: int,
+) -> pa.Table:
+    """Call the view's function on `inputs` (`n` rows); its declared outputs (those in
+    `features`), typed. The one place a transformation runs, online and offline alike."""
+    if isinstance(inputs, pa.Table) and view.mode == "python":
+        inputs = inputs.to_pydict()
     wanted = [view.feature(f) for f in features]
     if n == 0:
         return pa.table({f.name: pa.array([], type=f.dtype.to_arrow()) for f in wanted})
     try:
-        if view.mode == "pandas":
-            result: Any = fn(inputs.to_pandas())
-        elif view.mode == "arrow":
-            result = fn(inputs)
+        if isinstance(inputs, pa.Table):
+            result: Any = fn(inputs.to_pandas() if view.mode == "pandas" else inputs)
         elif view.singleton:
-            result = [fn(row) for row in inputs.to_pylist()]
+            names = list(inputs)
+            result = [fn(dict(zip(names, values, strict=True))) for values in zip(*inputs.values(), strict=True)]
         else:
-            result = fn(inputs.to_pydict())
+            result = fn(inputs)
     except Exception as exc:
         message = " ".join(str(exc).splitlines())[:300]
         raise TransformationError(
@@ -517,6 +567,8 @@ class OnDemandResponse(OnlineResponse):
         self._outputs = outputs
         self._now_us = now_us
         self._base_names = base.feature_names
+        self._base_dict: dict[str, list[Any]] | None = None
+        """The base's `to_dict`, when computing the inputs needed it (used once, by `to_dict`)."""
         bounds = [0]
         for part in base._parts:
             bounds.append(bounds[-1] + len(part.output_names))
@@ -542,7 +594,11 @@ class OnDemandResponse(OnlineResponse):
         return [name for _, _, names in self._segments() for name in names]
 
     def to_dict(self) -> dict[str, list[Any]]:
-        base = self._base.to_dict()
+        base, self._base_dict = self._base_dict or self._base.to_dict(), None
+        if self._request.plain_first and self._key_names == self._base.key_names:
+            for index in range(len(self._outputs)):
+                base.update((name, column.to_pylist()) for name, column in self._computed(index))
+            return base
         out = {
             k: base[k] if k in base else pa.array([row[k] for row in self._entity_rows]).to_pylist()
             for k in self._key_names
