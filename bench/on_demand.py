@@ -65,7 +65,12 @@ def main() -> None:
     args = parser.parse_args()
     odfvs = [
         OnDemandFeatureView(
-            f"odfv_{name}", sources=[WIDE[["f0", "f1"]], TXN], schema=[Field("score", Float64)], udf=fn, mode=mode, singleton=single
+            f"odfv_{name}",
+            sources=[WIDE[["f0", "f1"]], TXN],
+            schema=[Field("score", Float64)],
+            udf=fn,
+            mode=mode,
+            singleton=single,
         )
         for name, (fn, mode, single) in MODES.items()
     ]

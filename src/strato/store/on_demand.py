@@ -42,7 +42,7 @@ from strato.refs import ViewSelection, parse_refs
 from strato.store.catalog import Catalog
 from strato.store.online_reads import OnlineReader, _entity_rows
 from strato.store.results import TrainingSet
-from strato.types import ReadStatus
+from strato.types import Kind, ReadStatus
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -369,8 +369,21 @@ class OnDemand:
 # ---------------------------------------------------------------------- inputs and runs
 
 
-def _column(values: Any, field: Field, where: str) -> pa.ChunkedArray:
+_PLAIN = {Kind.FLOAT64: float, Kind.INT64: int, Kind.STRING: str, Kind.BOOL: bool, Kind.BYTES: bytes}
+"""The Python type each of these kinds reads back as: a list of only those (and None) is
+already what Arrow's conversion would give, so it needs no checking."""
+
+
+def _plain(values: Any, field: Field) -> bool:
+    """Whether `values` is a list whose every item is None or `field`'s own Python type."""
+    want = _PLAIN.get(field.dtype.kind)
+    return want is not None and isinstance(values, list) and all(v is None or type(v) is want for v in values)
+
+
+def _column(values: Any, field: Field, where: str) -> pa.ChunkedArray | pa.Array:
     """Values as `field`'s type, under Strato's one coercion rule (`frames`)."""
+    if _plain(values, field):
+        return pa.array(values, type=field.dtype.to_arrow())
     if isinstance(values, pa.ChunkedArray):
         column = values
     elif isinstance(values, pa.Array):
@@ -402,6 +415,9 @@ def online_inputs(
         else:
             try:
                 raw = [row[item.source] for row in rows]
+                if python and _plain(raw, item.field):  # what Arrow would give back: no round trip
+                    columns.append(raw)
+                    continue
             except KeyError:
                 raise UserError(
                     f"entity_rows: missing {'request field' if item.kind == 'request' else 'join key'} "
