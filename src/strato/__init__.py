@@ -17,6 +17,7 @@ if TYPE_CHECKING:
     from strato.definitions.feature_service import FeatureService
     from strato.definitions.feature_view import FeatureView, FileSource
     from strato.definitions.field import Field
+    from strato.definitions.on_demand import OnDemandFeatureView, RequestSource, on_demand_feature_view
     from strato.errors import (
         AccessDeniedError,
         AuthenticationError,
@@ -31,6 +32,7 @@ if TYPE_CHECKING:
         OnlineBehindError,
         SchemaError,
         StratoError,
+        TransformationError,
         UserError,
         ValidationError,
     )
@@ -61,6 +63,7 @@ _HOMES: dict[str, str] = {
     "FeatureService": "strato.definitions.feature_service",
     **dict.fromkeys(("FeatureView", "FileSource"), "strato.definitions.feature_view"),
     "Field": "strato.definitions.field",
+    **dict.fromkeys(("OnDemandFeatureView", "RequestSource", "on_demand_feature_view"), "strato.definitions.on_demand"),
     **dict.fromkeys(
         (
             "AccessDeniedError",
@@ -77,6 +80,7 @@ _HOMES: dict[str, str] = {
             "SchemaError",
             "ValidationError",
             "StratoError",
+            "TransformationError",
             "UserError",
         ),
         "strato.errors",
@@ -152,19 +156,23 @@ __all__ = [
     "Map",
     "MaterializeResult",
     "NotFoundError",
+    "OnDemandFeatureView",
     "OnlineBehindError",
     "OnlineResponse",
     "ReadStatus",
+    "RequestSource",
     "SchemaError",
     "StratoConfig",
     "StratoError",
     "String",
     "Timestamp",
     "TrainingSet",
+    "TransformationError",
     "UserError",
     "ValidationError",
     "Vector",
     "WriteResult",
     "__version__",
     "load_config",
+    "on_demand_feature_view",
 ]

@@ -12,7 +12,8 @@
     │   ├── ConflictError            another process changed the registry meanwhile; nothing was changed
     │   ├── PluginNotFoundError      no backend registered under that name (or its extra is missing)
     │   ├── AuthenticationError      access control is on and no valid token was given (HTTP 401)
-    │   └── AccessDeniedError        the token's grants do not allow this action on this object (HTTP 403)
+    │   ├── AccessDeniedError        the token's grants do not allow this action on this object (HTTP 403)
+    │   └── TransformationError      an on-demand view's function raised, or returned the wrong shape
     └── BackendError                 an engine failed
         ├── BackendUnavailable       transient: retrying may succeed (lock held, server down)
         ├── BackendFailure           terminal: retrying will not help (corrupt data, full disk)
@@ -83,6 +84,15 @@ class AuthenticationError(UserError):
 
 class AccessDeniedError(UserError):
     """The caller's token is valid but its grants do not cover the action; names both."""
+
+
+class TransformationError(UserError):
+    """An on-demand feature view's function raised, or returned columns its schema does not
+    declare (missing, wrong type, wrong length); the message names the view and the column."""
+
+    def __init__(self, message: str, *, view: str):
+        super().__init__(message)
+        self.view = view
 
 
 class BackendError(StratoError):

@@ -1,4 +1,4 @@
-"""Find the definitions in a feature repo: every Entity, FeatureView and FeatureService
+"""Find the definitions in a feature repo: every Entity, FeatureView, OnDemandFeatureView and FeatureService
 bound to a module-level name in the repo's Python files (Feast's convention).
 
 Which files count: every ``*.py`` under the repo, minus `DEFAULT_IGNORE` and the patterns of the
@@ -29,6 +29,7 @@ import pathspec
 from strato.definitions.entity import Entity
 from strato.definitions.feature_service import FeatureService
 from strato.definitions.feature_view import FeatureView
+from strato.definitions.on_demand import OnDemandFeatureView
 from strato.definitions.plan import Definition
 from strato.errors import DefinitionError
 
@@ -91,7 +92,7 @@ def load_definitions(repo: Path) -> list[Definition]:
         for path in files:
             module = _import(repo, path)
             for value in vars(module).values():
-                if isinstance(value, (Entity, FeatureView, FeatureService)):
+                if isinstance(value, (Entity, FeatureView, FeatureService, OnDemandFeatureView)):
                     found[id(value)] = value
     return list(found.values())
 

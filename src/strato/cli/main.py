@@ -54,6 +54,10 @@ _KIND_ALIASES: dict[str, ObjectKind] = {
     "services": "feature_service",
     "feature_service": "feature_service",
     "feature-service": "feature_service",
+    "odfv": "on_demand_feature_view",
+    "odfvs": "on_demand_feature_view",
+    "on_demand_feature_view": "on_demand_feature_view",
+    "on-demand-feature-view": "on_demand_feature_view",
 }
 
 
@@ -66,7 +70,7 @@ def _kind(text: str) -> ObjectKind:
     try:
         return _KIND_ALIASES[text.lower()]
     except KeyError:
-        raise UserError(f"unknown object kind {text!r}; use entity, view or service") from None
+        raise UserError(f"unknown object kind {text!r}; use entity, view, service or odfv") from None
 
 
 def _open(repo: Path | None, *, read_only: bool = False, planning: bool = False) -> FeatureStore:
@@ -252,6 +256,12 @@ def list_objects(
                 for v in store.list_feature_views()
             ]
             render.table(None, ["view", "version", "entities", "features", "ttl", "description"], rows2)
+        elif object_kind == "on_demand_feature_view":
+            rows4 = [
+                (v.name, v.version, v.mode, len(v.schema), v.udf_ref.fingerprint[:12], v.description)
+                for v in store.list_on_demand_feature_views()
+            ]
+            render.table(None, ["on-demand view", "version", "mode", "features", "function", "description"], rows4)
         else:
             rows3 = [(s.name, s.version, len(s.feature_refs), s.description) for s in store.list_feature_services()]
             render.table(None, ["service", "version", "features", "description"], rows3)

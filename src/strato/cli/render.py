@@ -15,6 +15,7 @@ if TYPE_CHECKING:
     from strato.definitions.entity import Entity
     from strato.definitions.feature_service import FeatureService
     from strato.definitions.feature_view import FeatureView
+    from strato.definitions.on_demand import OnDemandFeatureView
     from strato.definitions.plan import Plan
     from strato.registry.base import OnlineProgress
 
@@ -143,9 +144,10 @@ def plan(p: Plan) -> None:
         console.print(f"[dim]{unchanged} object(s) unchanged[/]")
 
 
-def describe(obj: Entity | FeatureView | FeatureService) -> None:
+def describe(obj: Entity | FeatureView | FeatureService | OnDemandFeatureView) -> None:
     from strato.definitions.entity import Entity
     from strato.definitions.feature_view import FeatureView
+    from strato.definitions.on_demand import OnDemandFeatureView
 
     if isinstance(obj, Entity):
         console.print(f"[bold]entity[/] {obj.name}  {obj.description}")
@@ -168,6 +170,14 @@ def describe(obj: Entity | FeatureView | FeatureService) -> None:
         if not any(f.expect for f in obj.schema):
             rows, columns = [r[:3] for r in rows], columns[:3]
         table(None, columns, rows)
+    elif isinstance(obj, OnDemandFeatureView):
+        ref = obj.udf_ref
+        console.print(
+            f"[bold]on-demand feature view[/] {obj.name}  version {obj.version}  mode: {obj.mode}"
+            f"{' (singleton)' if obj.singleton else ''}\n  function: {ref.module}.{ref.qualname} "
+            f"(fingerprint {ref.fingerprint[:12]})\n  {obj.description}"
+        )
+        table(None, ["output", "type", "description"], [(f.name, f.dtype, f.description) for f in obj.schema])
     else:
         console.print(f"[bold]feature service[/] {obj.name}  version {obj.version}  {obj.description}")
         table(None, ["view", "features"], [(view, ", ".join(names)) for view, names in obj.features])

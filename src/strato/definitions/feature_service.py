@@ -8,6 +8,7 @@ from typing import Any
 
 from strato.definitions._naming import check_name, check_tags
 from strato.definitions.feature_view import FeatureView, FeatureViewProjection
+from strato.definitions.on_demand import OnDemandFeatureView, OnDemandProjection
 from strato.errors import DefinitionError
 
 
@@ -35,7 +36,7 @@ class FeatureService:
     def __init__(
         self,
         name: str,
-        features: Sequence[FeatureView | FeatureViewProjection | str],
+        features: Sequence[FeatureView | FeatureViewProjection | OnDemandFeatureView | OnDemandProjection | str],
         *,
         description: str = "",
         owner: str = "",
@@ -46,16 +47,17 @@ class FeatureService:
         where = f"feature service {name!r}"
         selected: dict[str, list[str]] = {}
         for item in features:
-            if isinstance(item, FeatureView):
+            if isinstance(item, (FeatureView, OnDemandFeatureView)):
                 view, names = item.name, list(item.feature_names)
-            elif isinstance(item, FeatureViewProjection):
+            elif isinstance(item, (FeatureViewProjection, OnDemandProjection)):
                 view, names = item.view.name, list(item.features)
             elif isinstance(item, str) and item.count(":") == 1:
                 view, feature = item.split(":")
                 names = [feature]
             else:
                 raise DefinitionError(
-                    f"{where}: features must be FeatureView, view[[...]] or 'view:feature' strings, got {item!r}"
+                    f"{where}: features must be FeatureView, view[[...]] or 'view:feature' strings "
+                    f"(or OnDemandFeatureView), got {item!r}"
                 )
             bucket = selected.setdefault(view, [])
             bucket.extend(n for n in names if n not in bucket)

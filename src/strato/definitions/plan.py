@@ -20,12 +20,13 @@ from strato.definitions.entity import Entity
 from strato.definitions.feature_service import FeatureService
 from strato.definitions.feature_view import FeatureView
 from strato.definitions.field import Field
+from strato.definitions.on_demand import OnDemandFeatureView
 from strato.errors import BreakingChangeError, DefinitionError
 from strato.types import DType
 
-Definition = Entity | FeatureView | FeatureService
-ObjectKind = Literal["entity", "feature_view", "feature_service"]
-OBJECT_KINDS: tuple[ObjectKind, ...] = ("entity", "feature_view", "feature_service")
+Definition = Entity | FeatureView | FeatureService | OnDemandFeatureView
+ObjectKind = Literal["entity", "feature_view", "feature_service", "on_demand_feature_view"]
+OBJECT_KINDS: tuple[ObjectKind, ...] = ("entity", "feature_view", "feature_service", "on_demand_feature_view")
 
 
 def kind_of(obj: Definition) -> ObjectKind:
@@ -35,6 +36,8 @@ def kind_of(obj: Definition) -> ObjectKind:
         return "feature_view"
     if isinstance(obj, FeatureService):
         return "feature_service"
+    if isinstance(obj, OnDemandFeatureView):
+        return "on_demand_feature_view"
     raise DefinitionError(f"not a Strato definition: {obj!r}")
 
 
@@ -144,12 +147,18 @@ def _basis(
     )
 
 
-def _depends_on(obj: Definition) -> list[tuple[ObjectKind, str]]:
+def _depends_on(obj: Definition, objects: Mapping[tuple[ObjectKind, str], Definition]) -> list[tuple[ObjectKind, str]]:
     """The objects whose stored state `obj`'s change was decided with."""
     if isinstance(obj, FeatureView):
         return [("entity", e.name) for e in obj.entities]
     if isinstance(obj, FeatureService):
-        return [("feature_view", split_view_ref(view)[0]) for view, _ in obj.features]
+        names = [split_view_ref(view)[0] for view, _ in obj.features]
+        return [
+            ("on_demand_feature_view", n) if ("on_demand_feature_view", n) in objects else ("feature_view", n)
+            for n in names
+        ]
+    if isinstance(obj, OnDemandFeatureView):
+        return [("feature_view", s.view) for s in obj.view_inputs]
     return []
 
 
@@ -185,6 +194,37 @@ def _view_diff(old: FeatureView, new: FeatureView) -> tuple[list[str], list[str]
     if old_spec["entities"] != new_spec["entities"] and not breaking:
         compatible.append(f"entities {old_spec['entities']} -> {new_spec['entities']}")
     return compatible, breaking
+
+
+def _on_demand_diff(old: OnDemandFeatureView, new: OnDemandFeatureView) -> list[str]:
+    """What changed in an on-demand view, readably (the function as its fingerprint, not its text).
+
+    Every change is compatible: the view has no storage, so a new version just computes
+    differently from then on.
+    """
+    details: list[str] = []
+    if old.udf_ref.fingerprint != new.udf_ref.fingerprint:
+        details.append(
+            f"function changed (fingerprint {old.udf_ref.fingerprint[:12]} -> {new.udf_ref.fingerprint[:12]})"
+        )
+    elif (old.udf_ref.module, old.udf_ref.qualname) != (new.udf_ref.module, new.udf_ref.qualname):
+        details.append(
+            f"function moved {old.udf_ref.module}.{old.udf_ref.qualname} -> {new.udf_ref.module}.{new.udf_ref.qualname}"
+        )
+    old_fields = {f.name: f for f in old.schema}
+    new_fields = {f.name: f for f in new.schema}
+    for name, f in old_fields.items():
+        if name not in new_fields:
+            details.append(f"removes output {name}")
+        elif new_fields[name].to_spec() != f.to_spec():
+            details.append(f"updates output {name}")
+    details.extend(f"adds output {name}" for name in new_fields if name not in old_fields)
+    old_spec, new_spec = old.to_spec(), new.to_spec()
+    for attr in ("sources", "mode", "singleton", "description", "owner", "tags"):
+        if old_spec.get(attr) != new_spec.get(attr):
+            shown = "changed" if attr == "sources" else f"{old_spec.get(attr)!r} -> {new_spec.get(attr)!r}"
+            details.append(f"{attr} {shown}")
+    return details
 
 
 def _describe_keys(keys: Iterable[Field]) -> str:
@@ -244,6 +284,11 @@ def make_plan(
             else:
                 changes.append(Change(kind, name, Action.UNCHANGED, definition=obj))
             continue
+        if isinstance(obj, OnDemandFeatureView):
+            assert isinstance(old, OnDemandFeatureView)
+            details = _on_demand_diff(old, obj)
+            changes.append(Change(kind, name, Action.UPDATE if details else Action.UNCHANGED, tuple(details), obj))
+            continue
         details = _generic_diff(old, obj)
         if (
             isinstance(obj, Entity)
@@ -257,7 +302,7 @@ def make_plan(
             changes.append(Change(kind, name, Action.UNCHANGED, definition=obj))
     changes.extend(Change(kind, name, Action.DELETE) for kind, name in delete)
     touched = [(c.kind, c.name) for c in changes]
-    depends = [key for obj in wanted.values() for key in _depends_on(obj)]
+    depends = [key for obj in wanted.values() for key in _depends_on(obj, after)]
     plan = Plan(tuple(changes), _basis([*touched, *depends], current))
     if not plan.breaking:  # a changed entity's keys are reported as breaking, not as a mismatch
         _check_entity_keys(after)
@@ -288,9 +333,24 @@ def _check_references(objects: Mapping[tuple[ObjectKind, str], Definition]) -> N
             for entity in obj.entities:
                 if ("entity", entity.name) not in objects:
                     raise DefinitionError(f"feature view {name!r} uses entity {entity.name!r}, which is not defined")
+        elif isinstance(obj, OnDemandFeatureView):
+            _check_on_demand_sources(obj, objects)
         elif isinstance(obj, FeatureService):
             for ref, features in obj.features:
                 view_name, pinned = split_view_ref(ref)
+                on_demand = objects.get(("on_demand_feature_view", view_name))
+                if isinstance(on_demand, OnDemandFeatureView):
+                    if pinned is not None:
+                        raise DefinitionError(
+                            f"feature service {name!r} pins on-demand feature view {view_name!r}; "
+                            "on-demand views cannot be pinned to a version"
+                        )
+                    unknown = [f for f in features if f not in on_demand.feature_names]
+                    if unknown:
+                        raise DefinitionError(
+                            f"feature service {name!r} uses {ref}:{unknown[0]}, but the on-demand view has no such feature"
+                        )
+                    continue
                 view = objects.get(("feature_view", view_name))
                 if not isinstance(view, FeatureView):
                     raise DefinitionError(
@@ -305,3 +365,23 @@ def _check_references(objects: Mapping[tuple[ObjectKind, str], Definition]) -> N
                         )
         elif kind == "entity":
             continue
+
+
+def _check_on_demand_sources(odfv: OnDemandFeatureView, objects: Mapping[tuple[ObjectKind, str], Definition]) -> None:
+    """An on-demand view's source views must exist, with its input features at the same types,
+    and its name must not also be a feature view's (``name:feature`` would be ambiguous)."""
+    where = f"on-demand feature view {odfv.name!r}"
+    if ("feature_view", odfv.name) in objects:
+        raise DefinitionError(f"{where}: a feature view has the same name; feature references would be ambiguous")
+    for source in odfv.view_inputs:
+        view = objects.get(("feature_view", source.view))
+        if not isinstance(view, FeatureView):
+            raise DefinitionError(f"{where} reads feature view {source.view!r}, which is not defined")
+        for feature in source.features:
+            if feature.name not in view.feature_names:
+                raise DefinitionError(f"{where} reads {source.view}:{feature.name}, but the view has no such feature")
+            if view.feature(feature.name).dtype != feature.dtype:
+                raise DefinitionError(
+                    f"{where} reads {source.view}:{feature.name} as {feature.dtype}, "
+                    f"but the view now declares {view.feature(feature.name).dtype}"
+                )

@@ -19,6 +19,7 @@ from strato.errors import (
     NotFoundError,
     PluginNotFoundError,
     StratoError,
+    TransformationError,
     UserError,
 )
 
@@ -52,6 +53,9 @@ def status_of(exc: BaseException) -> tuple[int, str]:
         return 403, message
     if isinstance(exc, NotFoundError) and not isinstance(exc, PluginNotFoundError):
         return 404, message
+    if isinstance(exc, TransformationError):  # the applied on-demand view failed, not the request
+        log.error("on-demand feature view %r failed: %s", exc.view, message)
+        return 500, message
     if isinstance(exc, UserError):
         return 400, message
     if isinstance(exc, BackendUnavailable):

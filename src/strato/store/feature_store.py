@@ -22,6 +22,7 @@ from strato.config import StratoConfig
 from strato.definitions.entity import Entity
 from strato.definitions.feature_service import FeatureService
 from strato.definitions.feature_view import FeatureView
+from strato.definitions.on_demand import OnDemandFeatureView
 from strato.definitions.plan import Action, Definition, ObjectKind, Plan, make_plan
 from strato.errors import ConflictError, OnlineBehindError, UserError
 from strato.offline.base import OfflineEngine, TableSnapshot
@@ -32,6 +33,7 @@ from strato.online.response import OnlineResponse
 from strato.registry.base import OnlineProgress, RegistryStore, Revision, WriteStats, backend_name
 from strato.store.catalog import Catalog
 from strato.store.materialize import Materializer, check_end
+from strato.store.on_demand import OnDemand
 from strato.store.online_limits import check_online_limits
 from strato.store.online_reads import OnlineReader
 from strato.store.quality import Screen, quarantine_schema, quarantine_table, record_stats, start_stats
@@ -93,6 +95,7 @@ class FeatureStore:
         #: Access checks of this store's token (`strato.access`); the server `delegate`s them.
         self.access = Caller(AccessControl(self.registry, self.config.project), token or self.config.token)
         self._reader = OnlineReader(self.catalog, lambda: self.online_store, self.access.check)
+        self._on_demand = OnDemand(self.catalog, self._reader, self.config.repo_path)
         self._materializer_: Materializer | None = None
         # One write order for every writer of this repo (design rule 10): see write_clock.
         self._clock = WriteClock(self.config.repo_path / ".strato" / CLOCK_FILE)
@@ -256,6 +259,11 @@ class FeatureStore:
         """A feature view: its current version, or `version`."""
         self._check("read", Resource("feature_view", name))
         return self.catalog.view(name, version=version)
+
+    def list_on_demand_feature_views(self) -> list[OnDemandFeatureView]:
+        """The current version of every registered on-demand feature view, by name."""
+        self._check("list", self._project_resource)
+        return [v for v in self.registry.list("on_demand_feature_view") if isinstance(v, OnDemandFeatureView)]
 
     def get_feature_service(self, name: str, *, version: int | None = None) -> FeatureService:
         """A feature service: its current version, or `version`."""
@@ -530,8 +538,10 @@ class FeatureStore:
 
         `entity_rows` is a list of dicts of join keys (or a dict of key columns). Values older
         than the view's ttl come back missing with status EXPIRED; absent keys NOT_FOUND.
+        On-demand features (``odfv:feature``) are computed from the same read and the rows'
+        request fields (`strato.store.on_demand`).
         """
-        return self._reader.get(features, entity_rows, full_feature_names)
+        return self._on_demand.get(features, entity_rows, full_feature_names)
 
     def refresh(self) -> None:
         """Forget cached definitions and request plans, so the next calls follow the registry.
@@ -556,8 +566,19 @@ class FeatureStore:
 
         Row order and every column of `entity_df` are kept. `as_of` reads history as it was
         at that time; `versions` (from an earlier `TrainingSet.versions`) pins each view's
-        table version exactly.
+        table version exactly. On-demand features are computed over the joined columns, with
+        request fields taken from `entity_df`'s columns.
         """
+        if self._on_demand.involves(features, full_feature_names):
+            return self._on_demand.historical(
+                self.get_historical_features,
+                entity_df,
+                features,
+                full_feature_names,
+                timestamp_field=timestamp_field,
+                as_of=as_of,
+                versions=versions,
+            )
         selections = self.catalog.select(features, full_feature_names)
         if isinstance(features, FeatureService):
             self._check("read", Resource("feature_service", features.name))

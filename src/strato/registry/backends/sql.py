@@ -73,6 +73,7 @@ from sqlalchemy.types import TypeDecorator
 from strato.definitions.entity import Entity
 from strato.definitions.feature_service import FeatureService
 from strato.definitions.feature_view import FeatureView
+from strato.definitions.on_demand import OnDemandFeatureView
 from strato.definitions.plan import (
     Action,
     Basis,
@@ -888,7 +889,7 @@ class SQLRegistry(RegistryStore):
             entity for row in rows if row.kind == "feature_view" for entity in json.loads(row.spec_json)["entities"]
         }
         entities = self._entities(conn, needed, as_of)
-        order = {"entity": 0, "feature_view": 1, "feature_service": 2}
+        order = {"entity": 0, "feature_view": 1, "feature_service": 2, "on_demand_feature_view": 3}
         loaded: dict[tuple[ObjectKind, str], Definition] = {}
         for row in sorted(rows, key=lambda r: (order.get(r.kind, 3), r.name)):
             loaded[(check_kind(row.kind), row.name)] = _load(row, entities)
@@ -948,6 +949,8 @@ def _load(row: Row[Any], entities: dict[str, Entity]) -> Definition:
             return FeatureView.from_spec(spec, entities, version=row.version, data_version=row.data_version)
         if row.kind == "feature_service":
             return FeatureService.from_spec(spec, version=row.version)
+        if row.kind == "on_demand_feature_view":
+            return OnDemandFeatureView.from_spec(spec, version=row.version)
     except (DefinitionError, KeyError, TypeError, ValueError) as exc:
         raise BackendFailure(
             f"registry holds an unreadable {describe(row.kind, row.name, row.version)}: {exc}"
