@@ -47,7 +47,7 @@ class FeatureService:
         selected: dict[str, list[str]] = {}
         for item in features:
             if isinstance(item, FeatureView):
-                view, names = item.name, list(item.feature_names)
+                view, names = item.name, list(item.readable_names)
             elif isinstance(item, FeatureViewProjection):
                 view, names = item.view.name, list(item.features)
             elif isinstance(item, str) and item.count(":") == 1:

@@ -9,6 +9,7 @@ from datetime import timedelta
 from typing import Any, Literal
 
 from strato.definitions._naming import RESERVED_COLUMNS, check_name, check_tags
+from strato.definitions.aggregation import Aggregation, check_aggregations
 from strato.definitions.entity import Entity
 from strato.definitions.field import Field
 from strato.errors import DefinitionError
@@ -74,6 +75,8 @@ class FeatureView:
     version: int | None = None
     data_version: int | None = None
     created_timestamp_column: str | None = None
+    aggregations: tuple[Aggregation, ...] = ()
+    allowed_lateness: timedelta | None = None
 
     def __init__(
         self,
@@ -92,6 +95,8 @@ class FeatureView:
         version: int | None = None,
         data_version: int | None = None,
         created_timestamp_column: str | None = None,
+        aggregations: Sequence[Aggregation] = (),
+        allowed_lateness: timedelta | None = None,
     ):
         check_name("feature view", name)
         where = f"feature view {name!r}"
@@ -144,6 +149,9 @@ class FeatureView:
         for attr, value in (("version", version), ("data_version", data_version)):
             if value is not None and (not isinstance(value, int) or value < 1):
                 raise DefinitionError(f"{where}: {attr} must be a positive integer, got {value!r}")
+        # Windowed aggregates of raw features (docs/concepts.md, "Windowed aggregations").
+        taken = {*key_fields, *seen, timestamp_field}
+        aggregations = check_aggregations(where, aggregations, features, taken, allowed_lateness)
         set_ = object.__setattr__
         set_(self, "name", name)
         set_(self, "entities", tuple(entities))
@@ -159,6 +167,8 @@ class FeatureView:
         set_(self, "version", version)
         set_(self, "data_version", data_version)
         set_(self, "created_timestamp_column", created_timestamp_column)
+        set_(self, "aggregations", aggregations)
+        set_(self, "allowed_lateness", allowed_lateness)
 
     def __hash__(self) -> int:
         return hash((self.name, self.version))
@@ -186,6 +196,16 @@ class FeatureView:
         """The features' names, in schema order."""
         return tuple(f.name for f in self.schema)
 
+    @property
+    def aggregation_names(self) -> tuple[str, ...]:
+        """The names of the view's windowed aggregates, readable as features."""
+        return tuple(a.name for a in self.aggregations)
+
+    @property
+    def readable_names(self) -> tuple[str, ...]:
+        """Everything a feature reference may name: the features, then the aggregates."""
+        return self.feature_names + self.aggregation_names
+
     def feature(self, name: str) -> Field:
         """One feature's `Field`; a `DefinitionError` if the view has no feature of that name."""
         for f in self.schema:
@@ -204,19 +224,32 @@ class FeatureView:
 
     def to_spec(self) -> dict[str, Any]:
         """The definition as plain data; registry-assigned versions are left out."""
-        return {
-            "name": self.name,
-            "entities": [e.name for e in self.entities],
-            "schema": [f.to_spec() for f in self.schema],
-            "ttl_seconds": self.ttl.total_seconds() if self.ttl is not None else None,
-            "source": self.source.to_spec() if self.source else None,
-            "timestamp_field": self.timestamp_field,
-            "online": self.online,
-            "offline": self.offline,
-            "description": self.description,
-            "owner": self.owner,
-            "tags": dict(self.tags),
-        } | ({"created_timestamp_column": self.created_timestamp_column} if self.created_timestamp_column else {})
+        return (
+            {
+                "name": self.name,
+                "entities": [e.name for e in self.entities],
+                "schema": [f.to_spec() for f in self.schema],
+                "ttl_seconds": self.ttl.total_seconds() if self.ttl is not None else None,
+                "source": self.source.to_spec() if self.source else None,
+                "timestamp_field": self.timestamp_field,
+                "online": self.online,
+                "offline": self.offline,
+                "description": self.description,
+                "owner": self.owner,
+                "tags": dict(self.tags),
+            }
+            | ({"created_timestamp_column": self.created_timestamp_column} if self.created_timestamp_column else {})
+            | (
+                {
+                    "aggregations": [a.to_spec() for a in self.aggregations],
+                    "allowed_lateness_seconds": (
+                        self.allowed_lateness.total_seconds() if self.allowed_lateness is not None else None
+                    ),
+                }
+                if self.aggregations
+                else {}
+            )
+        )
 
     @classmethod
     def from_spec(
@@ -247,6 +280,12 @@ class FeatureView:
             version=version,
             data_version=data_version,
             created_timestamp_column=spec.get("created_timestamp_column"),
+            aggregations=[Aggregation.from_spec(a) for a in spec.get("aggregations", ())],
+            allowed_lateness=(
+                timedelta(seconds=spec["allowed_lateness_seconds"])
+                if spec.get("allowed_lateness_seconds") is not None
+                else None
+            ),
         )
 
 
@@ -261,4 +300,5 @@ class FeatureViewProjection:
         if not self.features:
             raise DefinitionError(f"selection of feature view {self.view.name!r} is empty")
         for name in self.features:
-            self.view.feature(name)
+            if name not in self.view.aggregation_names:
+                self.view.feature(name)

@@ -176,7 +176,7 @@ def _view_diff(old: FeatureView, new: FeatureView) -> tuple[list[str], list[str]
     compatible.extend(f"adds field {name}" for name in new_fields if name not in old_fields)
     old_spec, new_spec = old.to_spec(), new.to_spec()
     attrs = ("ttl_seconds", "source", "timestamp_field", "online", "offline", "description", "owner", "tags")
-    for attr in (*attrs, "created_timestamp_column"):
+    for attr in (*attrs, "created_timestamp_column", "aggregations", "allowed_lateness_seconds"):
         if old_spec.get(attr) != new_spec.get(attr):
             compatible.append(f"{attr} {old_spec.get(attr)!r} -> {new_spec.get(attr)!r}")
     if old_spec["entities"] != new_spec["entities"] and not breaking:
@@ -296,7 +296,7 @@ def _check_references(objects: Mapping[tuple[ObjectKind, str], Definition]) -> N
                 if pinned is not None and pinned != view.version:
                     continue  # an older version: the registry checks it, holding every version
                 for feature in features:
-                    if feature not in view.feature_names:
+                    if feature not in view.readable_names:
                         raise DefinitionError(
                             f"feature service {name!r} uses {ref}:{feature}, but the view has no such feature"
                         )
