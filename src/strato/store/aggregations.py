@@ -58,7 +58,6 @@ _STRUCT_CODES: Final = {
     Kind.BOOL: "?",
     Kind.TIMESTAMP: "q",
 }
-_US: Final = timedelta(microseconds=1)
 
 
 def tiles_table(view: FeatureView) -> str:
@@ -126,7 +125,8 @@ class TileWriter:
                 newest = top if newest is None else max(newest, top)
                 header = HEADER.pack(newest, max(written + 1, now_us))
                 values.append(header + msgpack.packb(tiles.to_data(), use_bin_type=True))
-            store.write(table, unique, values, ttl=timedelta(microseconds=layout.retention_us) or None)
+            # No native ttl: the engine's clock is not Strato's; `prune_expired` drops idle rows.
+            store.write(table, unique, values)
         return int(keep.sum())
 
     def _locked(self) -> _Locked:
@@ -301,6 +301,7 @@ def historical_values(
     return arrays
 
 
-def retention(view: FeatureView) -> timedelta:
-    """How long an untouched entity's tiles stay readable: the longest window plus the lateness."""
-    return layout_of(view).retention_us * _US
+def prune_tiles(store: OnlineStore, view: FeatureView, now_us: int) -> int:
+    """Delete the tile rows whose newest event is older than the view's longest window plus
+    its lateness: nothing in them is readable any more (a late event starts a fresh row)."""
+    return store.prune(tiles_table(view), now_us - layout_of(view).retention_us)

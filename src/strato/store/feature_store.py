@@ -29,7 +29,7 @@ from strato.online.base import OnlineStore
 from strato.online.expiry import expired_before_us
 from strato.online.response import OnlineResponse
 from strato.registry.base import OnlineProgress, RegistryStore, Revision, backend_name
-from strato.store.aggregations import LOCK_FILE, TileWriter, historical_values
+from strato.store.aggregations import LOCK_FILE, TileWriter, historical_values, prune_tiles
 from strato.store.catalog import Catalog
 from strato.store.materialize import Materializer, check_end
 from strato.store.online_limits import check_online_limits
@@ -472,6 +472,8 @@ class FeatureStore:
             cut = expired_before_us(fv.ttl, now_us)
             if fv.online and cut is not None:
                 pruned[fv.name] = self.online_store.prune(fv.table_name, cut)
+            if fv.online and fv.aggregations:  # idle entities' tiles (their rows, not counted above)
+                prune_tiles(self.online_store, fv, now_us)
         return pruned
 
     # ------------------------------------------------------------------ reads
