@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from strato.config import StratoConfig, load_config
+    from strato.definitions.aggregation import Aggregation
     from strato.definitions.entity import Entity
     from strato.definitions.feature_service import FeatureService
     from strato.definitions.feature_view import FeatureView, FileSource
@@ -52,6 +53,7 @@ if TYPE_CHECKING:
 # start-up, `--help` included — does not pay for pyarrow, pandas and the engines until needed.
 _HOMES: dict[str, str] = {
     **dict.fromkeys(("StratoConfig", "load_config"), "strato.config"),
+    "Aggregation": "strato.definitions.aggregation",
     "Entity": "strato.definitions.entity",
     "FeatureService": "strato.definitions.feature_service",
     **dict.fromkeys(("FeatureView", "FileSource"), "strato.definitions.feature_view"),
@@ -117,6 +119,7 @@ def __dir__() -> list[str]:
 
 
 __all__ = [
+    "Aggregation",
     "BackendError",
     "BackendFailure",
     "BackendUnavailable",

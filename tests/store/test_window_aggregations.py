@@ -22,10 +22,10 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from contract.online.conftest import HARNESSES  # tests/ is on sys.path (tests/store/conftest.py)
 from strato import Entity, FeatureStore, FeatureView, Field, Float64, Int64, String, clock
 from strato.config import write_default_config
 from strato.definitions.aggregation import Aggregation
-from contract.online.conftest import HARNESSES  # tests/ is on sys.path (tests/store/conftest.py)
 
 USER = Entity("user", join_keys={"user_id": Int64})
 AGGREGATIONS = [

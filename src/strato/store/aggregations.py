@@ -25,7 +25,6 @@ import os
 import struct
 import threading
 from collections.abc import Sequence
-from datetime import timedelta
 from pathlib import Path
 from typing import Any, Final
 

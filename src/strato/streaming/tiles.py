@@ -98,6 +98,17 @@ def _grow(partials: list[float], x: float) -> list[float]:
     return out + special
 
 
+def exact_sum(partials: Sequence[float]) -> float:
+    """The correctly rounded sum of `fsum` partials; inf and NaN as IEEE addition gives them
+    (``math.fsum`` raises on inf + -inf, which a read must not)."""
+    special = [x for x in partials if not math.isfinite(x)]
+    if not special:
+        return math.fsum(partials)
+    if any(math.isnan(x) for x in special) or (math.inf in special and -math.inf in special):
+        return math.nan
+    return special[0]
+
+
 def add(kind: SlotKind, state: Any, value: Any, event_us: int, created_us: int) -> Any:
     """`state` with one non-null raw `value` added (the event's times are for `last`)."""
     if kind == "count":
@@ -158,7 +169,7 @@ def final(agg: Aggregation, states: dict[SlotKind, Any]) -> Any:
         return states["count"]
     if fn in ("sum", "mean"):
         if "fsum" in states:
-            total: float | int = math.fsum(states["fsum"])
+            total: float | int = exact_sum(states["fsum"])
         else:
             total = states["isum"]
         if fn == "sum":
