@@ -129,6 +129,7 @@ class Aggregation:
             )
 
     def to_spec(self) -> dict[str, Any]:
+        """Plain data for the registry (JSON-serializable)."""
         return {
             "column": self.column,
             "function": self.function,
@@ -138,6 +139,7 @@ class Aggregation:
 
     @classmethod
     def from_spec(cls, spec: dict[str, Any]) -> Aggregation:
+        """Rebuild the object from `to_spec` data; the registry's decoder, validated like a new one."""
         return cls(spec["column"], spec["function"], timedelta(seconds=spec["time_window_seconds"]), name=spec["name"])
 
 
