@@ -40,7 +40,7 @@ from strato.offline.base import OfflineEngine, TableSnapshot
 from strato.online.base import OnlineStore
 from strato.online.codec import HEADER, HEADER_SIZE, KeyCodec, ViewCodec
 from strato.online.response import FeatureGather, ViewResult
-from strato.streaming.tiles import EntityTiles, TileLayout, final, fold, slots_of, window_start_us
+from strato.streaming.tiles import EntityTiles, TileLayout, evaluate_packed, final, fold, slots_of, window_start_us
 from strato.types import Kind
 
 try:
@@ -199,20 +199,19 @@ class AggregateReader:
         # per output: (slot in the fixed tuple or -1, slot in the var list or -1, null bit index)
         self._slots = [(fixed_at.get(f.name, -1), codec.var_slot.get(f.name, -1), codec.index[f.name]) for f in fields]
         self._fixed_zero = [False if f.dtype.kind is Kind.BOOL else 0 for f in codec.fixed]
-        self._empty = EntityTiles.new(self.layout)
+        self._outputs = [self.layout.outputs[i] for i in self.wanted]
+        self._empty = EntityTiles.new(self.layout).to_data()
 
     def result(self, values: list[bytes | None], now_us: int) -> ViewResult:
         """Evaluate each entity's windows at `now_us` into a view part of the response."""
         out: list[bytes | None] = []
-        wanted = self.wanted
+        layout, outputs, unpackb = self.layout, self._outputs, msgpack.unpackb
         for value in values:
             if value is None:
-                newest = 0
-                tiles = self._empty
+                newest, data = 0, self._empty
             else:
-                newest = HEADER.unpack_from(value)[0]
-                tiles = EntityTiles.from_data(self.layout, msgpack.unpackb(value[HEADER_SIZE:], raw=False))
-            out.append(self._pack(newest, tiles.values_at(now_us, wanted)))
+                newest, data = HEADER.unpack_from(value)[0], unpackb(value[HEADER_SIZE:], raw=False)
+            out.append(self._pack(newest, evaluate_packed(layout, data, now_us, outputs)))
         return ViewResult(self.gather, self.output_names, out, None, now_us)
 
     def _pack(self, newest: int, results: list[Any]) -> bytes:

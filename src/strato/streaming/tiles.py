@@ -28,6 +28,8 @@ is what the offline side does (`fold` + `final`).
 
 from __future__ import annotations
 
+import bisect
+import functools
 import math
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -101,12 +103,10 @@ def _grow(partials: list[float], x: float) -> list[float]:
 def exact_sum(partials: Sequence[float]) -> float:
     """The correctly rounded sum of `fsum` partials; inf and NaN as IEEE addition gives them
     (``math.fsum`` raises on inf + -inf, which a read must not)."""
-    special = [x for x in partials if not math.isfinite(x)]
-    if not special:
+    try:
         return math.fsum(partials)
-    if any(math.isnan(x) for x in special) or (math.inf in special and -math.inf in special):
+    except ValueError:  # -inf + inf
         return math.nan
-    return special[0]
 
 
 def add(kind: SlotKind, state: Any, value: Any, event_us: int, created_us: int) -> Any:
@@ -194,6 +194,11 @@ class TileGroup:
     keep: int
     """The longest window of the group, in tiles: older tiles are never read again."""
 
+    @functools.cached_property
+    def slot_names(self) -> list[str]:
+        """The slots as a packed row names them (``column:kind``)."""
+        return [f"{c}:{k}" for c, k in self.slots]
+
 
 @dataclass(frozen=True)
 class Output:
@@ -215,6 +220,11 @@ class TileLayout:
     lateness_us: int | None
     retention_us: int
     """The longest window plus the lateness: a row untouched for longer holds nothing readable."""
+
+    @functools.cached_property
+    def column_names(self) -> list[str]:
+        """`columns` as a packed row lists them."""
+        return list(self.columns)
 
     @classmethod
     def of(cls, view: FeatureView) -> TileLayout:
@@ -350,39 +360,68 @@ class EntityTiles:
 
     def values_at(self, t_us: int, wanted: Sequence[int] | None = None) -> list[Any]:
         """The aggregations' values at `t_us`: those at `wanted` positions of `layout.outputs`
-        (default: all), in that order.
-
-        This is the online read path: each (group, window length, slot) is merged once and
-        shared by the aggregations that need it (a mean shares the count and the sum).
-        """
+        (default: all), in that order."""
         layout = self.layout
         outputs = layout.outputs if wanted is None else [layout.outputs[i] for i in wanted]
-        merged: dict[tuple[int, int, int], Any] = {}
-        out = []
-        for o in outputs:
-            g = layout.groups[o.group]
-            current = t_us // g.tile_us
-            first = current - o.tiles + 1
-            in_window: list[list[Any]] | None = None
-            states: dict[SlotKind, Any] = {}
-            for kind, j in o.slot_index:
-                key = (o.group, o.tiles, j)
-                state = merged.get(key, _MISSING)
-                if state is _MISSING:
-                    if in_window is None:
-                        in_window = [tile for index, tile in self.groups[o.group].items() if first <= index <= current]
-                    state = merged[key] = _combine(kind, [tile[j] for tile in in_window])
-                states[kind] = state
-            if self.pending:
-                start = first * g.tile_us
-                col = layout.columns.index(o.aggregation.column)
-                for event_us, created_us, values in self.pending:
-                    value = values[col]
-                    if start <= event_us <= t_us and value is not None:
-                        for kind in states:
-                            states[kind] = add(kind, states[kind], value, event_us, created_us)
-            out.append(final(o.aggregation, states))
-        return out
+        tiles = [[[i, *states] for i, states in sorted(group.items())] for group in self.groups]
+        return _evaluate(layout, tiles, self.pending, t_us, outputs)
+
+
+def evaluate_packed(layout: TileLayout, data: list[Any], t_us: int, outputs: Sequence[Output]) -> list[Any]:
+    """`EntityTiles.from_data(layout, data).values_at(t_us, …)` without building the object:
+    the online read path, on the unpacked row as it is when its layout is the current one."""
+    if data and data[0] == FORMAT and data[3] == layout.column_names:
+        stored = data[1]
+        if len(stored) == len(layout.groups) and all(
+            s[0] == g.tile_us and s[1] == g.slot_names for s, g in zip(stored, layout.groups, strict=True)
+        ):
+            return _evaluate(layout, [s[2] for s in stored], data[2], t_us, outputs)
+    tiles = EntityTiles.from_data(layout, data)
+    lists = [[[i, *states] for i, states in sorted(group.items())] for group in tiles.groups]
+    return _evaluate(layout, lists, tiles.pending, t_us, outputs)
+
+
+def _tile_index(tile: list[Any]) -> int:
+    return tile[0]  # type: ignore[no-any-return]
+
+
+def _evaluate(
+    layout: TileLayout, tiles: list[list[list[Any]]], pending: list[list[Any]], t_us: int, outputs: Sequence[Output]
+) -> list[Any]:
+    """The window values at `t_us` from each group's tiles (sorted by index, ``[index, *states]``).
+
+    Each (group, window length, slot) is merged once and shared by the aggregations that
+    need it (a mean shares the count and the sum of a sum over the same window).
+    """
+    merged: dict[tuple[int, int, int], Any] = {}
+    out = []
+    for o in outputs:
+        g = layout.groups[o.group]
+        current = t_us // g.tile_us
+        first = current - o.tiles + 1
+        window: list[list[Any]] | None = None
+        states: dict[SlotKind, Any] = {}
+        for kind, j in o.slot_index:
+            key = (o.group, o.tiles, j)
+            state = merged.get(key, _MISSING)
+            if state is _MISSING:
+                if window is None:
+                    group = tiles[o.group]
+                    lo = bisect.bisect_left(group, first, key=_tile_index)
+                    hi = bisect.bisect_right(group, current, lo=lo, key=_tile_index)
+                    window = group[lo:hi]
+                state = merged[key] = _combine(kind, [tile[1 + j] for tile in window])
+            states[kind] = state
+        if pending:
+            start = first * g.tile_us
+            col = layout.columns.index(o.aggregation.column)
+            for event_us, created_us, values in pending:
+                value = values[col]
+                if start <= event_us <= t_us and value is not None:
+                    for kind in states:
+                        states[kind] = add(kind, states[kind], value, event_us, created_us)
+        out.append(final(o.aggregation, states))
+    return out
 
 
 _MISSING: Final = object()
