@@ -22,7 +22,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from contract.online.conftest import HARNESSES  # tests/ is on sys.path (tests/store/conftest.py)
+from contract.online.conftest import HARNESSES, backend_params  # tests/ is on sys.path (tests/store/conftest.py)
 from strato import Entity, FeatureStore, FeatureView, Field, Float64, Int64, String, clock
 from strato.config import write_default_config
 from strato.definitions.aggregation import Aggregation
@@ -116,7 +116,7 @@ events_strategy = st.lists(
 )
 
 
-@pytest.fixture(params=["memory", "lmdb", "redis"])
+@pytest.fixture(params=backend_params())
 def agg_store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[FeatureStore]:
     """A repo on one online backend (its contract-suite harness gives fresh options)."""
     name: str = request.param

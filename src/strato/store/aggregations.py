@@ -21,6 +21,7 @@ row, the accepted raw events of its window with the same state functions the til
 from __future__ import annotations
 
 import bisect
+import functools
 import os
 import struct
 import threading
@@ -64,16 +65,11 @@ def tiles_table(view: FeatureView) -> str:
     return f"{view.table_name}__tiles"
 
 
-_layouts: dict[tuple[str, int | None, str], TileLayout] = {}
-
-
+@functools.lru_cache(maxsize=256)
 def layout_of(view: FeatureView) -> TileLayout:
-    """The view version's `TileLayout`, derived once (a version never changes)."""
-    key = (view.name, view.version, view.table_name)
-    layout = _layouts.get(key)
-    if layout is None or view.version is None:
-        layout = _layouts[key] = TileLayout.of(view)
-    return layout
+    """The view version's `TileLayout`, derived once per definition (views compare by value,
+    so two repos' "txns" version 1 never share a layout unless they are the same)."""
+    return TileLayout.of(view)
 
 
 # ---------------------------------------------------------------------- writes
