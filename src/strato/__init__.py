@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from strato.config import StratoConfig, load_config
+    from strato.definitions.aggregation import Aggregation
     from strato.definitions.entity import Entity
     from strato.definitions.expectations import Expect
     from strato.definitions.feature_service import FeatureService
@@ -58,6 +59,7 @@ if TYPE_CHECKING:
 # start-up, `--help` included — does not pay for pyarrow, pandas and the engines until needed.
 _HOMES: dict[str, str] = {
     **dict.fromkeys(("StratoConfig", "load_config"), "strato.config"),
+    "Aggregation": "strato.definitions.aggregation",
     "Entity": "strato.definitions.entity",
     "Expect": "strato.definitions.expectations",
     "FeatureService": "strato.definitions.feature_service",
@@ -130,6 +132,7 @@ def __dir__() -> list[str]:
 
 __all__ = [
     "AccessDeniedError",
+    "Aggregation",
     "AuthenticationError",
     "BackendError",
     "BackendFailure",

@@ -47,7 +47,9 @@ class FeatureService:
         where = f"feature service {name!r}"
         selected: dict[str, list[str]] = {}
         for item in features:
-            if isinstance(item, (FeatureView, OnDemandFeatureView)):
+            if isinstance(item, FeatureView):
+                view, names = item.name, list(item.readable_names)
+            elif isinstance(item, OnDemandFeatureView):
                 view, names = item.name, list(item.feature_names)
             elif isinstance(item, (FeatureViewProjection, OnDemandProjection)):
                 view, names = item.view.name, list(item.features)

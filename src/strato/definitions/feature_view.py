@@ -9,6 +9,7 @@ from datetime import timedelta
 from typing import Any, Literal
 
 from strato.definitions._naming import RESERVED_COLUMNS, check_name, check_tags
+from strato.definitions.aggregation import Aggregation, check_aggregations
 from strato.definitions.entity import Entity
 from strato.definitions.field import Field
 from strato.errors import DefinitionError
@@ -84,6 +85,8 @@ class FeatureView:
     created_timestamp_column: str | None = None
     on_invalid: OnInvalid = "reject"
     unique_events: bool = False
+    aggregations: tuple[Aggregation, ...] = ()
+    allowed_lateness: timedelta | None = None
 
     def __init__(
         self,
@@ -104,6 +107,8 @@ class FeatureView:
         created_timestamp_column: str | None = None,
         on_invalid: OnInvalid = "reject",
         unique_events: bool = False,
+        aggregations: Sequence[Aggregation] = (),
+        allowed_lateness: timedelta | None = None,
     ):
         check_name("feature view", name)
         where = f"feature view {name!r}"
@@ -170,6 +175,9 @@ class FeatureView:
         for attr, value in (("version", version), ("data_version", data_version)):
             if value is not None and (not isinstance(value, int) or value < 1):
                 raise DefinitionError(f"{where}: {attr} must be a positive integer, got {value!r}")
+        # Windowed aggregates of raw features (docs/concepts.md, "Windowed aggregations").
+        taken = {*key_fields, *seen, timestamp_field}
+        aggregations = check_aggregations(where, aggregations, features, taken, allowed_lateness)
         set_ = object.__setattr__
         set_(self, "name", name)
         set_(self, "entities", tuple(entities))
@@ -187,6 +195,8 @@ class FeatureView:
         set_(self, "created_timestamp_column", created_timestamp_column)
         set_(self, "on_invalid", on_invalid)
         set_(self, "unique_events", unique_events)
+        set_(self, "aggregations", aggregations)
+        set_(self, "allowed_lateness", allowed_lateness)
 
     def __hash__(self) -> int:
         return hash((self.name, self.version))
@@ -213,6 +223,16 @@ class FeatureView:
     def feature_names(self) -> tuple[str, ...]:
         """The features' names, in schema order."""
         return tuple(f.name for f in self.schema)
+
+    @property
+    def aggregation_names(self) -> tuple[str, ...]:
+        """The names of the view's windowed aggregates, readable as features."""
+        return tuple(a.name for a in self.aggregations)
+
+    @property
+    def readable_names(self) -> tuple[str, ...]:
+        """Everything a feature reference may name: the features, then the aggregates."""
+        return self.feature_names + self.aggregation_names
 
     def feature(self, name: str) -> Field:
         """One feature's `Field`; a `DefinitionError` if the view has no feature of that name."""
@@ -277,6 +297,12 @@ class FeatureView:
             created_timestamp_column=spec.get("created_timestamp_column"),
             on_invalid=spec.get("on_invalid", "reject"),
             unique_events=spec.get("unique_events", False),
+            aggregations=[Aggregation.from_spec(a) for a in spec.get("aggregations", ())],
+            allowed_lateness=(
+                timedelta(seconds=spec["allowed_lateness_seconds"])
+                if spec.get("allowed_lateness_seconds") is not None
+                else None
+            ),
         )
 
     @property
@@ -295,6 +321,10 @@ def _optional_spec(view: FeatureView) -> dict[str, Any]:
         spec["on_invalid"] = view.on_invalid
     if view.unique_events:
         spec["unique_events"] = True
+    if view.aggregations:
+        spec["aggregations"] = [a.to_spec() for a in view.aggregations]
+        lateness = view.allowed_lateness
+        spec["allowed_lateness_seconds"] = lateness.total_seconds() if lateness is not None else None
     return spec
 
 
@@ -309,4 +339,5 @@ class FeatureViewProjection:
         if not self.features:
             raise DefinitionError(f"selection of feature view {self.view.name!r} is empty")
         for name in self.features:
-            self.view.feature(name)
+            if name not in self.view.aggregation_names:
+                self.view.feature(name)

@@ -186,7 +186,13 @@ def _view_diff(old: FeatureView, new: FeatureView) -> tuple[list[str], list[str]
     old_spec, new_spec = old.to_spec(), new.to_spec()
     attrs = ("ttl_seconds", "source", "timestamp_field", "online", "offline", "description", "owner", "tags")
     # Entries a spec leaves out when they hold their default (FeatureView._optional_spec).
-    defaults = {"created_timestamp_column": None, "on_invalid": "reject", "unique_events": False}
+    defaults = {
+        "created_timestamp_column": None,
+        "on_invalid": "reject",
+        "unique_events": False,
+        "aggregations": None,
+        "allowed_lateness_seconds": None,
+    }
     for attr in (*attrs, *defaults):
         before, after = old_spec.get(attr, defaults.get(attr)), new_spec.get(attr, defaults.get(attr))
         if before != after:
@@ -359,7 +365,7 @@ def _check_references(objects: Mapping[tuple[ObjectKind, str], Definition]) -> N
                 if pinned is not None and pinned != view.version:
                     continue  # an older version: the registry checks it, holding every version
                 for feature in features:
-                    if feature not in view.feature_names:
+                    if feature not in view.readable_names:
                         raise DefinitionError(
                             f"feature service {name!r} uses {ref}:{feature}, but the view has no such feature"
                         )

@@ -96,17 +96,17 @@ class Catalog:
         out = []
         for selection in parse_refs(features):
             fv = self.view(selection.view, version=selection.version)
-            if selection.version is None and not set(selection.features) <= set(fv.feature_names):
+            if selection.version is None and not set(selection.features) <= set(fv.readable_names):
                 # The request may be newer than the cached view: a service is read fresh, and
                 # another process may have just added the feature. Serving must not fail
                 # because of a compatible change, so look again before calling it missing.
                 self.invalidate()
                 fv = self.view(selection.view)
             for feature in selection.features:
-                if feature not in fv.feature_names:
+                if feature not in fv.readable_names:
                     raise NotFoundError(
                         f"feature view {fv.name!r} (version {fv.version}) has no feature {feature!r}; "
-                        f"it has {list(fv.feature_names)}"
+                        f"it has {list(fv.readable_names)}"
                     )
             # A pinned version gets its own prefix, so two versions of one view fit side by side.
             pinned = f"_v{fv.version}" if selection.version is not None else ""

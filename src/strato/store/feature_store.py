@@ -31,6 +31,7 @@ from strato.online.base import OnlineStore
 from strato.online.expiry import expired_before_us
 from strato.online.response import OnlineResponse
 from strato.registry.base import OnlineProgress, RegistryStore, Revision, WriteStats, backend_name
+from strato.store.aggregations import LOCK_FILE, TileWriter, historical_values, prune_tiles
 from strato.store.catalog import Catalog
 from strato.store.materialize import Materializer, check_end
 from strato.store.on_demand import OnDemand
@@ -99,6 +100,7 @@ class FeatureStore:
         self._materializer_: Materializer | None = None
         # One write order for every writer of this repo (design rule 10): see write_clock.
         self._clock = WriteClock(self.config.repo_path / ".strato" / CLOCK_FILE)
+        self._tiles = TileWriter(self.config.repo_path / ".strato" / LOCK_FILE)  # windowed aggregations
         self._closed = False
 
     # ------------------------------------------------------------------ lifecycle
@@ -151,7 +153,7 @@ class FeatureStore:
         self._closed = True
         self.access.flush()
         self.access.access.close()
-        for resource in (self._online, self._offline, self.registry, self._clock):
+        for resource in (self._online, self._offline, self.registry, self._clock, self._tiles):
             if resource is not None:
                 resource.close()
         self._online = self._offline = None
@@ -328,7 +330,11 @@ class FeatureStore:
             redone = 0
             if "online" in to:
                 _, created = batch.stamped(earlier_created_us)
-                redone, _ = self._write_online(fv, rows, created, earlier_version, None)
+                # Tiles are not idempotent: merge them again only if that write's online step
+                # is not known to have finished (docs/concepts.md, "Windowed aggregations").
+                progress = self._materializer.status(fv)[0] if fv.aggregations else None
+                tiles = progress is None or progress.version < earlier_version
+                redone, _ = self._write_online(fv, rows, created, earlier_version, None, tiles=tiles)
             return WriteResult(
                 fv.name, rows.num_rows, earlier_version, redone, already_written=True, superseded=batch.superseded
             )
@@ -363,6 +369,8 @@ class FeatureStore:
         created: int | npt.NDArray[np.int64],
         version: TableVersion | None,
         history: Future[TableVersion] | None,
+        *,
+        tiles: bool = True,
     ) -> tuple[int, TableVersion | None]:
         """The online step of a write, after (or while) its history commit lands: (keys
         changed, the table version committed).
@@ -377,6 +385,8 @@ class FeatureStore:
                 if history is not None:
                     version = _committed(history)
             changed = self.online_store.write(fv.table_name, keys, values, ttl=fv.ttl)
+            if fv.aggregations and tiles:
+                self._tiles.apply(self.online_store, fv, rows, created)
         except BaseException as exc:
             if version is None:
                 raise  # history untouched (or none asked for): nothing is out of step
@@ -523,6 +533,8 @@ class FeatureStore:
             cut = expired_before_us(fv.ttl, now_us)
             if fv.online and cut is not None:
                 pruned[fv.name] = self.online_store.prune(fv.table_name, cut)
+            if fv.online and fv.aggregations:  # idle entities' tiles (their rows, not counted above)
+                prune_tiles(self.online_store, fv, now_us)
         return pruned
 
     # ------------------------------------------------------------------ reads
@@ -596,6 +608,7 @@ class FeatureStore:
         requests: list[PitRequest] = []
         used_versions: dict[str, TableVersion | None] = {}
         output: list[str] = []
+        aggregated: dict[str, pa.Array] = {}
         for selection, fv, names in selections:
             if not fv.offline:
                 raise UserError(f"feature view {fv.name!r} is online only (offline=False): it has no history")
@@ -616,10 +629,22 @@ class FeatureStore:
             if versions is not None and pinned is None and snapshot is not None:
                 snapshot = None  # pinned as "no data yet"
             used_versions[label] = snapshot.version if snapshot else None
-            types = [fv.feature(f).dtype.to_arrow() for f in selection.features]
-            requests.append(PitRequest(snapshot, fv.join_key_names, selection.features, names, types, fv.ttl))
             output.extend(names)
+            windowed = [(f, n) for f, n in zip(selection.features, names, strict=True) if f in fv.aggregation_names]
+            if windowed:  # computed from the raw history, as the online tiles would serve them
+                columns = historical_values(self.offline_engine, fv, snapshot, spine, [f for f, _ in windowed])
+                aggregated.update(zip((n for _, n in windowed), columns, strict=True))
+            stored = [(f, n) for f, n in zip(selection.features, names, strict=True) if f not in fv.aggregation_names]
+            if stored:
+                features, stored_names = [f for f, _ in stored], [n for _, n in stored]
+                types = [fv.feature(f).dtype.to_arrow() for f in features]
+                requests.append(PitRequest(snapshot, fv.join_key_names, features, stored_names, types, fv.ttl))
         table = self.offline_engine.point_in_time_join(spine, requests)
+        if aggregated:
+            table = pa.table(
+                {c: table.column(c) for c in spine.column_names}
+                | {n: aggregated[n] if n in aggregated else table.column(n) for n in output}
+            )
         if timestamp_field != frames.EVENT_TIMESTAMP:
             table = table.rename_columns(
                 [timestamp_field if c == frames.EVENT_TIMESTAMP else c for c in table.column_names]

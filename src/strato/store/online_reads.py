@@ -9,11 +9,11 @@ compatible schema are upgraded on the way out (design rule 6).
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from strato import clock
 from strato.access import Resource
 from strato.definitions.feature_service import FeatureService
 from strato.definitions.feature_view import FeatureView
@@ -21,6 +21,7 @@ from strato.errors import BackendFailure, UserError
 from strato.online.base import OnlineStore
 from strato.online.codec import ViewCodec
 from strato.online.response import FeatureGather, OnlineResponse, ViewResult
+from strato.store.aggregations import AggregateReader
 from strato.store.catalog import Catalog
 
 
@@ -33,6 +34,8 @@ class _ViewPlan:
     table_name: str
     key_group: int
     """Views with equal join keys (names and types) share a group and one key encoding."""
+    aggregate: AggregateReader | None = None
+    """Set for a run of windowed aggregations: `table_name` then holds the view's tiles."""
 
 
 @dataclass(frozen=True)
@@ -78,7 +81,7 @@ class OnlineReader:
                 else plan.resources
             )
             self._check("read", resources)
-        now_us = time.time_ns() // 1000
+        now_us = clock.now_us()
         store = self._online_store()
         parts = []
         keys_by_group: dict[int, list[bytes]] = {}
@@ -88,6 +91,9 @@ class OnlineReader:
             if keys is None:
                 keys = keys_by_group[vp.key_group] = vp.codec.keys.encode_rows(rows)
             values = store.read(vp.table_name, keys)
+            if vp.aggregate is not None:
+                parts.append(vp.aggregate.result(values, now_us))
+                continue
             stale = vp.codec.stale(values)
             if stale:
                 self._upgrade(vp, values, stale)
@@ -122,8 +128,13 @@ class OnlineReader:
                 raise UserError(f"feature view {fv.name!r} is offline only (online=False)")
             codec = self._catalog.codec(fv)
             group = key_groups.setdefault(tuple((k.name, str(k.dtype)) for k in fv.join_keys), len(key_groups))
-            gather = FeatureGather(codec, selection.features)
-            views.append(_ViewPlan(fv, codec, gather, names, fv.table_name, group))
+            for features, output_names, aggregate in _runs(fv, selection.features, names):
+                if aggregate:
+                    reader = AggregateReader(fv, features, output_names)
+                    views.append(_ViewPlan(fv, codec, reader.gather, output_names, reader.table_name, group, reader))
+                else:
+                    gather = FeatureGather(codec, features)
+                    views.append(_ViewPlan(fv, codec, gather, output_names, fv.table_name, group))
             key_names.update(dict.fromkeys(fv.join_key_names))
         resources = tuple(dict.fromkeys(Resource("feature_view", v.view.name) for v in views))
         return _Plan(tuple(views), tuple(key_names), sum(len(v.output_names) for v in views), resources)
@@ -145,6 +156,22 @@ class OnlineReader:
                     f"(layout {layout:#010x}); run `strato materialize` to rewrite the online values"
                 )
             values[i] = vp.codec.upgrade(value, writer)
+
+
+def _runs(
+    fv: FeatureView, features: Sequence[str], names: Sequence[str]
+) -> list[tuple[tuple[str, ...], tuple[str, ...], bool]]:
+    """Split one view's requested features into runs of stored features and of aggregations,
+    keeping request order: (features, output names, is an aggregation run)."""
+    runs: list[tuple[list[str], list[str], bool]] = []
+    aggregates = set(fv.aggregation_names)
+    for feature, name in zip(features, names, strict=True):
+        kind = feature in aggregates
+        if not runs or runs[-1][2] != kind:
+            runs.append(([], [], kind))
+        runs[-1][0].append(feature)
+        runs[-1][1].append(name)
+    return [(tuple(f), tuple(n), kind) for f, n, kind in runs]
 
 
 def _entity_rows(entity_rows: Any) -> Sequence[Mapping[str, Any]]:

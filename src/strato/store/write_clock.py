@@ -26,10 +26,10 @@ import mmap
 import os
 import struct
 import threading
-import time
 from pathlib import Path
 from typing import Final
 
+from strato import clock
 from strato.errors import BackendFailure
 
 try:
@@ -68,7 +68,7 @@ class WriteClock:
                 fcntl.flock(fd, fcntl.LOCK_EX)
             try:
                 last: int = max(self._last, _STAMP.unpack_from(shared)[0])
-                stamp = max(time.time_ns() // 1000, last + 1)
+                stamp = max(clock.now_us(), last + 1)
                 _STAMP.pack_into(shared, 0, stamp)
             finally:
                 if fcntl is not None:

@@ -1,0 +1,447 @@
+"""Windowed-aggregation tiles: pure math, shared by the online tiles and the offline computation.
+
+The semantics are written once, in docs/concepts.md ("Windowed aggregations"); this module
+is their one implementation. In short, for an aggregation with window ``w`` and tile size
+``s`` (``n = w / s`` tiles), the value at time ``t`` aggregates the accepted events whose event
+time lies in ``[(floor(t / s) - n + 1) * s, t]`` — both ends inclusive — and an event is
+accepted when ``event_time >= created_time - allowed_lateness`` (always, without a lateness).
+
+Partial aggregates (*states*) are plain data, so they pack as msgpack:
+
+====== ======================== ===========================================================
+slot   state                    merge
+====== ======================== ===========================================================
+count  int                      sum
+isum   int (exact)              sum
+fsum   list of float partials   Shewchuk's exact partials: the window's sum is
+                                ``math.fsum`` of every partial, the correctly rounded sum
+                                of the raw values whatever order they arrived in
+min    value or None            min (NaN ignored)
+max    value or None            max (NaN ignored)
+last   [ts, created, value]     the greatest (event time, created time, value)
+====== ======================== ===========================================================
+
+Because every merge is exact and order-free, tiles built from writes in any batches and any
+order evaluate to the same value as folding the raw events of the window directly, which
+is what the offline side does (`fold` + `final`).
+"""
+
+from __future__ import annotations
+
+import bisect
+import functools
+import math
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Any, Final
+
+from strato.definitions.aggregation import Aggregation
+from strato.definitions.feature_view import FeatureView
+from strato.types import Kind
+
+SlotKind = str
+"""One of count, isum, fsum, min, max, last."""
+Slot = tuple[str, SlotKind]
+"""(raw column, slot kind): the partial aggregate tiles keep for it."""
+
+FORMAT: Final = 1
+"""Version of the packed per-entity tile row (`pack` / `unpack` callers check it)."""
+
+_FLOATS: Final = frozenset({Kind.FLOAT32, Kind.FLOAT64})
+_US: Final = timedelta(microseconds=1)
+
+
+def slots_of(agg: Aggregation, column_kind: Kind) -> tuple[Slot, ...]:
+    """The partial aggregates an aggregation needs: mean keeps a sum and a count."""
+    sum_kind = "fsum" if column_kind in _FLOATS else "isum"
+    if agg.function == "mean":
+        return ((agg.column, "count"), (agg.column, sum_kind))
+    if agg.function == "sum":
+        return ((agg.column, sum_kind),)
+    return ((agg.column, agg.function),)
+
+
+def window_start_us(t_us: int, tile_us: int, tiles: int) -> int:
+    """The first instant of the window at `t_us`: the start of the oldest of its `tiles` tiles."""
+    return (t_us // tile_us - tiles + 1) * tile_us
+
+
+# ---------------------------------------------------------------------- states
+
+
+def empty(kind: SlotKind) -> Any:
+    if kind in ("count", "isum"):
+        return 0
+    if kind == "fsum":
+        return []
+    return None
+
+
+def _grow(partials: list[float], x: float) -> list[float]:
+    """Add `x` to exact partials (Shewchuk; what `math.fsum` does inside). Non-finite values
+    are kept aside untouched: `math.fsum` of the result decides inf and NaN as IEEE does."""
+    if not math.isfinite(x):
+        return [*partials, x]
+    out: list[float] = []
+    special: list[float] = []
+    for y in partials:
+        if not math.isfinite(y):
+            special.append(y)
+            continue
+        if abs(x) < abs(y):
+            x, y = y, x
+        hi = x + y
+        lo = y - (hi - x)
+        if lo:
+            out.append(lo)
+        x = hi
+    out.append(x)
+    return out + special
+
+
+def exact_sum(partials: Sequence[float]) -> float:
+    """The correctly rounded sum of `fsum` partials; inf and NaN as IEEE addition gives them
+    (``math.fsum`` raises on inf + -inf, which a read must not)."""
+    try:
+        return math.fsum(partials)
+    except ValueError:  # -inf + inf
+        return math.nan
+
+
+def add(kind: SlotKind, state: Any, value: Any, event_us: int, created_us: int) -> Any:
+    """`state` with one non-null raw `value` added (the event's times are for `last`)."""
+    if kind == "count":
+        return state + 1
+    if kind == "isum":
+        return state + value
+    if kind == "fsum":
+        return _grow(state, float(value))
+    if kind in ("min", "max"):
+        if isinstance(value, float) and math.isnan(value):
+            return state
+        if state is None:
+            return value
+        return min(state, value) if kind == "min" else max(state, value)
+    # last
+    candidate = [event_us, created_us, value]
+    return candidate if state is None or _later(candidate, state) else state
+
+
+def _later(a: Sequence[Any], b: Sequence[Any]) -> bool:
+    return (a[0], a[1]) > (b[0], b[1]) or ((a[0], a[1]) == (b[0], b[1]) and a[2] > b[2])
+
+
+def merge(kind: SlotKind, a: Any, b: Any) -> Any:
+    """Two partial aggregates of the same slot as one (exact, order-free)."""
+    if kind in ("count", "isum"):
+        return a + b
+    if kind == "fsum":
+        out = list(a)
+        for x in b:
+            out = _grow(out, x)
+        return out
+    if a is None:
+        return b
+    if b is None:
+        return a
+    if kind == "min":
+        return min(a, b)
+    if kind == "max":
+        return max(a, b)
+    return b if _later(b, a) else a
+
+
+def fold(kind: SlotKind, events: Iterable[tuple[int, int, Any]]) -> Any:
+    """One state from raw (event time, created time, value) events; null values are skipped."""
+    state = empty(kind)
+    for event_us, created_us, value in events:
+        if value is not None:
+            state = add(kind, state, value, event_us, created_us)
+    return state
+
+
+def final(agg: Aggregation, states: dict[SlotKind, Any]) -> Any:
+    """The aggregation's value from its slots' states (`slots_of` order): empty windows give
+    count 0 and sum 0, and null for mean, min, max and last."""
+    fn = agg.function
+    if fn == "count":
+        return states["count"]
+    if fn in ("sum", "mean"):
+        if "fsum" in states:
+            total: float | int = exact_sum(states["fsum"])
+        else:
+            total = states["isum"]
+        if fn == "sum":
+            return total
+        count = states["count"]
+        return total / count if count else None
+    if fn == "last":
+        state = states["last"]
+        return None if state is None else state[2]
+    return states[fn]
+
+
+# ---------------------------------------------------------------------- a view's layout
+
+
+@dataclass(frozen=True)
+class TileGroup:
+    """The tiles of one tile size: which slots each tile holds, and how many tiles to keep."""
+
+    tile_us: int
+    slots: tuple[Slot, ...]
+    keep: int
+    """The longest window of the group, in tiles: older tiles are never read again."""
+
+    @functools.cached_property
+    def slot_names(self) -> list[str]:
+        """The slots as a packed row names them (``column:kind``)."""
+        return [f"{c}:{k}" for c, k in self.slots]
+
+
+@dataclass(frozen=True)
+class Output:
+    """How one aggregation is read: its group, window length in tiles and slot positions."""
+
+    aggregation: Aggregation
+    group: int
+    tiles: int
+    slot_index: tuple[tuple[SlotKind, int], ...]
+
+
+@dataclass(frozen=True)
+class TileLayout:
+    """Everything the tiles of one view need from its definition, derived once."""
+
+    groups: tuple[TileGroup, ...]
+    outputs: tuple[Output, ...]
+    columns: tuple[str, ...]
+    lateness_us: int | None
+    retention_us: int
+    """The longest window plus the lateness: a row untouched for longer holds nothing readable."""
+
+    @functools.cached_property
+    def column_names(self) -> list[str]:
+        """`columns` as a packed row lists them."""
+        return list(self.columns)
+
+    @classmethod
+    def of(cls, view: FeatureView) -> TileLayout:
+        kinds = {f.name: f.dtype.kind for f in view.schema}
+        by_tile: dict[int, dict[Slot, None]] = {}
+        keep: dict[int, int] = {}
+        for agg in view.aggregations:
+            tile_us = agg.tile_seconds * 1_000_000
+            by_tile.setdefault(tile_us, {}).update(dict.fromkeys(slots_of(agg, kinds[agg.column])))
+            keep[tile_us] = max(keep.get(tile_us, 0), int(agg.time_window.total_seconds()) // agg.tile_seconds)
+        groups = tuple(TileGroup(t, tuple(slots), keep[t]) for t, slots in sorted(by_tile.items()))
+        position = {t.tile_us: i for i, t in enumerate(groups)}
+        outputs = []
+        for agg in view.aggregations:
+            tile_us = agg.tile_seconds * 1_000_000
+            g = groups[position[tile_us]]
+            index = tuple((kind, g.slots.index((col, kind))) for col, kind in slots_of(agg, kinds[agg.column]))
+            outputs.append(
+                Output(agg, position[tile_us], int(agg.time_window.total_seconds()) // agg.tile_seconds, index)
+            )
+        lateness_us = None if view.allowed_lateness is None else view.allowed_lateness // _US
+        longest = max((g.tile_us * g.keep for g in groups), default=0)
+        columns = tuple(dict.fromkeys(a.column for a in view.aggregations))
+        return cls(groups, tuple(outputs), columns, lateness_us, longest + (lateness_us or 0))
+
+
+# ---------------------------------------------------------------------- one entity's tiles
+
+
+class EntityTiles:
+    """One entity's tiles and pending events, as kept in its online row.
+
+    `groups[g]` maps tile index → list of slot states (in `TileLayout.groups[g].slots` order);
+    `pending` holds events stamped later than the write that brought them (a producer clock
+    ahead of this machine's): they join their tile once a write's clock passes them, and a
+    read at ``t`` counts those with event time ``<= t``, so they never count early.
+    """
+
+    __slots__ = ("groups", "layout", "pending")
+
+    def __init__(self, layout: TileLayout, groups: list[dict[int, list[Any]]], pending: list[list[Any]]):
+        self.layout = layout
+        self.groups = groups
+        self.pending = pending
+
+    @classmethod
+    def new(cls, layout: TileLayout) -> EntityTiles:
+        return cls(layout, [{} for _ in layout.groups], [])
+
+    # -- packing: [FORMAT, [[tile_us, [slot names], [[index, state, ...], ...]], ...], pending, columns]
+
+    def to_data(self) -> list[Any]:
+        return [
+            FORMAT,
+            [
+                [g.tile_us, [f"{c}:{k}" for c, k in g.slots], [[i, *states] for i, states in sorted(tiles.items())]]
+                for g, tiles in zip(self.layout.groups, self.groups, strict=True)
+            ],
+            self.pending,
+            list(self.layout.columns),
+        ]
+
+    @classmethod
+    def from_data(cls, layout: TileLayout, data: list[Any]) -> EntityTiles:
+        """Read a packed row, written under this layout or an earlier one of the same view (an
+        aggregation added or removed since: slots are matched by name, missing ones start empty)."""
+        if not data or data[0] != FORMAT:
+            raise ValueError(f"tile row format {data[0] if data else None!r} is not {FORMAT}")
+        stored = {tile_us: (names, tiles) for tile_us, names, tiles in data[1]}
+        groups: list[dict[int, list[Any]]] = []
+        for g in layout.groups:
+            names, tiles = stored.get(g.tile_us, ([], []))
+            wanted = [f"{c}:{k}" for c, k in g.slots]
+            if names == wanted:
+                groups.append({t[0]: t[1:] for t in tiles})
+                continue
+            at = {name: i for i, name in enumerate(names)}
+            groups.append(
+                {
+                    t[0]: [
+                        t[1 + at[name]] if name in at else empty(k)
+                        for name, (_, k) in zip(wanted, g.slots, strict=True)
+                    ]
+                    for t in tiles
+                }
+            )
+        pending = data[2]
+        if list(data[3]) != list(layout.columns):
+            at = {c: i for i, c in enumerate(data[3])}
+            pending = [[ts, cr, [vals[at[c]] if c in at else None for c in layout.columns]] for ts, cr, vals in pending]
+        return cls(layout, groups, pending)
+
+    # -- writes
+
+    def add_events(self, events: Iterable[tuple[int, int, Sequence[Any]]], now_us: int) -> None:
+        """Merge accepted events (event time, created time, raw values in `layout.columns` order).
+
+        Events later than `now_us` wait in `pending`; pending events now due join their tiles;
+        tiles no read from `now_us` on can reach are dropped.
+        """
+        due = [e for e in self.pending if e[0] <= now_us]
+        if due:
+            self.pending = [e for e in self.pending if e[0] > now_us]
+        for event in (*due, *events):
+            event_us = event[0]
+            if event_us > now_us:
+                self.pending.append([event_us, event[1], list(event[2])])
+                continue
+            self._into_tiles(event_us, event[1], event[2], now_us)
+        self._drop_old(now_us)
+
+    def _into_tiles(self, event_us: int, created_us: int, values: Sequence[Any], now_us: int) -> None:
+        col_at = {c: i for i, c in enumerate(self.layout.columns)}
+        for g, tiles in zip(self.layout.groups, self.groups, strict=True):
+            index = event_us // g.tile_us
+            if index < now_us // g.tile_us - g.keep + 1:
+                continue  # no window read from now on reaches this tile
+            states = tiles.get(index)
+            if states is None:
+                states = tiles[index] = [empty(k) for _, k in g.slots]
+            for j, (column, kind) in enumerate(g.slots):
+                value = values[col_at[column]]
+                if value is not None:
+                    states[j] = add(kind, states[j], value, event_us, created_us)
+
+    def _drop_old(self, now_us: int) -> None:
+        for g, tiles in zip(self.layout.groups, self.groups, strict=True):
+            oldest = now_us // g.tile_us - g.keep + 1
+            for index in [i for i in tiles if i < oldest]:
+                del tiles[index]
+
+    # -- reads
+
+    def values_at(self, t_us: int, wanted: Sequence[int] | None = None) -> list[Any]:
+        """The aggregations' values at `t_us`: those at `wanted` positions of `layout.outputs`
+        (default: all), in that order."""
+        layout = self.layout
+        outputs = layout.outputs if wanted is None else [layout.outputs[i] for i in wanted]
+        tiles = [[[i, *states] for i, states in sorted(group.items())] for group in self.groups]
+        return _evaluate(layout, tiles, self.pending, t_us, outputs)
+
+
+def evaluate_packed(layout: TileLayout, data: list[Any], t_us: int, outputs: Sequence[Output]) -> list[Any]:
+    """`EntityTiles.from_data(layout, data).values_at(t_us, …)` without building the object:
+    the online read path, on the unpacked row as it is when its layout is the current one."""
+    if data and data[0] == FORMAT and data[3] == layout.column_names:
+        stored = data[1]
+        if len(stored) == len(layout.groups) and all(
+            s[0] == g.tile_us and s[1] == g.slot_names for s, g in zip(stored, layout.groups, strict=True)
+        ):
+            return _evaluate(layout, [s[2] for s in stored], data[2], t_us, outputs)
+    tiles = EntityTiles.from_data(layout, data)
+    lists = [[[i, *states] for i, states in sorted(group.items())] for group in tiles.groups]
+    return _evaluate(layout, lists, tiles.pending, t_us, outputs)
+
+
+def _tile_index(tile: list[Any]) -> int:
+    return tile[0]  # type: ignore[no-any-return]
+
+
+def _evaluate(
+    layout: TileLayout, tiles: list[list[list[Any]]], pending: list[list[Any]], t_us: int, outputs: Sequence[Output]
+) -> list[Any]:
+    """The window values at `t_us` from each group's tiles (sorted by index, ``[index, *states]``).
+
+    Each (group, window length, slot) is merged once and shared by the aggregations that
+    need it (a mean shares the count and the sum of a sum over the same window).
+    """
+    merged: dict[tuple[int, int, int], Any] = {}
+    out = []
+    for o in outputs:
+        g = layout.groups[o.group]
+        current = t_us // g.tile_us
+        first = current - o.tiles + 1
+        window: list[list[Any]] | None = None
+        states: dict[SlotKind, Any] = {}
+        for kind, j in o.slot_index:
+            key = (o.group, o.tiles, j)
+            state = merged.get(key, _MISSING)
+            if state is _MISSING:
+                if window is None:
+                    group = tiles[o.group]
+                    lo = bisect.bisect_left(group, first, key=_tile_index)
+                    hi = bisect.bisect_right(group, current, lo=lo, key=_tile_index)
+                    window = group[lo:hi]
+                state = merged[key] = _combine(kind, [tile[1 + j] for tile in window])
+            states[kind] = state
+        if pending:
+            start = first * g.tile_us
+            col = layout.columns.index(o.aggregation.column)
+            for event_us, created_us, values in pending:
+                value = values[col]
+                if start <= event_us <= t_us and value is not None:
+                    for kind in states:
+                        states[kind] = add(kind, states[kind], value, event_us, created_us)
+        out.append(final(o.aggregation, states))
+    return out
+
+
+_MISSING: Final = object()
+
+
+def _combine(kind: SlotKind, states: list[Any]) -> Any:
+    """Many states of one slot as one, in a single pass (the read path's `merge`)."""
+    if kind in ("count", "isum"):
+        return sum(states)
+    if kind == "fsum":
+        return [x for partials in states for x in partials]  # exact_sum is exact on any partials
+    present = [s for s in states if s is not None]
+    if not present:
+        return None
+    if kind == "min":
+        return min(present)
+    if kind == "max":
+        return max(present)
+    best = present[0]
+    for state in present[1:]:
+        if _later(state, best):
+            best = state
+    return best
