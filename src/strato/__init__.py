@@ -16,6 +16,7 @@ if TYPE_CHECKING:
     from strato.definitions.feature_service import FeatureService
     from strato.definitions.feature_view import FeatureView, FileSource
     from strato.definitions.field import Field
+    from strato.definitions.kafka_source import KafkaSource
     from strato.errors import (
         BackendError,
         BackendFailure,
@@ -56,6 +57,7 @@ _HOMES: dict[str, str] = {
     "FeatureService": "strato.definitions.feature_service",
     **dict.fromkeys(("FeatureView", "FileSource"), "strato.definitions.feature_view"),
     "Field": "strato.definitions.field",
+    "KafkaSource": "strato.definitions.kafka_source",
     **dict.fromkeys(
         (
             "BackendError",
@@ -137,6 +139,7 @@ __all__ = [
     "Float64",
     "Int32",
     "Int64",
+    "KafkaSource",
     "List",
     "Map",
     "MaterializeResult",

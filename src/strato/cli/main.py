@@ -21,6 +21,7 @@ from rich.markup import escape
 from strato.cli import render
 from strato.cli.doctor import doctor as doctor_command
 from strato.cli.help import examples, show_flags_as_flags, strato_command
+from strato.cli.ingest import ingest as ingest_command
 from strato.cli.options import RepoOption
 from strato.cli.serve import serve as serve_command
 from strato.errors import BackendError, StratoError, UserError
@@ -113,6 +114,7 @@ def _parse_time(text: str | None, what: str) -> datetime | None:
 
 app.command("serve", epilog=examples("serve"))(serve_command)
 app.command("doctor", epilog=examples("doctor"))(doctor_command)
+app.command("ingest", epilog=examples("ingest"))(ingest_command)
 
 
 @app.callback()

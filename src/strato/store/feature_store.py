@@ -20,7 +20,7 @@ from strato import clock, frames, plugins, sources
 from strato.config import StratoConfig
 from strato.definitions.entity import Entity
 from strato.definitions.feature_service import FeatureService
-from strato.definitions.feature_view import FeatureView
+from strato.definitions.feature_view import FeatureView, FileSource
 from strato.definitions.plan import Definition, ObjectKind, Plan, make_plan
 from strato.errors import ConflictError, OnlineBehindError, UserError
 from strato.offline.base import OfflineEngine, TableSnapshot
@@ -256,6 +256,7 @@ class FeatureStore:
         *,
         to: WriteTarget | None = None,
         idempotency_key: str | None = None,
+        stream_offsets: Mapping[str, int] | None = None,
     ) -> WriteResult:
         """Validate `data` against the view, append it to history, upsert the online store.
 
@@ -270,6 +271,9 @@ class FeatureStore:
         `idempotency_key` (the CLI passes the input file's content hash) is recorded in the
         Delta commit: a batch written again with the same key is not appended twice; its
         online step is redone, and the result says `already_written`.
+
+        `stream_offsets` (application id → version; `strato ingest` gives its consumed Kafka
+        offsets) are recorded in the same Delta commit as the rows (`DeltaTables.append`).
         """
         self._check_writable("write")
         fv = self.catalog.current(view)
@@ -305,7 +309,7 @@ class FeatureStore:
         version: TableVersion | None = None
         history: Future[TableVersion] | None = None
         if "offline" in to:
-            append = functools.partial(self._append, fv, stamped, idempotency_key, created_us)
+            append = functools.partial(self._append, fv, stamped, idempotency_key, created_us, stream_offsets)
             if "online" in to and rows.num_rows >= OVERLAP_MIN_ROWS:
                 # The Delta commit (Parquet encoding, in Rust, without the GIL) runs while this
                 # thread encodes the online values; the online store is written only once the
@@ -372,7 +376,9 @@ class FeatureStore:
         types = sources.text_column_types(fv)
         if path is not None:
             rows = sources.read_file(Path(path), types=types)
-        elif fv.source is None:
+        elif not isinstance(fv.source, FileSource):
+            if fv.source is not None:  # a KafkaSource
+                raise UserError(f"feature view {fv.name!r} reads from Kafka: run `strato ingest {fv.name}`")
             raise UserError(f"feature view {fv.name!r} has no source; give it source=FileSource(...) or use write()")
         else:
             rows = sources.read_source(fv.source, self.config.repo_path, types=types)
@@ -381,7 +387,7 @@ class FeatureStore:
     def source_path(self, view: str | FeatureView) -> Path | None:
         """The local file or folder of the view's `FileSource`, or None (no source, or a URI)."""
         fv = self.catalog.current(view)
-        if fv.source is None or "://" in str(fv.source.path):
+        if not isinstance(fv.source, FileSource) or "://" in str(fv.source.path):
             return None
         path = Path(fv.source.path).expanduser()
         return path if path.is_absolute() else self.config.repo_path / path
@@ -562,11 +568,20 @@ class FeatureStore:
 
     # ------------------------------------------------------------------ helpers
 
-    def _append(self, fv: FeatureView, rows: pa.Table, idempotency_key: str | None, created_us: int) -> TableVersion:
+    def _append(
+        self,
+        fv: FeatureView,
+        rows: pa.Table,
+        idempotency_key: str | None,
+        created_us: int,
+        transactions: Mapping[str, int] | None = None,
+    ) -> TableVersion:
         """One history commit; if a newer version of the view retired this storage meanwhile,
         the definitions are re-read at once, so the caller's next write goes to it."""
         try:
-            return self.delta.append(fv.table_name, rows, idempotency_key=idempotency_key, created_us=created_us)
+            return self.delta.append(
+                fv.table_name, rows, idempotency_key=idempotency_key, created_us=created_us, transactions=transactions
+            )
         except ConflictError:
             self.catalog.invalidate()
             raise
