@@ -152,6 +152,8 @@ class Ingestor:
         from confluent_kafka import Consumer, Producer
 
         consumer_config = {
+            "session.timeout.ms": 10_000,
+            "heartbeat.interval.ms": 1_000,
             **self.client,
             "group.id": self.options.group_id,
             "enable.auto.commit": False,
@@ -159,12 +161,9 @@ class Ingestor:
             "auto.offset.reset": "earliest",
             "isolation.level": "read_committed",
             "enable.partition.eof": True,
-            "session.timeout.ms": 10_000,
-            "heartbeat.interval.ms": 1_000,
-            "max.poll.interval.ms": 300_000,
         }
         self._consumer = consumer = Consumer(consumer_config)
-        self._dlq = Producer({**self.client, "linger.ms": 20, "enable.idempotence": True})
+        self._dlq = Producer({**self.client, "linger.ms": 20})
         consumer.subscribe(
             sorted(self.by_topic), on_assign=self._on_assign, on_revoke=self._on_revoke, on_lost=self._on_lost
         )

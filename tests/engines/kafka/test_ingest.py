@@ -24,6 +24,7 @@ from confluent_kafka import Consumer, Producer, TopicPartition
 
 from strato import Entity, FeatureStore, FeatureView, Field, Float64, Int64, KafkaSource, String
 from strato.config import write_default_config
+from strato.offline.delta import DeltaTables
 
 from . import harness
 from .broker import KafkaBroker
@@ -42,7 +43,15 @@ def swipes_view(topic: str, servers: str, **source: Any) -> FeatureView:
         "swipes",
         entities=[USER],
         schema=[Field("amount", Float64), Field("merchant", String), Field("seq", Int64)],
-        source=KafkaSource(topic, servers, field_mapping={"uid": "user_id"}, timestamp_field="ts", **source),
+        source=KafkaSource(
+            topic,
+            servers,
+            field_mapping={"uid": "user_id"},
+            timestamp_field="ts",
+            # Passed through to the client: a killed consumer's partitions move on after 6 s.
+            config={"session.timeout.ms": "6000"},
+            **source,
+        ),
     )
 
 
@@ -206,7 +215,8 @@ def test_late_events_never_regress_online_and_lateness_dead_letters(repo: Path, 
     rows = {r["seq"] for r in offline_rows(repo)}
     assert rows == {0, 2, 3, 5}  # 90 s (10 s behind 100) and 60 s are past the 5 s lateness
     reasons = [dict(m.headers())["strato.reason"].decode() for m in read_topic(servers, f"{topic}.dlq", 2)]
-    assert len(reasons) == 2 and all(r.startswith("late:") for r in reasons)
+    assert len(reasons) == 2
+    assert all(r.startswith("late:") for r in reasons)
     # An older event written later never replaces the newer online value.
     produce(servers, topic, [encode({**base, "ts": BASE_MS + 119_000, "seq": 9})], partitions=1)
     run_to_end(repo)
@@ -220,9 +230,15 @@ def test_sigkill_at_random_points_then_restart_gives_each_event_once(repo: Path,
     produce(servers, topic, [encode(e) for e in evs], partitions=3)
     rng = random.Random(11)
     kills = 0
-    for _ in range(4):
+    tables = DeltaTables(str(repo / ".strato" / "offline"), "proj")
+    for _ in range(3):
+        before = tables.version("swipes__v1") or -1
         process = ingest(repo, "--batch-rows", "700", "--batch-seconds", "0.05")
-        time.sleep(rng.uniform(2.0, 4.0))  # start-up (~1.5 s) plus some batches
+        deadline = time.monotonic() + 30
+        while (tables.version("swipes__v1") or -1) <= before and process.poll() is None:
+            assert time.monotonic() < deadline, "no commit in 30 s"
+            time.sleep(0.05)
+        time.sleep(rng.uniform(0, 0.8))  # somewhere in the middle of a batch, a commit or an offset commit
         if process.poll() is None:
             process.send_signal(signal.SIGKILL)
             kills += 1
