@@ -112,3 +112,27 @@ def ingest(
                 signal.signal(s, handler)
         lag = "?" if totals.lag is None else f"{totals.lag:,}"
         say(f"ingest stopped: {totals.rows:,} rows written, {totals.dead:,} dead letters, lag {lag}")
+
+
+def describe_freshness(store: Any, fv: Any, group: str | None = None) -> str:
+    """`strato describe`'s freshness line: newest event time, last write and, for a view fed
+    from Kafka, the lag of its ingest consumer group (default group, asked of the broker)."""
+    from datetime import UTC, datetime
+
+    from strato.definitions.kafka_source import KafkaSource
+
+    if not fv.offline:
+        parts = ["last event: - (online only)"]
+    else:
+        newest = store.delta.newest(fv.table_name, "event_timestamp")
+        parts = [f"last event: {newest:%Y-%m-%d %H:%M:%S} UTC" if newest else "last event: -"]
+        writes = [c for c in store.delta.history(fv.table_name) if c["operation"] != "OPTIMIZE"]
+        if writes:
+            age = (datetime.now(UTC) - writes[-1]["timestamp"]).total_seconds()
+            parts.append(f"last ingest: {writes[-1]['timestamp']:%Y-%m-%d %H:%M:%S} UTC ({age:,.0f} s ago)")
+    if isinstance(fv.source, KafkaSource):
+        from strato.streaming.freshness import consumer_lag
+
+        lag, note = consumer_lag(fv.source, group or f"strato.{store.project}")
+        parts.append(f"consumer lag: {lag:,} ({note})" if lag is not None else f"consumer lag: unknown ({note})")
+    return "   ".join(parts)

@@ -21,6 +21,7 @@ from rich.markup import escape
 from strato.cli import render
 from strato.cli.doctor import doctor as doctor_command
 from strato.cli.help import examples, show_flags_as_flags, strato_command
+from strato.cli.ingest import describe_freshness
 from strato.cli.ingest import ingest as ingest_command
 from strato.cli.options import RepoOption
 from strato.cli.serve import serve as serve_command
@@ -286,6 +287,7 @@ def _describe_data(store: FeatureStore, fv: Any) -> None:
         fv.name, store.registry.online_progress(fv.table_name), commits[-1]["version"] if commits else None
     )
     render.console.print(f"  history: {history}\n  online: {online}")
+    render.console.print(f"  freshness: {describe_freshness(store, fv)}", highlight=False, markup=False)
 
 
 @app.command(epilog=examples("history"))

@@ -22,6 +22,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 import pyarrow as pa
+import pyarrow.compute
 from deltalake import ColumnProperties, CommitProperties, DeltaTable, Transaction, WriterProperties, write_deltalake
 from deltalake.exceptions import CommitFailedError, DeltaError, SchemaMismatchError, TableNotFoundError
 
@@ -277,6 +278,19 @@ class DeltaTables:
         with _mapped_errors(table_name):
             table = _open(self.path(table_name))
             return None if table is None else table.version()
+
+    def newest(self, table_name: str, column: str) -> Any:
+        """The greatest value of `column` in the latest version, from the files' statistics
+        (no data read); None for no table, no rows or no statistics."""
+        with _mapped_errors(table_name):
+            table = _open(self.path(table_name))
+            if table is None:
+                return None
+            actions = pa.table(table.get_add_actions(flatten=True))
+            name = f"max.{column}"
+            if name not in actions.column_names or actions.num_rows == 0:
+                return None
+            return pa.compute.max(actions.column(name)).as_py()
 
     def history(self, table_name: str) -> list[dict[str, Any]]:
         """The commit log, oldest first: version, timestamp (UTC), operation, rows_added."""

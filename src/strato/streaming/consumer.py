@@ -139,6 +139,7 @@ class Ingestor:
         self.totals = Totals()
         self.assigned: set[tuple[str, int]] = set()
         self._consumer: Any = None
+        self._lag_at = 0.0
         self._dlq: Any = None
 
     # ------------------------------------------------------------------ lifecycle
@@ -271,6 +272,9 @@ class Ingestor:
         self.totals.batches += 1
         if self.metrics is not None:
             self.metrics.batches.observe(time.perf_counter() - began)
+            if time.monotonic() - self._lag_at >= 1.0:  # cached watermarks: no broker call
+                self._lag_at = time.monotonic()
+                self.totals.lag = self._lag()
 
     def _write_view(self, state: ViewState, topic: str, batch: list[Any]) -> int:
         """Decode and write one view's share of a batch; returns the dead letters sent."""

@@ -15,7 +15,9 @@ import uuid
 
 import pytest
 
-from .broker import BrokerUnavailable, KafkaBroker
+from .broker import BrokerUnavailable, KafkaBroker, free_port
+
+__all__ = ["broker", "free_port", "new_topic", "stop"]
 
 _STATE = sys.modules.setdefault("_strato_kafka_harness_state", types.ModuleType("_strato_kafka_harness_state"))
 if not hasattr(_STATE, "counter"):

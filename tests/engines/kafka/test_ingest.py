@@ -15,10 +15,11 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 from confluent_kafka import Consumer, Producer, TopicPartition
 
@@ -201,6 +202,19 @@ def test_ingest_writes_both_stores_and_dead_letters_poison(repo: Path, servers: 
     # Run again: nothing new, nothing doubled.
     run_to_end(repo)
     check_exactly_once(repo, good, users=40)
+    newest = datetime.fromtimestamp(max(e["ts"] for e in good) / 1000, UTC)
+    assert f"last event: {newest:%Y-%m-%d %H:%M:%S} UTC" in describe(repo)
+    assert "consumer lag: 0 (group strato.proj, 2 partition(s))" in describe(repo)
+    produce(servers, topic, [encode(e) for e in good[:5]], partitions=2)
+    assert "consumer lag: 5 (" in describe(repo)
+
+
+def describe(repo: Path) -> str:
+    done = subprocess.run(
+        [strato(), "describe", "view", "swipes", "-r", str(repo)], capture_output=True, text=True, timeout=60
+    )
+    assert done.returncode == 0, done.stderr
+    return " ".join(done.stdout.split())
 
 
 def test_late_events_never_regress_online_and_lateness_dead_letters(repo: Path, servers: str) -> None:
@@ -281,7 +295,8 @@ def test_two_consumers_in_one_group_share_partitions_through_a_rebalance(
     evs = events(24_000, users=300, seed=3)
     values = [encode(e) for e in evs]
     produce(servers, topic, values[:8000], partitions=4)
-    processes.append(ingest(repo, "--batch-rows", "500", "--batch-seconds", "0.05"))
+    port = harness.free_port()
+    processes.append(ingest(repo, "--batch-rows", "500", "--batch-seconds", "0.05", "--metrics-port", str(port)))
     time.sleep(3)
     processes.append(ingest(repo, "--batch-rows", "500", "--batch-seconds", "0.05"))  # rebalance
     time.sleep(2)
@@ -290,6 +305,10 @@ def test_two_consumers_in_one_group_share_partitions_through_a_rebalance(
     while _lag(servers, "strato.proj", topic, 4) > 0:
         assert time.monotonic() < deadline, "consumers did not catch up in 90 s"
         time.sleep(0.5)
+    metrics = httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=10).text
+    assert 'strato_ingest_rows_total{view="swipes"}' in metrics
+    assert 'strato_view_last_event_timestamp_seconds{view="swipes"}' in metrics
+    assert "strato_ingest_consumer_lag{" in metrics
     outputs = []
     for process in processes:
         process.send_signal(signal.SIGTERM)
