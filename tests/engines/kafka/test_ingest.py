@@ -319,3 +319,48 @@ def test_two_consumers_in_one_group_share_partitions_through_a_rebalance(
     written = [int(out.rsplit("ingest stopped: ", 1)[1].split(" rows")[0].replace(",", "")) for out in outputs]
     assert all(n > 0 for n in written), outputs  # both consumers took part
     check_exactly_once(repo, evs, users=300)
+
+
+def test_restart_resumes_from_the_offsets_in_the_table_not_only_the_groups(repo: Path, servers: str) -> None:
+    """History holds offsets the group lost (its commit never happened): nothing is appended
+    twice, and the online store, emptied, is refilled by replaying online only."""
+    from confluent_kafka.admin import AdminClient
+
+    topic = harness.new_topic(partitions=2)
+    apply(repo, swipes_view(topic, servers))
+    evs = events(3000, users=50, seed=5)
+    produce(servers, topic, [encode(e) for e in evs], partitions=2)
+    run_to_end(repo, "--batch-rows", "400")
+    check_exactly_once(repo, evs, users=50)
+    with FeatureStore(repo) as store:
+        version = store.delta.version("swipes__v1")
+        store.online_store.drop("swipes__v1")
+    assert online_values(repo, 50) == {}
+    admin = AdminClient({"bootstrap.servers": servers})
+    for future in admin.delete_consumer_groups(["strato.proj"], request_timeout=30).values():
+        future.result(timeout=30)
+    run_to_end(repo, "--batch-rows", "400")
+    check_exactly_once(repo, evs, users=50)
+    with FeatureStore(repo) as store:
+        assert store.delta.version("swipes__v1") == version  # no append: every offset was in the table
+
+
+def test_compaction_as_ingest_goes_keeps_rows_and_time_travel(repo: Path, servers: str) -> None:
+    topic = harness.new_topic(partitions=1)
+    apply(repo, swipes_view(topic, servers))
+    evs = events(2000, users=30, seed=9)
+    produce(servers, topic, [encode(e) for e in evs], partitions=1)
+    run_to_end(repo, "--batch-rows", "100", "--compact-every", "5")
+    check_exactly_once(repo, evs, users=30)
+    with FeatureStore(repo, read_only=True) as store:
+        log = store.delta.history("swipes__v1")
+        assert [c["operation"] for c in log].count("OPTIMIZE") >= 3
+        snapshot = store.delta.snapshot("swipes__v1")
+        assert snapshot is not None
+        assert len(snapshot.files) < 10  # 20 commits of 100 rows, compacted every 5
+        first = log[0]["version"]
+        old = store.delta.snapshot("swipes__v1", as_of=first)
+        assert old is not None
+        assert old.version == first  # time travel to before compaction still reads
+        n = store.sql("select count(*) as n from swipes").column("n")[0].as_py()
+        assert n == len(evs)
