@@ -159,12 +159,23 @@ def test_avro_inline_and_from_a_file(tmp_path: Path) -> None:
 
 
 @settings(max_examples=60, deadline=None)
-@given(st.lists(st.tuples(st.integers(0, 1), st.integers(0, 100)), max_size=40), st.integers(0, 30))
-def test_lateness_follows_the_newest_event_per_partition(events: list[tuple[int, int]], lateness: int) -> None:
+@given(
+    st.lists(st.tuples(st.integers(0, 1), st.integers(0, 100)), max_size=40),
+    st.integers(0, 30),
+    st.booleans(),
+)
+def test_lateness_follows_the_newest_event_per_partition(
+    events: list[tuple[int, int]], lateness: int, one_bad: bool
+) -> None:
+    """Per column (a clean batch) or message by message (one bad message in it): same rows."""
     d = decoder(KafkaSource("t", "h:1", timestamp_unit="s", allowed_lateness=timedelta(seconds=lateness)))
     base = 1_777_000_000
     values = [json.dumps({"user_id": 1, "amount": 1.0, "ts": base + s}).encode() for _, s in events]
-    out = d.decode(values, [p for p, _ in events], {}, now_us=NOW_US)
+    partitions = [p for p, _ in events]
+    if one_bad:
+        values.append(json.dumps({"user_id": "x", "amount": 1.0, "ts": base}).encode())
+        partitions.append(0)
+    out = d.decode(values, partitions, {}, now_us=NOW_US)
     newest: dict[int, int] = {}
     expected_kept = []
     for i, (p, s) in enumerate(events):
@@ -173,4 +184,7 @@ def test_lateness_follows_the_newest_event_per_partition(events: list[tuple[int,
         newest[p] = max(newest.get(p, s), s)
         expected_kept.append(i)
     assert out.kept == expected_kept
-    assert all(x.reason.startswith("late:") for x in out.dead)
+    assert out.rows.num_rows == len(expected_kept)
+    late = [x for x in out.dead if x.index < len(events)]
+    assert all(x.reason.startswith("late:") for x in late)
+    assert len(late) == len(events) - len(expected_kept)

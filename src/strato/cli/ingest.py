@@ -97,6 +97,7 @@ def ingest(
             max_future_seconds=store.config.max_future_seconds,
             say=say,
             metrics=metrics,
+            check=lambda view, rows: store.check_write(view.name, rows),
         )
         names = ", ".join(f"{fv.name} ← {fv.source.topic}" for fv in chosen if isinstance(fv.source, KafkaSource))
         say(f"ingest: {names} (group {options.group_id}); SIGTERM or Ctrl-C stops after the batch in hand")

@@ -322,6 +322,16 @@ class FeatureStore:
             changed, version = self._write_online(fv, rows, created, version, history)
         return WriteResult(fv.name, rows.num_rows, version, changed, superseded=batch.superseded)
 
+    def check_write(self, view: str | FeatureView, data: Any) -> None:
+        """Validate `data` as `write` would (schema, times, online engine limits), writing nothing.
+
+        `strato ingest` calls it on parts of a refused micro-batch to find the rows at fault.
+        """
+        fv = self.catalog.current(view)
+        batch = frames.conform_batch(fv, data, max_future_seconds=self.config.max_future_seconds)
+        if fv.online and batch.rows.num_rows:
+            check_online_limits(self.online_store, fv, self.catalog.codec(fv), batch.rows)
+
     def _write_online(
         self,
         fv: FeatureView,

@@ -36,6 +36,8 @@ from strato.streaming.metrics import IngestMetrics
 
 #: Write one view's rows: (view, rows, target, Delta app transactions or None).
 WriteFn = Callable[[FeatureView, pa.Table, str, Mapping[str, int] | None], None]
+#: Check rows as the write would, writing nothing: `SchemaError` if it would refuse them.
+CheckFn = Callable[[FeatureView, pa.Table], None]
 
 
 def offset_app_id(group: str, topic: str, partition: int) -> str:
@@ -90,6 +92,8 @@ class Totals:
     dead: int = 0
     batches: int = 0
     lag: int | None = None
+    first_message_at: float | None = None
+    """`time.monotonic()` when the first message arrived (rates leave out start-up)."""
 
 
 class Ingestor:
@@ -106,6 +110,7 @@ class Ingestor:
         max_future_seconds: float | None = None,
         say: Callable[[str], None] = print,
         metrics: IngestMetrics | None = None,
+        check: CheckFn | None = None,
     ) -> None:
         if not views:
             raise UserError("strato ingest: no feature view reads from Kafka (give it source=KafkaSource(...))")
@@ -116,6 +121,7 @@ class Ingestor:
                 "strato ingest: the views read from different Kafka clusters or settings; ingest them apart"
             )
         self.write = write
+        self.check = check
         self.delta = delta
         self.options = options
         self.say = say
@@ -164,7 +170,8 @@ class Ingestor:
             "enable.partition.eof": True,
         }
         self._consumer = consumer = Consumer(consumer_config)
-        self._dlq = Producer({**self.client, "linger.ms": 20})
+        shared = {k: v for k, v in self.client.items() if not k.startswith(_CONSUMER_ONLY)}
+        self._dlq = Producer({**shared, "linger.ms": 20})
         consumer.subscribe(
             sorted(self.by_topic), on_assign=self._on_assign, on_revoke=self._on_revoke, on_lost=self._on_lost
         )
@@ -185,6 +192,8 @@ class Ingestor:
                     at_end.discard((message.topic(), message.partition()))
                     if not self.buffer:
                         self.buffer_since = time.monotonic()
+                        if self.totals.first_message_at is None:
+                            self.totals.first_message_at = self.buffer_since
                     self.buffer.append(message)
                 full = len(self.buffer) >= self.options.batch_rows
                 waited = self.buffer and time.monotonic() - self.buffer_since >= self.options.batch_seconds
@@ -262,11 +271,14 @@ class Ingestor:
             remaining = self._dlq.flush(30)
             if remaining:
                 raise BackendUnavailable(f"dead-letter topic: {remaining} message(s) not delivered in 30 s")
-        ends: dict[tuple[str, int], int] = {}
-        for message in messages:
-            ends[(message.topic(), message.partition())] = message.offset() + 1
         from confluent_kafka import TopicPartition
 
+        ends: dict[tuple[str, int], int] = {}
+        for topic, batch in by_topic.items():
+            for message in batch[::-1]:  # the last message of each partition, found from the end
+                key = (topic, message.partition())
+                if key not in ends:
+                    ends[key] = message.offset() + 1
         self._consumer.commit(offsets=[TopicPartition(t, p, o) for (t, p), o in ends.items()], asynchronous=False)
         self.totals.messages += len(messages)
         self.totals.batches += 1
@@ -279,24 +291,25 @@ class Ingestor:
     def _write_view(self, state: ViewState, topic: str, batch: list[Any]) -> int:
         """Decode and write one view's share of a batch; returns the dead letters sent."""
         view = state.view
+        partitions = [m.partition() for m in batch]
         decoded = state.decoder.decode(
-            [m.value() for m in batch], [m.partition() for m in batch], state.watermarks, now_us=time.time_ns() // 1000
+            [m.value() for m in batch], partitions, state.watermarks, now_us=time.time_ns() // 1000
         )
         rows, kept = decoded.rows, decoded.kept
         dead = list(decoded.dead)
         attempt = 0
         while True:
             try:
-                self._write_rows(state, topic, batch, rows, kept)
+                self._write_rows(state, topic, batch, partitions, rows, kept)
                 break
             except SchemaError:
-                refused = state.decoder.refuse_in_batch(rows)
+                refused = state.decoder.refuse_in_batch(rows, self._check_for(view))
                 if not refused:
                     raise
                 gone = {position for position, _ in refused}
                 dead.extend(DeadLetter(kept[position], reason) for position, reason in refused)
                 keep = [i for i in range(rows.num_rows) if i not in gone]
-                rows, kept = rows.take(keep), [kept[i] for i in keep]
+                rows, kept = rows.take(pa.array(keep, pa.int64())), [kept[i] for i in keep]
             except BackendUnavailable as exc:
                 attempt += 1
                 if attempt > self.options.write_retries:
@@ -309,46 +322,68 @@ class Ingestor:
         self.totals.dead += len(dead)
         return len(dead)
 
-    def _write_rows(self, state: ViewState, topic: str, batch: list[Any], rows: pa.Table, kept: list[int]) -> None:
+    def _check_for(self, view: FeatureView) -> Callable[[pa.Table], None] | None:
+        check = self.check
+        if check is None:
+            return None
+        return lambda part: check(view, part)
+
+    def _write_rows(
+        self,
+        state: ViewState,
+        topic: str,
+        batch: list[Any],
+        partitions: list[int],
+        rows: pa.Table,
+        kept: list[int],
+    ) -> None:
+        """Write the rows: below the offsets history already holds, online only (a replay);
+        the rest to both stores, with the batch's next offsets in the same Delta commit."""
+        import numpy as np
+
         view, group = state.view, self.options.group_id
-        partitions = sorted({m.partition() for m in batch})
-        ends = {}
-        for m in batch:
-            ends[m.partition()] = m.offset() + 1
+        offsets = [m.offset() for m in batch]
+        ends: dict[int, int] = {}
+        for partition, offset in zip(partitions, offsets, strict=True):
+            ends[partition] = offset + 1
         target = "online_and_offline" if view.online and view.offline else "online" if view.online else "offline"
-        replay = []
-        fresh = list(range(rows.num_rows))
+        chosen = rows
         transactions: dict[str, int] | None = None
         if view.offline:
-            ids = {p: offset_app_id(group, topic, p) for p in partitions}
+            ids = {p: offset_app_id(group, topic, p) for p in ends}
             in_table = self.delta.transaction_versions(view.table_name, ids.values())
-            below = {p: in_table[ids[p]] or 0 for p in partitions}
-            replay = [i for i in fresh if batch[kept[i]].offset() < below[batch[kept[i]].partition()]]
-            if replay:
-                fresh = [i for i in fresh if batch[kept[i]].offset() >= below[batch[kept[i]].partition()]]
-            transactions = {ids[p]: ends[p] for p in partitions if ends[p] > below[p]}
-            for p in partitions:
+            below = {p: in_table[ids[p]] or 0 for p in ends}
+            if any(below.values()):
+                row_partitions = np.asarray(partitions, dtype=np.int64)[kept]
+                row_offsets = np.asarray(offsets, dtype=np.int64)[kept]
+                floor = np.zeros(len(kept), dtype=np.int64)
+                for p, offset in below.items():
+                    floor[row_partitions == p] = offset
+                replayed = row_offsets < floor
+                if replayed.any():
+                    if view.online:
+                        self.write(view, rows.filter(pa.array(replayed)), "online", None)
+                    chosen = rows.filter(pa.array(~replayed))
+            transactions = {ids[p]: ends[p] for p in ends if ends[p] > below[p]}
+            for p in ends:
                 if ends[p] > below[p] and p in state.watermarks:
                     transactions[watermark_app_id(group, topic, p)] = state.watermarks[p]
-        if replay and view.online:
-            self.write(view, rows.take(replay), "online", None)
-        if fresh:
-            chosen = rows if len(fresh) == rows.num_rows else rows.take(fresh)
-            self.write(view, chosen, target, transactions or None)
-            state.rows += chosen.num_rows
-            self.totals.rows += chosen.num_rows
-            times = chosen.column(view.timestamp_field)
-            newest = int(pa.compute.max(times).cast(pa.int64()).as_py())
-            state.last_event_us = max(state.last_event_us or newest, newest)
-            state.last_ingest = time.time()
-            if self.metrics is not None:
-                self.metrics.rows.labels(view.name).inc(chosen.num_rows)
-                self.metrics.last_event.labels(view.name).set(state.last_event_us / 1e6)
-                self.metrics.last_ingest.labels(view.name).set(state.last_ingest)
-            if view.offline and transactions:
-                state.commits += 1
-                if self.options.compact_every and state.commits % self.options.compact_every == 0:
-                    self._compact(view)
+        if chosen.num_rows == 0:
+            return
+        self.write(view, chosen, target, transactions or None)
+        state.rows += chosen.num_rows
+        self.totals.rows += chosen.num_rows
+        newest = int(pa.compute.max(chosen.column(view.timestamp_field)).cast(pa.int64()).as_py())
+        state.last_event_us = max(state.last_event_us or newest, newest)
+        state.last_ingest = time.time()
+        if self.metrics is not None:
+            self.metrics.rows.labels(view.name).inc(chosen.num_rows)
+            self.metrics.last_event.labels(view.name).set(state.last_event_us / 1e6)
+            self.metrics.last_ingest.labels(view.name).set(state.last_ingest)
+        if view.offline and transactions:
+            state.commits += 1
+            if self.options.compact_every and state.commits % self.options.compact_every == 0:
+                self._compact(view)
 
     def _compact(self, view: FeatureView) -> None:
         try:
@@ -412,5 +447,18 @@ class Ingestor:
         lag_text = "?" if lag is None else f"{lag:,}"
         self.say(f"ingest: {rows / seconds:,.0f} rows/s, lag {lag_text}; " + "; ".join(parts))
 
+
+#: Client settings only a consumer takes (the dead-letter producer would warn about them).
+_CONSUMER_ONLY = (
+    "session.timeout.ms",
+    "heartbeat.interval.ms",
+    "max.poll.interval.ms",
+    "auto.offset.reset",
+    "fetch.",
+    "partition.assignment.strategy",
+    "group.",
+    "queued.",
+    "check.crcs",
+)
 
 _PARTITION_EOF = -191  # confluent_kafka.KafkaError._PARTITION_EOF

@@ -218,15 +218,15 @@ class MessageDecoder:
 
         `watermarks` (partition → newest event time seen, µs) is updated in place; an event
         older than its partition's watermark minus the allowed lateness is dead-lettered.
+
+        Parsing is per message; the type checks then run per column (C speed) when the whole
+        batch is clean, and fall back to checking message by message when it is not, so
+        one bad message costs that batch a slower path, never its neighbours.
         """
-        keys, features = self.keys, self.features
-        columns: list[list[Any]] = [[] for _ in range(len(keys) + len(features))]
-        times: list[int] = []
-        kept: list[int] = []
         dead: list[DeadLetter] = []
+        records: list[dict[str, Any]] = []
+        indexes: list[int] = []
         limit = self.source.max_message_bytes
-        future = None if self.max_future_seconds is None else now_us + int(self.max_future_seconds * 1_000_000)
-        lateness = self.lateness_us
         parse = self._parse
         for index, value in enumerate(values):
             if value is None:
@@ -239,13 +239,124 @@ class MessageDecoder:
                 record = parse(value)
             except Exception as exc:
                 kind = "bad JSON" if self.source.format == "json" else "bad Avro"
-                dead.append(
-                    DeadLetter(index, f"{kind}: {str(exc).splitlines()[0][:200] if str(exc) else type(exc).__name__}")
-                )
+                text = str(exc).splitlines()[0][:200] if str(exc) else type(exc).__name__
+                dead.append(DeadLetter(index, f"{kind}: {text}"))
                 continue
-            if not isinstance(record, dict):
+            if type(record) is not dict:
                 dead.append(DeadLetter(index, f"not an object: {_show(record)}"))
                 continue
+            records.append(record)
+            indexes.append(index)
+        future = None if self.max_future_seconds is None else now_us + int(self.max_future_seconds * 1_000_000)
+        fast = self._fast(records, future)
+        if fast is not None:
+            table, times = fast
+            kept = self._watermark(times, [partitions[i] for i in indexes], watermarks, indexes, dead)
+            if len(kept) != len(indexes):
+                positions = {index: i for i, index in enumerate(indexes)}
+                table = table.take(pa.array([positions[i] for i in kept], pa.int64()))
+            return Decoded(table, kept, sorted(dead, key=lambda d: d.index))
+        return self._slow(records, indexes, partitions, watermarks, future, dead)
+
+    def _fast(self, records: list[dict[str, Any]], future: int | None) -> tuple[pa.Table, Any] | None:
+        """The batch as columns, or None if any value needs a closer look (then `_slow`)."""
+        import numpy as np
+        import pyarrow.compute as pc
+
+        arrays = []
+        for is_key, (_column, name, _check, arrow_type) in [(True, k) for k in self.keys] + [
+            (False, f) for f in self.features
+        ]:
+            values = [r.get(name) for r in records]
+            allowed = _FAST_TYPES.get(arrow_type)
+            if allowed is None:
+                return None
+            found = set(map(type, values))
+            if is_key and type(None) in found:
+                return None
+            if not found <= allowed:
+                return None
+            try:
+                arrays.append(pa.array(values, type=arrow_type))
+            except (pa.ArrowInvalid, pa.ArrowTypeError, OverflowError):
+                return None
+        stamps = [r.get(self.time_field) for r in records]
+        found = set(map(type, stamps))
+        try:
+            if found <= {int}:
+                times = np.asarray(pa.array(stamps, pa.int64())) * self.unit_us
+            elif found <= {float, int}:
+                as_float = np.asarray(pa.array(stamps, pa.float64())) * self.unit_us
+                if not np.isfinite(as_float).all():
+                    return None
+                times = as_float.astype(np.int64)
+            elif found == {str}:
+                parsed = pc.cast(pa.array(stamps, pa.string()), TIMESTAMP_ARROW)
+                times = np.asarray(parsed.cast(pa.int64()))
+            elif not records:
+                times = np.empty(0, np.int64)
+            else:
+                return None
+        except (pa.ArrowInvalid, pa.ArrowTypeError, OverflowError, ValueError):
+            return None
+        if future is not None and times.size and int(times.max()) > future:
+            return None
+        names = [k[0] for k in self.keys] + [f[0] for f in self.features] + [self.view.timestamp_field]
+        arrays.append(pa.array(times, pa.int64()).cast(TIMESTAMP_ARROW))
+        return pa.Table.from_arrays(arrays, names=names), times
+
+    def _watermark(
+        self,
+        times: Any,
+        partitions: list[int],
+        watermarks: dict[int, int],
+        indexes: list[int],
+        dead: list[DeadLetter],
+    ) -> list[int]:
+        """Update each partition's newest event time; dead-letter events past the lateness."""
+        import numpy as np
+
+        parts = np.asarray(partitions, dtype=np.int64)
+        late = np.zeros(len(indexes), dtype=bool)
+        for partition in np.unique(parts).tolist():
+            where = np.flatnonzero(parts == partition)
+            ev = times[where]
+            mark = watermarks.get(partition)
+            if self.lateness_us is not None:
+                before = np.maximum.accumulate(np.concatenate([[mark if mark is not None else ev[0]], ev]))[:-1]
+                late_here = ev < before - self.lateness_us
+                late[where] = late_here
+                for i in np.flatnonzero(late_here).tolist():
+                    behind = (int(before[i]) - int(ev[i])) / 1e6
+                    dead.append(DeadLetter(indexes[int(where[i])], self._late(behind)))
+            newest = int(ev.max())
+            watermarks[partition] = newest if mark is None else max(mark, newest)
+        if not late.any():
+            return indexes
+        return [index for index, is_late in zip(indexes, late.tolist(), strict=True) if not is_late]
+
+    def _late(self, behind_seconds: float) -> str:
+        lateness = (self.lateness_us or 0) / 1e6
+        return (
+            f"late: event time {behind_seconds:g} s behind the newest on its partition, allowed_lateness {lateness:g} s"
+        )
+
+    def _slow(
+        self,
+        records: list[dict[str, Any]],
+        indexes: list[int],
+        partitions: Sequence[int],
+        watermarks: dict[int, int],
+        future: int | None,
+        dead: list[DeadLetter],
+    ) -> Decoded:
+        """Message by message: each check names the field at fault."""
+        keys, features = self.keys, self.features
+        columns: list[list[Any]] = [[] for _ in range(len(keys) + len(features))]
+        times: list[int] = []
+        kept: list[int] = []
+        lateness = self.lateness_us
+        for index, record in zip(indexes, records, strict=True):
             row: list[Any] = []
             try:
                 for _column, name, check, _ in keys:
@@ -265,7 +376,8 @@ class MessageDecoder:
                     raise _Bad(f"field {self.time_field!r}: {exc}") from None
                 if future is not None and event > future:
                     raise _Bad(
-                        f"field {self.time_field!r}: event time is more than {self.max_future_seconds:g} s in the future"
+                        f"field {self.time_field!r}: event time is more than "
+                        f"{self.max_future_seconds:g} s in the future"
                     )
             except _Bad as exc:
                 dead.append(DeadLetter(index, f"invalid: {exc}"))
@@ -273,12 +385,7 @@ class MessageDecoder:
             partition = partitions[index]
             mark = watermarks.get(partition)
             if lateness is not None and mark is not None and event < mark - lateness:
-                dead.append(
-                    DeadLetter(
-                        index,
-                        f"late: event time {(mark - event) / 1e6:g} s behind the newest on its partition, allowed_lateness {lateness / 1e6:g} s",
-                    )
-                )
+                dead.append(DeadLetter(index, self._late((mark - event) / 1e6)))
                 continue
             if mark is None or event > mark:
                 watermarks[partition] = event
@@ -322,27 +429,34 @@ class MessageDecoder:
         names = [spec[0] for spec in specs] + [self.view.timestamp_field]
         return pa.Table.from_arrays(arrays, names=names), dead
 
-    def refuse_in_batch(self, table: pa.Table) -> list[tuple[int, str]]:
+    def refuse_in_batch(
+        self, table: pa.Table, check: Callable[[pa.Table], None] | None = None
+    ) -> list[tuple[int, str]]:
         """Rows (positions in `table`) the store's batch check refuses, each with its reason.
 
-        Halves the batch until each refused part is one row: log2(n) checks per bad row.
+        `check` raises `SchemaError` for a batch the store would refuse (default: the schema
+        check, `frames.conform_batch`). Halves the batch until each refused part is one row:
+        about log2(n) checks per bad row.
         """
         found: list[tuple[int, str]] = []
 
-        def check(start: int, stop: int) -> None:
+        def default(part: pa.Table) -> None:
+            frames.conform_batch(self.view, part, max_future_seconds=self.max_future_seconds)
+
+        refuses = check or default
+
+        def search(start: int, stop: int) -> None:
             try:
-                frames.conform_batch(
-                    self.view, table.slice(start, stop - start), max_future_seconds=self.max_future_seconds
-                )
+                refuses(table.slice(start, stop - start))
             except SchemaError as exc:
                 if stop - start == 1:
                     found.append((start, f"invalid: {str(exc).splitlines()[0][:200]}"))
                     return
                 middle = (start + stop) // 2
-                check(start, middle)
-                check(middle, stop)
+                search(start, middle)
+                search(middle, stop)
 
-        check(0, table.num_rows)
+        search(0, table.num_rows)
         return found
 
 
@@ -360,3 +474,15 @@ def _checked(check: Callable[[Any], Any] | None, value: Any, name: str) -> Any:
 
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+_NONE = type(None)
+#: Python types a column may hold for the per-column fast path (exactly what `_checker` accepts).
+_FAST_TYPES: dict[pa.DataType, set[type]] = {
+    pa.int32(): {int, _NONE},
+    pa.int64(): {int, _NONE},
+    pa.float32(): {float, int, _NONE},
+    pa.float64(): {float, int, _NONE},
+    pa.bool_(): {bool, _NONE},
+    pa.string(): {str, _NONE},
+    pa.binary(): {bytes, str, _NONE},
+}

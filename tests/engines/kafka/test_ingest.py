@@ -364,3 +364,29 @@ def test_compaction_as_ingest_goes_keeps_rows_and_time_travel(repo: Path, server
         assert old.version == first  # time travel to before compaction still reads
         n = store.sql("select count(*) as n from swipes").column("n")[0].as_py()
         assert n == len(evs)
+
+
+def test_a_row_only_the_online_store_refuses_is_dead_lettered_alone(repo: Path, servers: str) -> None:
+    """A join key too long for LMDB passes decoding; the store refuses the batch, and
+    ingest finds that one row (by halving the batch) and writes the rest."""
+    topic = harness.new_topic(partitions=1)
+    card = Entity("card", join_keys={"card": String})
+    view = FeatureView(
+        "cards",
+        entities=[card],
+        schema=[Field("amount", Float64)],
+        source=KafkaSource(topic, servers, timestamp_field="ts"),
+    )
+    with FeatureStore(repo) as store:
+        store.apply([card, view])
+    values = [encode({"card": f"c{i}", "amount": float(i), "ts": BASE_MS + i}) for i in range(50)]
+    values[23] = encode({"card": "k" * 600, "amount": 1.0, "ts": BASE_MS})
+    produce(servers, topic, values, partitions=1)
+    run_to_end(repo)
+    with FeatureStore(repo, read_only=True) as store:
+        assert store.sql("select count(*) as n from cards").column("n")[0].as_py() == 49
+    dead = read_topic(servers, f"{topic}.dlq", expect=1)
+    assert len(dead) == 1
+    headers = dict(dead[0].headers())
+    assert headers["strato.source.offset"] == b"23"
+    assert b"bytes encoded" in headers["strato.reason"]
