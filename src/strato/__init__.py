@@ -18,6 +18,7 @@ if TYPE_CHECKING:
     from strato.definitions.feature_service import FeatureService
     from strato.definitions.feature_view import FeatureView, FileSource
     from strato.definitions.field import Field
+    from strato.definitions.kafka_source import KafkaSource
     from strato.definitions.on_demand import OnDemandFeatureView, RequestSource, on_demand_feature_view
     from strato.errors import (
         AccessDeniedError,
@@ -66,6 +67,7 @@ _HOMES: dict[str, str] = {
     **dict.fromkeys(("FeatureView", "FileSource"), "strato.definitions.feature_view"),
     "Field": "strato.definitions.field",
     **dict.fromkeys(("OnDemandFeatureView", "RequestSource", "on_demand_feature_view"), "strato.definitions.on_demand"),
+    "KafkaSource": "strato.definitions.kafka_source",
     **dict.fromkeys(
         (
             "AccessDeniedError",
@@ -155,6 +157,7 @@ __all__ = [
     "Float64",
     "Int32",
     "Int64",
+    "KafkaSource",
     "List",
     "Map",
     "MaterializeResult",

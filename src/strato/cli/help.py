@@ -59,6 +59,11 @@ _EXAMPLES: dict[str, list[str]] = {
         'strato sql "select * from user_stats order by event_timestamp" --limit 5',
     ],
     "doctor": ["strato doctor", "strato doctor -r fraud-repo"],
+    "ingest": [
+        "strato ingest                            # every view with a KafkaSource",
+        "strato ingest card_swipes --metrics-port 9108",
+        "strato ingest card_swipes --group ingest-eu --compact-every 100",
+    ],
     "config": ["strato config", "STRATO_ONLINE__SYNC=false strato config"],
     "quickstart": ["strato quickstart", "strato quickstart --dir /tmp/demo --users 2000"],
 }

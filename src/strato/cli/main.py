@@ -22,6 +22,8 @@ from strato.cli import access as access_cli
 from strato.cli import quality, render
 from strato.cli.doctor import doctor as doctor_command
 from strato.cli.help import examples, show_flags_as_flags, strato_command
+from strato.cli.ingest import describe_freshness
+from strato.cli.ingest import ingest as ingest_command
 from strato.cli.options import RepoOption
 from strato.cli.serve import serve as serve_command
 from strato.errors import BackendError, StratoError, UserError
@@ -121,6 +123,7 @@ app.add_typer(access_cli.access_app, name="access")
 app.add_typer(access_cli.token_app, name="token")
 app.command("audit", epilog=access_cli.AUDIT_EPILOG)(access_cli.audit)
 app.command("doctor", epilog=examples("doctor"))(doctor_command)
+app.command("ingest", epilog=examples("ingest"))(ingest_command)
 
 
 @app.callback()
@@ -298,6 +301,7 @@ def _describe_data(store: FeatureStore, fv: Any) -> None:
         fv.name, store.registry.online_progress(fv.table_name), commits[-1]["version"] if commits else None
     )
     render.console.print(f"  history: {history}\n  online: {online}")
+    render.console.print(f"  freshness: {describe_freshness(store, fv)}", highlight=False, markup=False)
     quality.describe_stats(store.write_stats(fv.name), fv.feature_names)
 
 

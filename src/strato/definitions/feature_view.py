@@ -12,6 +12,7 @@ from strato.definitions._naming import RESERVED_COLUMNS, check_name, check_tags
 from strato.definitions.aggregation import Aggregation, check_aggregations
 from strato.definitions.entity import Entity
 from strato.definitions.field import Field
+from strato.definitions.kafka_source import KafkaSource
 from strato.errors import DefinitionError
 
 FileFormat = Literal["parquet", "csv", "delta"]
@@ -73,7 +74,7 @@ class FeatureView:
     entities: tuple[Entity, ...]
     schema: tuple[Field, ...]
     ttl: timedelta | None = None
-    source: FileSource | None = None
+    source: FileSource | KafkaSource | None = None
     timestamp_field: str = "event_timestamp"
     online: bool = True
     offline: bool = True
@@ -95,7 +96,7 @@ class FeatureView:
         entities: Sequence[Entity],
         schema: Sequence[Field],
         ttl: timedelta | None = None,
-        source: FileSource | None = None,
+        source: FileSource | KafkaSource | None = None,
         timestamp_field: str = "event_timestamp",
         online: bool = True,
         offline: bool = True,
@@ -154,8 +155,8 @@ class FeatureView:
                 )
         if ttl is not None and (not isinstance(ttl, timedelta) or ttl <= timedelta(0)):
             raise DefinitionError(f"{where}: ttl must be a positive timedelta or None, got {ttl!r}")
-        if source is not None and not isinstance(source, FileSource):
-            raise DefinitionError(f"{where}: source must be a FileSource or None")
+        if source is not None and not isinstance(source, (FileSource, KafkaSource)):
+            raise DefinitionError(f"{where}: source must be a FileSource, a KafkaSource or None")
         if not (online or offline):
             raise DefinitionError(f"{where}: a view must be online, offline or both")
         if on_invalid not in ("reject", "quarantine"):
@@ -285,7 +286,7 @@ class FeatureView:
             entities=[entities[e] for e in spec["entities"]],
             schema=[Field.from_spec(f) for f in spec["schema"]],
             ttl=timedelta(seconds=spec["ttl_seconds"]) if spec.get("ttl_seconds") is not None else None,
-            source=FileSource(source["path"], source.get("format", "parquet")) if source else None,
+            source=_source_from_spec(source),
             timestamp_field=spec.get("timestamp_field", "event_timestamp"),
             online=spec.get("online", True),
             offline=spec.get("offline", True),
@@ -326,6 +327,14 @@ def _optional_spec(view: FeatureView) -> dict[str, Any]:
         lateness = view.allowed_lateness
         spec["allowed_lateness_seconds"] = lateness.total_seconds() if lateness is not None else None
     return spec
+
+
+def _source_from_spec(spec: dict[str, Any] | None) -> FileSource | KafkaSource | None:
+    if not spec:
+        return None
+    if spec.get("type") == "kafka":
+        return KafkaSource.from_spec(spec)
+    return FileSource(spec["path"], spec.get("format", "parquet"))
 
 
 @dataclass(frozen=True)

@@ -17,11 +17,12 @@ import contextlib
 import operator
 import shutil
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from datetime import UTC, datetime
 from typing import Any
 
 import pyarrow as pa
+import pyarrow.compute
 from deltalake import ColumnProperties, CommitProperties, DeltaTable, Transaction, WriterProperties, write_deltalake
 from deltalake.exceptions import CommitFailedError, DeltaError, SchemaMismatchError, TableNotFoundError
 
@@ -91,6 +92,7 @@ class DeltaTables:
         *,
         idempotency_key: str | None = None,
         created_us: int | None = None,
+        transactions: Mapping[str, int] | None = None,
     ) -> TableVersion:
         """Append `rows` in one atomic commit and return the version it created.
 
@@ -99,19 +101,22 @@ class DeltaTables:
         `SchemaError` and nothing is written. An `idempotency_key` is recorded in the commit
         itself, as a Delta application transaction, so `written_as` finds it however the
         writer ended; `created_us` (the write time on the rows) is recorded beside it.
+        `transactions` (application id → version) go into the same commit: the Kafka consumer
+        records the next offset per topic-partition there, so rows and offsets land together.
         A table `retire`d by a newer view version takes no more rows: `ConflictError`, and
         nothing is written.
         """
         path = self.path(table_name)
         write_id = uuid.uuid4().hex
         metadata = {_WRITE_ID: write_id}
-        transactions = None
+        app_transactions: list[Transaction] = []
         if idempotency_key is not None:
             metadata[_IDEMPOTENCY_KEY] = idempotency_key
-            transactions = [Transaction(_app_id(idempotency_key), 1)]
+            app_transactions.append(Transaction(_app_id(idempotency_key), 1))
+        app_transactions.extend(Transaction(app_id, v) for app_id, v in (transactions or {}).items())
         if created_us is not None:
             metadata[_CREATED_US] = str(created_us)
-        commit = CommitProperties(custom_metadata=metadata, app_transactions=transactions)
+        commit = CommitProperties(custom_metadata=metadata, app_transactions=app_transactions or None)
         properties = _writer_properties(rows.schema)
         with _mapped_errors(table_name):
             table = _open(path)
@@ -161,6 +166,30 @@ class DeltaTables:
             f"Delta table {table_name!r}: write {idempotency_key!r} is recorded as a transaction "
             "but its commit is missing from the log"
         )
+
+    def transaction_versions(self, table_name: str, app_ids: Iterable[str]) -> dict[str, int | None]:
+        """The version each application id last committed to the table (None: never, or no table)."""
+        ids = list(app_ids)
+        with _mapped_errors(table_name):
+            table = _open(self.path(table_name))
+            if table is None:
+                return dict.fromkeys(ids)
+            return {app_id: table.transaction_version(app_id) for app_id in ids}
+
+    def compact(self, table_name: str) -> int:
+        """Merge the table's small files (Delta OPTIMIZE, compact): how many files it replaced.
+
+        One new version holding the same rows, so every reader sees the same data before and
+        after; older versions keep their files (until a vacuum), so time travel still works.
+        Many small ingest commits would otherwise make every read open thousands of files.
+        """
+        with _mapped_errors(table_name):
+            table = _open(self.path(table_name))
+            if table is None or len(table.file_uris()) < 2:
+                return 0
+            _refuse_if_moved(table)
+            metrics = table.optimize.compact()
+            return int(metrics.get("numFilesRemoved", 0))
 
     def retire(self, table_name: str, moved_to: str, schema: pa.Schema) -> TableVersion:
         """Close the table to writes because view version `moved_to` (``view@vN``) replaced it.
@@ -249,6 +278,19 @@ class DeltaTables:
         with _mapped_errors(table_name):
             table = _open(self.path(table_name))
             return None if table is None else table.version()
+
+    def newest(self, table_name: str, column: str) -> Any:
+        """The greatest value of `column` in the latest version, from the files' statistics
+        (no data read); None for no table, no rows or no statistics."""
+        with _mapped_errors(table_name):
+            table = _open(self.path(table_name))
+            if table is None:
+                return None
+            actions = pa.table(table.get_add_actions(flatten=True))
+            name = f"max.{column}"
+            if name not in actions.column_names or actions.num_rows == 0:
+                return None
+            return pa.compute.max(actions.column(name)).as_py()
 
     def history(self, table_name: str) -> list[dict[str, Any]]:
         """The commit log, oldest first: version, timestamp (UTC), operation, rows_added."""

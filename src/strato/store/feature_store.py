@@ -21,7 +21,7 @@ from strato.access import AccessControl, Caller, Resource
 from strato.config import StratoConfig
 from strato.definitions.entity import Entity
 from strato.definitions.feature_service import FeatureService
-from strato.definitions.feature_view import FeatureView
+from strato.definitions.feature_view import FeatureView, FileSource
 from strato.definitions.on_demand import OnDemandFeatureView
 from strato.definitions.plan import Action, Definition, ObjectKind, Plan, make_plan
 from strato.errors import ConflictError, OnlineBehindError, UserError
@@ -286,6 +286,7 @@ class FeatureStore:
         *,
         to: WriteTarget | None = None,
         idempotency_key: str | None = None,
+        stream_offsets: Mapping[str, int] | None = None,
     ) -> WriteResult:
         """Validate `data` against the view, append it to history, upsert the online store.
 
@@ -300,6 +301,9 @@ class FeatureStore:
         `idempotency_key` (the CLI passes the input file's content hash) is recorded in the
         Delta commit: a batch written again with the same key is not appended twice; its
         online step is redone, and the result says `already_written`.
+
+        `stream_offsets` (application id → version; `strato ingest` gives its consumed Kafka
+        offsets) are recorded in the same Delta commit as the rows (`DeltaTables.append`).
         """
         self._check_writable("write")
         fv = self.catalog.current(view)
@@ -344,7 +348,7 @@ class FeatureStore:
         version: TableVersion | None = None
         history: Future[TableVersion] | None = None
         if "offline" in to:
-            append = functools.partial(self._append, fv, stamped, idempotency_key, created_us)
+            append = functools.partial(self._append, fv, stamped, idempotency_key, created_us, stream_offsets)
             if "online" in to and rows.num_rows >= OVERLAP_MIN_ROWS:
                 # The Delta commit (Parquet encoding, in Rust, without the GIL) runs while this
                 # thread encodes the online values; the online store is written only once the
@@ -361,6 +365,16 @@ class FeatureStore:
         return WriteResult(
             fv.name, rows.num_rows, version, changed, superseded=batch.superseded, quarantined=quarantined
         )
+
+    def check_write(self, view: str | FeatureView, data: Any) -> None:
+        """Validate `data` as `write` would (schema, times, online engine limits), writing nothing.
+
+        `strato ingest` calls it on parts of a refused micro-batch to find the rows at fault.
+        """
+        fv = self.catalog.current(view)
+        batch = frames.conform_batch(fv, data, max_future_seconds=self.config.max_future_seconds)
+        if fv.online and batch.rows.num_rows:
+            check_online_limits(self.online_store, fv, self.catalog.codec(fv), batch.rows)
 
     def _write_online(
         self,
@@ -421,7 +435,9 @@ class FeatureStore:
         types = sources.text_column_types(fv)
         if path is not None:
             rows = sources.read_file(Path(path), types=types)
-        elif fv.source is None:
+        elif not isinstance(fv.source, FileSource):
+            if fv.source is not None:  # a KafkaSource
+                raise UserError(f"feature view {fv.name!r} reads from Kafka: run `strato ingest {fv.name}`")
             raise UserError(f"feature view {fv.name!r} has no source; give it source=FileSource(...) or use write()")
         else:
             rows = sources.read_source(fv.source, self.config.repo_path, types=types)
@@ -447,7 +463,7 @@ class FeatureStore:
     def source_path(self, view: str | FeatureView) -> Path | None:
         """The local file or folder of the view's `FileSource`, or None (no source, or a URI)."""
         fv = self.catalog.current(view)
-        if fv.source is None or "://" in str(fv.source.path):
+        if not isinstance(fv.source, FileSource) or "://" in str(fv.source.path):
             return None
         path = Path(fv.source.path).expanduser()
         return path if path.is_absolute() else self.config.repo_path / path
@@ -678,11 +694,20 @@ class FeatureStore:
         """Every current view, for verbs that act on all of them (checked per view by the caller)."""
         return [v for v in self.registry.list("feature_view") if isinstance(v, FeatureView)]
 
-    def _append(self, fv: FeatureView, rows: pa.Table, idempotency_key: str | None, created_us: int) -> TableVersion:
+    def _append(
+        self,
+        fv: FeatureView,
+        rows: pa.Table,
+        idempotency_key: str | None,
+        created_us: int,
+        transactions: Mapping[str, int] | None = None,
+    ) -> TableVersion:
         """One history commit; if a newer version of the view retired this storage meanwhile,
         the definitions are re-read at once, so the caller's next write goes to it."""
         try:
-            return self.delta.append(fv.table_name, rows, idempotency_key=idempotency_key, created_us=created_us)
+            return self.delta.append(
+                fv.table_name, rows, idempotency_key=idempotency_key, created_us=created_us, transactions=transactions
+            )
         except ConflictError:
             self.catalog.invalidate()
             raise
