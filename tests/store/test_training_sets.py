@@ -48,8 +48,14 @@ def test_a_training_set_is_saved_registered_and_read_back(repo_store: FeatureSto
         ("stats", 1, "stats@v1", 1)
     ]
     assert record.features == (("stats@v1:x", "x"), ("stats@v1:score", "score"))
-    assert record.statistics["x"]["count"] == 6 and record.statistics["x"]["nulls"] == 0
-    assert record.statistics["x"]["min"] == 10 and record.statistics["x"]["max"] == 21
+    assert record.statistics["x"] == {
+        "type": "int64",
+        "count": 6,
+        "nulls": 0,
+        "min": 10,
+        "max": 21,
+        "mean": pytest.approx(86 / 6),
+    }
     assert saved.table.column_names == ["user_id", "event_timestamp", "label", "x", "score"]
     # Same rows as an ad-hoc historical read.
     adhoc = repo_store.get_historical_features(_entities(), ["stats:x", "stats:score"]).table

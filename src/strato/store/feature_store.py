@@ -8,7 +8,7 @@ import getpass
 import time
 from collections.abc import Iterable, Mapping, Sequence
 from concurrent.futures import Future
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -30,6 +30,7 @@ from strato.online.expiry import expired_before_us
 from strato.online.response import OnlineResponse
 from strato.registry.base import OnlineProgress, RegistryStore, Revision, TrainingSetRecord, backend_name
 from strato.store.catalog import Catalog
+from strato.store.lineage import Node, lineage
 from strato.store.materialize import Materializer, check_end
 from strato.store.online_limits import check_online_limits
 from strato.store.online_reads import OnlineReader
@@ -38,12 +39,14 @@ from strato.store.results import MaterializeResult, TrainingSet, WriteResult, Wr
 from strato.store.spines import spine_from_history
 from strato.store.threads import history_writer
 from strato.store.training_sets import RebuildResult, SavedTrainingSet, TrainingSets
+from strato.store.upkeep import Upkeep, VacuumReport
 from strato.store.versions import VersionMover
 from strato.store.write_clock import CLOCK_FILE, WriteClock
 from strato.types import TIMESTAMP_ARROW, TableVersion
 
 if TYPE_CHECKING:
     from strato.offline.delta import DeltaTables
+    from strato.offline.upkeep import Compaction
 
 OVERLAP_MIN_ROWS = 20_000
 """From this many rows, `write` encodes online values while the Delta commit runs."""
@@ -632,6 +635,27 @@ class FeatureStore:
     def rebuild_training_set(self, name: str, version: int | None = None) -> RebuildResult:
         """Recompute a training set from its pinned versions; `.matches` says if it is bit for bit the same."""
         return self._training_sets.rebuild(name, version, save=not self.read_only)
+
+    def lineage(self, target: str) -> Node:
+        """What `target` (``training-set:NAME``, ``service:NAME``, ``view:NAME`` or a bare name)
+        comes from and what uses it, as a tree (`strato.store.lineage`)."""
+        return lineage(self.catalog, self.registry, target)
+
+    # ------------------------------------------------------------------ table upkeep
+
+    def compact(self, views: Sequence[str] | None = None) -> list[Compaction]:
+        """Rewrite small history files into larger ones (every storage of `views`, default all);
+        every table version stays readable, so training sets still rebuild."""
+        self._check_writable("compact")
+        return Upkeep(self.catalog, self.registry, self.delta).compact(views)
+
+    def vacuum(
+        self, retain: timedelta, views: Sequence[str] | None = None, *, force: bool = False, dry_run: bool = False
+    ) -> VacuumReport:
+        """Delete history files no version younger than `retain` reads, never those a registered
+        training set pins: if any would go, refuse naming them (`force`: delete the rest)."""
+        self._check_writable("vacuum")
+        return Upkeep(self.catalog, self.registry, self.delta).vacuum(retain, views, force=force, dry_run=dry_run)
 
     @property
     def _training_sets(self) -> TrainingSets:
