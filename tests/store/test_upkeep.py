@@ -67,7 +67,9 @@ def test_compaction_keeps_every_version_readable_and_rebuilds_exact(history: Fea
     assert _live(history) == 1
     after = history.get_historical_features(_entities(), ["stats:x", "stats:tag", "stats:score"]).table
     assert after.equals(before)
-    assert history.rebuild_training_set("ts").matches
+    rebuilt = history.rebuild_training_set("ts")
+    assert rebuilt.matches
+    assert rebuilt.table.equals(saved.table)
     # Nothing left to compact: no commit.
     assert history.compact(["stats"])[0].version is None
 
