@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Annotated, Any, Literal, NoReturn
 import typer
 from rich.markup import escape
 
-from strato.cli import render
+from strato.cli import render, training_sets, upkeep
 from strato.cli.doctor import doctor as doctor_command
 from strato.cli.help import examples, show_flags_as_flags, strato_command
 from strato.cli.options import RepoOption
@@ -113,6 +113,10 @@ def _parse_time(text: str | None, what: str) -> datetime | None:
 
 app.command("serve", epilog=examples("serve"))(serve_command)
 app.command("doctor", epilog=examples("doctor"))(doctor_command)
+app.add_typer(training_sets.app, name="training-set")
+app.command("lineage", epilog=training_sets.LINEAGE_EPILOG)(training_sets.lineage)
+app.command("compact", epilog=upkeep.COMPACT_EPILOG)(upkeep.compact)
+app.command("vacuum", epilog=upkeep.VACUUM_EPILOG)(upkeep.vacuum)
 
 
 @app.callback()

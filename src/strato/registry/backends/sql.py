@@ -627,7 +627,7 @@ class SQLRegistry(RegistryStore):
                     service=record.service,
                     service_version=record.service_version,
                     row_count=record.row_count,
-                    spec_json=json.dumps(record.to_spec(), sort_keys=True),
+                    spec_json=json.dumps(record.to_spec()),  # column order kept (statistics)
                     created_at=created_at,
                 )
             )
