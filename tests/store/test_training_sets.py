@@ -57,11 +57,13 @@ def test_a_training_set_is_saved_registered_and_read_back(repo_store: FeatureSto
         "mean": pytest.approx(86 / 6),
     }
     assert saved.table.column_names == ["user_id", "event_timestamp", "label", "x", "score"]
+    assert list(record.statistics) == saved.table.column_names  # in column order, also once stored
     # Same rows as an ad-hoc historical read.
     adhoc = repo_store.get_historical_features(_entities(), ["stats:x", "stats:score"]).table
     assert saved.table.equals(adhoc)
     again = repo_store.get_training_set("churn")
     assert again.record == record
+    assert list(again.record.statistics) == saved.table.column_names
     assert again.table.equals(saved.table)
     assert digest(again.table) == record.content_digest
     assert again.to_df()["x"].tolist() == saved.table.column("x").to_pylist()

@@ -99,7 +99,7 @@ def spine_from_history(
     if len(keys) != 1:
         raise UserError(
             f"the views asked for have different join keys ({' vs '.join(', '.join(k) for k in sorted(keys))}): "
-            "pass an entity_df, or spine=VIEW to take the entities from one view"
+            "pass an entity_df, or spine_view=VIEW to take the entities from one view"
         )
     key_names = list(next(iter(keys)))
     first = views[0]
