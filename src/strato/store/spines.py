@@ -30,7 +30,7 @@ from strato.definitions.plan import split_view_ref
 from strato.errors import UserError
 from strato.offline.base import OfflineEngine, TableSnapshot
 from strato.store.catalog import Catalog
-from strato.types import TableVersion
+from strato.types import TIMESTAMP_ARROW, TableVersion
 
 if TYPE_CHECKING:
     from strato.offline.delta import DeltaTables
@@ -121,8 +121,6 @@ def spine_from_history(
 
 
 def _empty(fv: FeatureView, columns: Sequence[str]) -> pa.Table:
-    from strato.types import TIMESTAMP_ARROW
-
     fields = [pa.field(k.name, k.dtype.to_arrow(), nullable=False) for k in fv.join_keys]
     fields.append(pa.field(frames.EVENT_TIMESTAMP, TIMESTAMP_ARROW, nullable=False))
     fields += [pa.field(c, fv.feature(c).dtype.to_arrow()) for c in columns]
