@@ -19,7 +19,7 @@ import typer
 from rich.markup import escape
 
 from strato.cli import access as access_cli
-from strato.cli import quality, render
+from strato.cli import quality, render, training_sets, upkeep
 from strato.cli.doctor import doctor as doctor_command
 from strato.cli.help import examples, show_flags_as_flags, strato_command
 from strato.cli.ingest import describe_freshness
@@ -124,6 +124,10 @@ app.add_typer(access_cli.token_app, name="token")
 app.command("audit", epilog=access_cli.AUDIT_EPILOG)(access_cli.audit)
 app.command("doctor", epilog=examples("doctor"))(doctor_command)
 app.command("ingest", epilog=examples("ingest"))(ingest_command)
+app.add_typer(training_sets.app, name="training-set")
+app.command("lineage", epilog=training_sets.LINEAGE_EPILOG)(training_sets.lineage)
+app.command("compact", epilog=upkeep.COMPACT_EPILOG)(upkeep.compact)
+app.command("vacuum", epilog=upkeep.VACUUM_EPILOG)(upkeep.vacuum)
 
 
 @app.callback()

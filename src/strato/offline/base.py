@@ -76,6 +76,23 @@ class OfflineEngine(abc.ABC):
         """Per key, the winning row (rule 4) among rows with ``start <= event_timestamp < end``."""
 
     @abc.abstractmethod
+    def rows_between(
+        self,
+        snapshot: TableSnapshot,
+        key_names: Sequence[str],
+        columns: Sequence[str],
+        *,
+        start: datetime | None,
+        end: datetime | None,
+    ) -> pa.Table:
+        """Every (keys, event_timestamp) with ``start <= event_timestamp < end`` (None: unbounded),
+        once, with `columns` of its latest write (rule 2), ordered by event_timestamp then keys.
+
+        The spine of a training set built without an entity frame. Columns the files lack read
+        as null; the output has the snapshot schema's types.
+        """
+
+    @abc.abstractmethod
     def read(self, snapshot: TableSnapshot) -> pa.Table:
         """The whole snapshot, as stored."""
 

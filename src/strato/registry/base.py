@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import abc
 import builtins  # `RegistryStore.list` shadows the builtin inside the class body
+import dataclasses
 import difflib
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
@@ -135,6 +136,92 @@ class WriteStats:
     rows: int
     columns: dict[str, dict[str, Any]]
     quarantined: int = 0
+
+
+@dataclass(frozen=True)
+class PinnedTable:
+    """One view's part in a training set: the definition version read, and the table version
+    of its storage (``view@vN``, as in `TrainingSet.versions`) the rows came from.
+
+    `table_version` is None when that storage held no data yet (its features were all null).
+    """
+
+    view: str
+    view_version: int
+    storage: str
+    table: str
+    table_version: int | None
+
+
+@dataclass(frozen=True)
+class TrainingSetRecord:
+    """A registered training set: what it was built from, so it can be rebuilt bit for bit.
+
+    `features` lists, in column order, each ``view@vN:feature`` reference read and the column
+    it became. `spine` says where the rows came from: ``{"kind": "entity_df"}`` (saved beside
+    the rows), or ``{"kind": "range", "start": iso, "end": iso, "view": name | None}`` (every
+    entity of the views, or of one spine view, in that time range, read at the pinned table
+    versions). `entity_fingerprint` and `content_digest` are SHA-256 digests of the entity
+    frame and of the rows (`strato.store.training_sets.digest`). `location` is the folder of
+    the saved rows, relative to the feature repo. `version` and `created_at` are assigned by
+    the registry when the record is added.
+    """
+
+    name: str
+    service: str
+    service_version: int
+    tables: tuple[PinnedTable, ...]
+    features: tuple[tuple[str, str], ...]
+    spine: dict[str, Any]
+    timestamp_field: str
+    entity_fingerprint: str
+    content_digest: str
+    row_count: int
+    statistics: dict[str, dict[str, Any]]
+    location: str
+    format: str
+    author: str
+    version: int = 0
+    created_at: datetime | None = None
+
+    def to_spec(self) -> dict[str, Any]:
+        """Plain data (JSON-serializable) of everything but name, version and creation time."""
+        return {
+            "service": self.service,
+            "service_version": self.service_version,
+            "tables": [dataclasses.asdict(t) for t in self.tables],
+            "features": [list(f) for f in self.features],
+            "spine": self.spine,
+            "timestamp_field": self.timestamp_field,
+            "entity_fingerprint": self.entity_fingerprint,
+            "content_digest": self.content_digest,
+            "row_count": self.row_count,
+            "statistics": self.statistics,
+            "location": self.location,
+            "format": self.format,
+            "author": self.author,
+        }
+
+    @classmethod
+    def from_spec(cls, name: str, version: int, created_at: datetime, spec: dict[str, Any]) -> TrainingSetRecord:
+        return cls(
+            name=name,
+            service=spec["service"],
+            service_version=int(spec["service_version"]),
+            tables=tuple(PinnedTable(**t) for t in spec["tables"]),
+            features=tuple((str(ref), str(column)) for ref, column in spec["features"]),
+            spine=dict(spec["spine"]),
+            timestamp_field=spec["timestamp_field"],
+            entity_fingerprint=spec["entity_fingerprint"],
+            content_digest=spec["content_digest"],
+            row_count=int(spec["row_count"]),
+            statistics=dict(spec["statistics"]),
+            location=spec["location"],
+            format=spec["format"],
+            author=spec["author"],
+            version=version,
+            created_at=created_at,
+        )
 
 
 class RegistryStore(abc.ABC):
@@ -253,6 +340,20 @@ class RegistryStore(abc.ABC):
         self, *, denied_only: bool = False, since: datetime | None = None, limit: int = 100
     ) -> builtins.list[AuditRow]:
         """The newest audit records first, at most `limit`."""
+
+    @abc.abstractmethod
+    def add_training_set(self, record: TrainingSetRecord) -> TrainingSetRecord:
+        """Register `record` as the next version of its training set (1 for a new name), in one
+        transaction; the record as stored, with `version` and `created_at` set."""
+
+    @abc.abstractmethod
+    def get_training_set(self, name: str, *, version: int | None = None) -> TrainingSetRecord:
+        """One training set: its latest version, or `version`; `NotFoundError` (close names
+        suggested) if there is none."""
+
+    @abc.abstractmethod
+    def list_training_sets(self, name: str | None = None) -> builtins.list[TrainingSetRecord]:
+        """Every version of every training set (or of `name`), by name then version."""
 
     def check(self) -> builtins.list[str]:
         """What is wrong with this registry's setup, one sentence each (empty: nothing), for `strato doctor`.

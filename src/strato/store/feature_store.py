@@ -8,7 +8,7 @@ import getpass
 import time
 from collections.abc import Iterable, Mapping, Sequence
 from concurrent.futures import Future
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -30,9 +30,10 @@ from strato.offline.pit import PitRequest
 from strato.online.base import OnlineStore
 from strato.online.expiry import expired_before_us
 from strato.online.response import OnlineResponse
-from strato.registry.base import OnlineProgress, RegistryStore, Revision, WriteStats, backend_name
+from strato.registry.base import OnlineProgress, RegistryStore, Revision, TrainingSetRecord, WriteStats, backend_name
 from strato.store.aggregations import LOCK_FILE, TileWriter, historical_values, prune_tiles
 from strato.store.catalog import Catalog
+from strato.store.lineage import Node, lineage
 from strato.store.materialize import Materializer, check_end
 from strato.store.on_demand import OnDemand
 from strato.store.online_limits import check_online_limits
@@ -40,13 +41,17 @@ from strato.store.online_reads import OnlineReader
 from strato.store.quality import Screen, quarantine_schema, quarantine_table, record_stats, start_stats
 from strato.store.repo import repo_config
 from strato.store.results import MaterializeResult, TrainingSet, WriteResult, WriteTarget
+from strato.store.spines import spine_from_history
 from strato.store.threads import history_writer
+from strato.store.training_sets import RebuildResult, SavedTrainingSet, TrainingSets
+from strato.store.upkeep import Upkeep, VacuumReport
 from strato.store.versions import VersionMover
 from strato.store.write_clock import CLOCK_FILE, WriteClock
 from strato.types import TIMESTAMP_ARROW, TableVersion
 
 if TYPE_CHECKING:
     from strato.offline.delta import DeltaTables
+    from strato.offline.upkeep import Compaction
 
 OVERLAP_MIN_ROWS = 20_000
 """From this many rows, `write` encodes online values while the Delta commit runs."""
@@ -582,13 +587,16 @@ class FeatureStore:
 
     def get_historical_features(
         self,
-        entity_df: Any,
-        features: Sequence[str] | FeatureService,
+        entity_df: Any = None,
+        features: Sequence[str] | FeatureService | None = None,
         *,
         full_feature_names: bool = False,
         timestamp_field: str = "event_timestamp",
         as_of: datetime | None = None,
         versions: Mapping[str, TableVersion | None] | None = None,
+        start: datetime | None = None,
+        end: datetime | None = None,
+        spine_view: str | None = None,
     ) -> TrainingSet:
         """A training set: `entity_df` plus each feature as of each row's event time (rule 3).
 
@@ -596,7 +604,32 @@ class FeatureStore:
         at that time; `versions` (from an earlier `TrainingSet.versions`) pins each view's
         table version exactly. On-demand features are computed over the joined columns, with
         request fields taken from `entity_df`'s columns.
+        Without an `entity_df`, the entities come from history
+        (`strato.store.spines`): every entity of the views at each of its event times with
+        ``start <= t < end``, or, with ``spine_view="labels"``, that view's rows (labels joined
+        to features).
         """
+        if features is None:
+            raise UserError("get_historical_features: features are required (a list of 'view:feature' or a service)")
+        spine_versions: dict[str, TableVersion | None] = {}
+        if spine_view is not None:
+            self._check("read", Resource("feature_view", spine_view))
+        if entity_df is None:
+            made = spine_from_history(
+                self.catalog,
+                self.delta,
+                self.offline_engine,
+                features,
+                start=start,
+                end=end,
+                spine=spine_view,
+                as_of=as_of,
+                versions=versions,
+            )
+            entity_df, timestamp_field, spine_versions = made.table, frames.EVENT_TIMESTAMP, made.versions
+            versions = {**made.versions, **(versions or {})}
+        elif start is not None or end is not None or spine_view is not None:
+            raise UserError("get_historical_features: start, end and spine_view are for calls without an entity_df")
         if self._on_demand.involves(features, full_feature_names):
             return self._on_demand.historical(
                 self.get_historical_features,
@@ -665,7 +698,7 @@ class FeatureStore:
             table = table.rename_columns(
                 [timestamp_field if c == frames.EVENT_TIMESTAMP else c for c in table.column_names]
             )
-        return TrainingSet(table, used_versions, tuple(output))
+        return TrainingSet(table, {**spine_versions, **used_versions}, tuple(output))
 
     def sql(self, query: str, *, as_of: datetime | None = None) -> pa.Table:
         """Run SQL over the history of every view, each visible as a table named after it."""
@@ -679,6 +712,86 @@ class FeatureStore:
                 snapshot = TableSnapshot(fv.name, "", -1, (), _history_schema(fv))
             tables.append(dataclasses.replace(snapshot, name=fv.name))  # SQL sees the view's name
         return self.offline_engine.sql(query, tables)
+
+    # ------------------------------------------------------------------ training sets
+
+    def create_training_set(
+        self,
+        name: str,
+        service: str,
+        entity_df: Any = None,
+        *,
+        start: datetime | None = None,
+        end: datetime | None = None,
+        spine_view: str | None = None,
+        full_feature_names: bool = False,
+        timestamp_field: str = "event_timestamp",
+        author: str | None = None,
+    ) -> SavedTrainingSet:
+        """Build a training set from `service` (``name`` or ``name@vN``), save its rows under the
+        repo and register it with everything needed to rebuild it (`strato.store.training_sets`).
+
+        The entities come from `entity_df`, or from history between `start` and `end` (every
+        entity of the service's views, or the rows of the `spine_view`, e.g. labels).
+        """
+        self._check_writable("create_training_set")
+        self._check("read", Resource("feature_service", service.partition("@")[0]))
+        self._check("write", self._project_resource)  # registers a new object in the project
+        return self._training_sets.create(
+            name,
+            service,
+            entity_df,
+            start=start,
+            end=end,
+            spine_view=spine_view,
+            full_feature_names=full_feature_names,
+            timestamp_field=timestamp_field,
+            author=author or _whoami(),
+        )
+
+    def get_training_set(self, name: str, *, version: int | None = None) -> SavedTrainingSet:
+        """A registered training set (its latest version, or `version`): record and rows."""
+        self._check("list", self._project_resource)
+        return self._training_sets.get(name, version)
+
+    def list_training_sets(self, name: str | None = None) -> list[TrainingSetRecord]:
+        """Every version of every registered training set (or of `name`)."""
+        self._check("list", self._project_resource)
+        return self._training_sets.list(name)
+
+    def rebuild_training_set(self, name: str, version: int | None = None) -> RebuildResult:
+        """Recompute a training set from its pinned versions; `.matches` says if it is bit for bit the same."""
+        self._check("list", self._project_resource)
+        return self._training_sets.rebuild(name, version, save=not self.read_only)
+
+    def lineage(self, target: str) -> Node:
+        """What `target` (``training-set:NAME``, ``service:NAME``, ``view:NAME`` or a bare name)
+        comes from and what uses it, as a tree (`strato.store.lineage`)."""
+        self._check("list", self._project_resource)
+        return lineage(self.catalog, self.registry, target)
+
+    # ------------------------------------------------------------------ table upkeep
+
+    def compact(self, views: Sequence[str] | None = None) -> list[Compaction]:
+        """Rewrite small history files into larger ones (every storage of `views`, default all);
+        every table version stays readable, so training sets still rebuild."""
+        self._check_writable("compact")
+        chosen = views if views is not None else [v.name for v in self._all_views()]
+        self._check("write", *(Resource("feature_view", name) for name in chosen))
+        return Upkeep(self.catalog, self.registry, self.delta).compact(views)
+
+    def vacuum(
+        self, retain: timedelta, views: Sequence[str] | None = None, *, force: bool = False, dry_run: bool = False
+    ) -> VacuumReport:
+        """Delete history files no version younger than `retain` reads, never those a registered
+        training set pins: if any would go, refuse naming them (`force`: delete the rest)."""
+        self._check_writable("vacuum")
+        self._check("admin", self._project_resource)  # deletes files for good: past versions go
+        return Upkeep(self.catalog, self.registry, self.delta).vacuum(retain, views, force=force, dry_run=dry_run)
+
+    @property
+    def _training_sets(self) -> TrainingSets:
+        return TrainingSets(self.catalog, self.registry, self.config.repo_path, self.get_historical_features)
 
     # ------------------------------------------------------------------ helpers
 

@@ -24,7 +24,7 @@ from strato import plugins
 from strato.errors import BackendFailure
 from strato.registry.backends import migrations
 from strato.registry.backends.sql import _metadata
-from strato.registry.base import OnlineProgress, RegistryStore
+from strato.registry.base import OnlineProgress, RegistryStore, TrainingSetRecord
 
 SPAWN = multiprocessing.get_context("spawn")
 APPLIED_AT = datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC)
@@ -256,3 +256,27 @@ def test_a_registry_without_access_tables_gets_them_with_access_off(
         registry.record_audit([AuditRow(APPLIED_AT, "ci (0123456789ab)", "read", "project 'p'", False, "why")])
         assert [r.reason for r in registry.audit(denied_only=True)] == ["why"]
     assert _versions(registry_url) == [migrations.LATEST]
+
+
+def test_a_registry_from_before_training_sets_gets_their_table(cls: type[RegistryStore], v1_url: str) -> None:
+    # The version just before the training-sets step: version 1 taken through the steps before it.
+    before = migrations.STEPS.index(migrations._training_sets) + 1
+    with _engine(v1_url) as engine, engine.begin() as conn:
+        for step in migrations.STEPS[: before - 1]:
+            step(conn, conn.dialect)
+        migrations.schema_table.create(conn)
+        conn.execute(sa.insert(migrations.schema_table).values(version=before))
+    assert "strato_training_sets" not in _tables(v1_url)
+    with cls.open(v1_url, project="p", create=False) as reader:  # read-only: read as is, none there
+        assert reader.list_training_sets() == []
+    with cls.open(v1_url, project="p") as registry:
+        assert getattr(registry, "upgraded_from", None) == before
+        assert "strato_training_sets" in _tables(v1_url)
+        record = TrainingSetRecord(
+            name="ts", service="s", service_version=1, tables=(), features=(), spine={"kind": "entity_df"},
+            timestamp_field="event_timestamp", entity_fingerprint="", content_digest="", row_count=0,
+            statistics={}, location="x", format="parquet", author="a",
+        )  # fmt: skip
+        assert registry.add_training_set(record).version == 1
+        assert [r.name for r in registry.list_training_sets()] == ["ts"]
+        assert [v.name for v in registry.list("feature_view")] == ["user_stats"]

@@ -197,6 +197,38 @@ class DuckDBOfflineEngine(OfflineEngine):
 
         return pa.RecordBatchReader.from_batches(schema, batches())
 
+    def rows_between(
+        self,
+        snapshot: TableSnapshot,
+        key_names: Sequence[str],
+        columns: Sequence[str],
+        *,
+        start: datetime | None,
+        end: datetime | None,
+    ) -> pa.Table:
+        wanted = list(dict.fromkeys([*key_names, EVENT_TS, *columns]))
+        for name in wanted:
+            if name not in snapshot.schema.names:
+                raise SchemaError(f"table {snapshot.name!r} has no column {name!r}; it has {snapshot.schema.names}")
+        schema = pa.schema([snapshot.schema.field(n) for n in wanted])
+        if not snapshot.files:
+            return schema.empty_table()
+        where = [] if start is None else [f"{EVENT_TS} >= make_timestamptz({_micros(start)}::BIGINT)"]
+        if end is not None:
+            where.append(f"{EVENT_TS} < make_timestamptz({_micros(end)}::BIGINT)")
+        with self._cursor() as cur, _mapped_errors():
+            present = _file_columns(cur, snapshot)
+            names = [n for n in wanted if n in present]
+            query = f"""
+                SELECT {_cols(names)} FROM {_scan(snapshot.files)}
+                {"WHERE " + " AND ".join(where) if where else ""}
+                QUALIFY row_number() OVER (
+                    PARTITION BY {_cols([*key_names, EVENT_TS])} ORDER BY {CREATED_TS} DESC) = 1
+                ORDER BY {_cols([EVENT_TS, *key_names])}
+            """
+            table = cur.sql(query).to_arrow_table()
+        return pa.Table.from_batches([_conform(b, schema) for b in table.to_batches()], schema)
+
     def read(self, snapshot: TableSnapshot) -> pa.Table:
         if not snapshot.files:
             return snapshot.schema.empty_table()

@@ -154,8 +154,30 @@ def _access_control(conn: Connection, dialect: Dialect) -> None:
         metadata.tables[name].create(conn, checkfirst=True)
 
 
+def _training_sets(conn: Connection, dialect: Dialect) -> None:
+    """Add ``strato_training_sets``, one row per registered training set version.
+
+    Nothing existing changes: a registry without training sets simply has none.
+    """
+    del dialect  # portable DDL
+    metadata = MetaData()
+    Table("strato_projects", metadata, Column("project", String(128), primary_key=True))
+    Table(
+        "strato_training_sets",
+        metadata,
+        Column("project", String(128), ForeignKey("strato_projects.project"), primary_key=True),
+        Column("name", String(128), primary_key=True),
+        Column("version", Integer, primary_key=True, autoincrement=False),
+        Column("service", String(128), nullable=False),
+        Column("service_version", Integer, nullable=False),
+        Column("row_count", Integer, nullable=False),
+        Column("spec_json", Text, nullable=False),
+        Column("created_at", DateTime(timezone=True), nullable=False),
+    ).create(conn, checkfirst=True)
+
+
 #: The upgrade steps, oldest first: `STEPS[i]` takes version ``i + 1`` to ``i + 2``.
-STEPS: list[Step] = [_v2_online_progress, _access_control, _write_stats]
+STEPS: list[Step] = [_v2_online_progress, _access_control, _write_stats, _training_sets]
 LATEST = len(STEPS) + 1
 
 

@@ -14,6 +14,8 @@ keyed by project so projects sharing a database never see each other:
 * ``strato_access``, ``strato_tokens``, ``strato_grants``, ``strato_audit``: access control
                         (on/off per project, API tokens stored as hashes with their grants,
                         the audit log); `strato.access` decides what they allow.
+* ``strato_training_sets`` one row per registered training set version: its service, the
+                        view and table versions it pinned, digests and statistics (JSON).
 
 SQLite gets WAL (readers never block the writer) and enforced foreign keys, and every
 transaction is started by us: ``BEGIN IMMEDIATE`` for writes, so an apply takes the write
@@ -35,6 +37,7 @@ registry in the same transaction, by the steps in `migrations`.
 from __future__ import annotations
 
 import builtins  # `SQLRegistry.list` shadows the builtin inside the class body
+import difflib
 import json
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import contextmanager
@@ -102,6 +105,7 @@ from strato.registry.base import (
     OnlineProgress,
     RegistryStore,
     Revision,
+    TrainingSetRecord,
     WriteStats,
     check_kind,
     describe,
@@ -229,6 +233,19 @@ _audit = Table(
     Column("count", Integer, nullable=False),
 )
 
+_training_sets = Table(
+    "strato_training_sets",
+    _metadata,
+    Column("project", String(128), ForeignKey("strato_projects.project"), primary_key=True),
+    Column("name", String(128), primary_key=True),
+    Column("version", Integer, primary_key=True, autoincrement=False),
+    Column("service", String(128), nullable=False),
+    Column("service_version", Integer, nullable=False),
+    Column("row_count", Integer, nullable=False),
+    Column("spec_json", Text, nullable=False),  # the rest of the `TrainingSetRecord`
+    Column("created_at", _UTCDateTime, nullable=False),
+)
+
 
 @contextmanager
 def _mapped_errors() -> Iterator[None]:
@@ -354,6 +371,7 @@ class SQLRegistry(RegistryStore):
         self._has_progress = True  # False only for a read-only open of a registry older than it
         self._has_stats = True  # likewise for write statistics
         self._has_access = True  # likewise for the access-control tables (access is then off)
+        self._has_training_sets = True  # likewise
         #: The schema version this open upgraded the registry from; None when it upgraded nothing.
         self.upgraded_from: int | None = None
 
@@ -380,6 +398,7 @@ class SQLRegistry(RegistryStore):
                     registry._has_progress = inspect(conn).has_table(_online_progress.name)
                     registry._has_stats = inspect(conn).has_table(_write_stats.name)
                     registry._has_access = inspect(conn).has_table(_access.name)
+                    registry._has_training_sets = inspect(conn).has_table(_training_sets.name)
                 return registry
             with registry._transaction(write=True) as conn:
                 if conn.dialect.name == "postgresql":
@@ -821,6 +840,67 @@ class SQLRegistry(RegistryStore):
             )
             for r in rows
         ]
+
+    def add_training_set(self, record: TrainingSetRecord) -> TrainingSetRecord:
+        if not isinstance(record, TrainingSetRecord):
+            raise UserError(f"add_training_set: expected a TrainingSetRecord, got {record!r}")
+        if not isinstance(record.name, str) or not record.name or len(record.name) > 128:
+            raise UserError(f"training set name must be 1-128 characters, got {record.name!r}")
+        created_at = datetime.now(UTC)
+        with self._transaction(write=True) as conn:
+            # Lock the project's row (PostgreSQL), so two adds of one name number apart.
+            conn.execute(select(_projects.c.project).where(_projects.c.project == self._project).with_for_update())
+            last = conn.execute(
+                select(func.max(_training_sets.c.version)).where(
+                    _training_sets.c.project == self._project, _training_sets.c.name == record.name
+                )
+            ).scalar_one_or_none()
+            version = (last or 0) + 1
+            conn.execute(
+                insert(_training_sets).values(
+                    project=self._project,
+                    name=record.name,
+                    version=version,
+                    service=record.service,
+                    service_version=record.service_version,
+                    row_count=record.row_count,
+                    spec_json=json.dumps(record.to_spec()),  # column order kept (statistics)
+                    created_at=created_at,
+                )
+            )
+        return TrainingSetRecord.from_spec(record.name, version, created_at, record.to_spec())
+
+    def get_training_set(self, name: str, *, version: int | None = None) -> TrainingSetRecord:
+        if version is not None and (not isinstance(version, int) or isinstance(version, bool) or version < 1):
+            raise UserError(f"training set {name!r}: version must be a positive integer, got {version!r}")
+        found = self.list_training_sets(name)
+        if not found:
+            names = {r.name for r in self.list_training_sets()}
+            close = difflib.get_close_matches(name, sorted(names), n=3, cutoff=0.6)
+            hint = f"; did you mean {' or '.join(repr(c) for c in close)}?" if close else ""
+            raise NotFoundError(f"training set {name!r} does not exist{hint}")
+        if version is None:
+            return found[-1]
+        for record in found:
+            if record.version == version:
+                return record
+        raise NotFoundError(
+            f"training set {name!r} has no version {version}; it has {', '.join(str(r.version) for r in found)}"
+        )
+
+    def list_training_sets(self, name: str | None = None) -> builtins.list[TrainingSetRecord]:
+        if not self._has_training_sets:
+            return []
+        filters = [_training_sets.c.project == self._project]
+        if name is not None:
+            filters.append(_training_sets.c.name == name)
+        query = select(_training_sets).where(*filters).order_by(_training_sets.c.name, _training_sets.c.version)
+        with self._transaction() as conn:
+            rows = builtins.list(conn.execute(query))
+        try:
+            return [TrainingSetRecord.from_spec(r.name, r.version, r.created_at, json.loads(r.spec_json)) for r in rows]
+        except (KeyError, TypeError, ValueError) as exc:
+            raise BackendFailure(f"registry holds an unreadable training set record: {exc}") from exc
 
     def _progress_key(self, table: str) -> Any:
         return and_(_online_progress.c.project == self._project, _online_progress.c.storage == table)
