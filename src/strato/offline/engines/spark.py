@@ -34,7 +34,7 @@ import shutil
 import threading
 from collections.abc import Iterator, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
-from typing import TYPE_CHECKING, Any, ClassVar, Self
+from typing import TYPE_CHECKING, Any, ClassVar, Literal, Self
 from urllib.parse import unquote, urlparse
 
 import numpy as np
@@ -85,6 +85,12 @@ class SparkOptions(EngineOptions):
 
     ivy_cache: str = "~/.cache/strato/ivy"
     """Where resolved jars are cached (``spark.jars.ivy``), outside the repository; ``~`` is expanded."""
+
+    read: Literal["files", "delta"] = "files"
+    """How Spark finds a snapshot's rows. ``files``: its exact Parquet file list, already resolved
+    from the Delta log by the one writer's library, read with the snapshot's schema (no log
+    replay in Spark: ~0.1 s a read here instead of ~2.5 s). ``delta``: through delta-spark at the
+    snapshot's version (``versionAsOf``), Spark replaying the log itself."""
 
     conf: dict[str, str] = Field(default_factory=dict)
     """Any other Spark settings, passed as they are (they win over the ones above)."""
@@ -140,6 +146,9 @@ def _start(options: SparkOptions) -> SparkSession:
         "spark.sql.catalog.spark_catalog": "org.apache.spark.sql.delta.catalog.DeltaCatalog",
         "spark.driver.memory": options.driver_memory,
         "spark.sql.shuffle.partitions": str(options.shuffle_partitions),
+        "spark.default.parallelism": str(options.shuffle_partitions),
+        # Delta replays its log in this many tasks (default 50: seconds of overhead per table).
+        "spark.databricks.delta.snapshotPartitions": str(options.shuffle_partitions),
         "spark.ui.enabled": "false",
         "spark.ui.showConsoleProgress": "false",
         # Times leave Spark as timestamp[us, UTC] whatever the machine's zone.
@@ -419,9 +428,17 @@ class SparkOfflineEngine(OfflineEngine):
     # ------------------------------------------------------------------ helpers
 
     def _history(self, snapshot: TableSnapshot) -> DataFrame:
-        """The snapshot's version of its Delta table; only its listed files if it lists fewer."""
+        """The snapshot's rows: its version, and only its listed files (see `SparkOptions.read`)."""
         from pyspark.sql import functions as F
+        from pyspark.sql.pandas.types import from_arrow_schema
 
+        if self._options.read == "files":
+            try:
+                schema = from_arrow_schema(snapshot.schema)
+            except (TypeError, ValueError) as exc:
+                raise SchemaError(f"table {snapshot.name!r}: Spark cannot read its schema: {_one_line(exc)}") from exc
+            # Columns a file lacks (added later, design rule 6) read as null under the given schema.
+            return self.spark.read.schema(schema).parquet(*snapshot.files)
         frame = self.spark.read.format("delta").option("versionAsOf", int(snapshot.version)).load(snapshot.path)
         listed = {_local(f) for f in snapshot.files}
         inputs = frame.inputFiles()  # from the Delta log: no data is read
