@@ -9,7 +9,7 @@ never a glob of the folder, which would resurrect files a later commit replaced.
 from __future__ import annotations
 
 import abc
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, ClassVar, Self
@@ -17,6 +17,7 @@ from typing import Any, ClassVar, Self
 import pyarrow as pa
 from pydantic import BaseModel, ConfigDict
 
+from strato.errors import UserError
 from strato.offline.pit import PitRequest
 from strato.types import TableVersion
 
@@ -47,6 +48,11 @@ class TableSnapshot:
 class Capabilities:
     #: Can run `sql` over snapshots.
     sql: bool = True
+    #: Each call answers in milliseconds, so a property test may make hundreds of them
+    #: (Spark's jobs take a second or so each: its property tests run fewer examples).
+    quick_calls: bool = True
+    #: `point_in_time_frame` keeps results in the engine (a Spark DataFrame) instead of Arrow.
+    frames: bool = False
 
 
 class OfflineEngine(abc.ABC):
@@ -99,6 +105,20 @@ class OfflineEngine(abc.ABC):
     @abc.abstractmethod
     def sql(self, query: str, tables: Sequence[TableSnapshot]) -> pa.Table:
         """Run `query` with each snapshot visible as a table named by its `name`."""
+
+    def point_in_time_frame(
+        self, spine: pa.Table, requests: Sequence[PitRequest], *, rename: Mapping[str, str] | None = None
+    ) -> Any:
+        """The join's result left in the engine (its own frame type), for engines with `frames`."""
+        raise UserError(
+            f"offline engine {self.name} returns Arrow tables only; engine_result=True needs an engine "
+            "that keeps results in its own frames (offline engine spark)"
+        )
+
+    def check(self) -> list[str]:
+        """What `strato doctor` reports as wrong (empty when the engine works); runs ``SELECT 1``."""
+        answer = self.sql("SELECT 1 AS one", []).to_pylist()
+        return [] if answer == [{"one": 1}] else [f"{self.name}: SELECT 1 answered {answer!r}"]
 
     @abc.abstractmethod
     def close(self) -> None: ...

@@ -30,10 +30,36 @@ def open_engine(name: str) -> OfflineEngine:
     return cls.open(cls.options_model())
 
 
+#: pyspark leaves the loopback socket of every collect to the garbage collector (pyspark.util.
+#: local_connect_and_auth); that is pyspark's, not Strato's, so Spark's tests ignore just that.
+SPARK_SOCKETS = pytest.mark.filterwarnings("ignore:unclosed <socket.socket:ResourceWarning")
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        if "[spark" in item.nodeid:
+            item.add_marker(SPARK_SOCKETS)
+
+
 @pytest.fixture(scope="session", params=ENGINES)
 def offline_engine(request: pytest.FixtureRequest) -> Iterator[OfflineEngine]:
+    if request.param == "spark":
+        # One SparkSession for the whole pytest session, shared with tests/engines/spark.
+        from engines.spark import harness
+
+        yield harness.engine()
+        return
     with open_engine(request.param) as engine:
         yield engine
+
+
+@pytest.fixture
+def sql_engine(offline_engine: OfflineEngine) -> OfflineEngine:
+    """`offline_engine`, for tests of `sql`: skipped, saying why, on an engine without it."""
+    if not offline_engine.capabilities.sql:
+        pytest.skip(f"offline engine {offline_engine.name} declares no sql capability (no sandbox for user SQL)")
+    return offline_engine
+
 
 
 @pytest.fixture

@@ -12,6 +12,9 @@ from strato.errors import UserError
 from strato.offline.base import OfflineEngine, TableSnapshot
 from strato.offline.delta import DeltaTables
 
+# Engines without the sql capability (Spark) skip this module, saying why.
+pytestmark = pytest.mark.usefixtures("sql_engine")
+
 TS = pa.timestamp("us", tz="UTC")
 T0 = datetime(2024, 1, 1, tzinfo=UTC)
 

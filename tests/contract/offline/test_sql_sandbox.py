@@ -21,6 +21,9 @@ from strato.errors import ConfigError, UserError
 from strato.offline.base import OfflineEngine, TableSnapshot
 from strato.offline.delta import DeltaTables
 
+# Engines without the sql capability (Spark) skip this module, saying why.
+pytestmark = pytest.mark.usefixtures("sql_engine")
+
 TS = pa.timestamp("us", tz="UTC")
 T0 = datetime(2024, 1, 1, tzinfo=UTC)
 #: Runs for minutes unless stopped: a sum over 10^11 hashed integers.
