@@ -61,7 +61,6 @@ def sql_engine(offline_engine: OfflineEngine) -> OfflineEngine:
     return offline_engine
 
 
-
 @pytest.fixture
 def tables(tmp_path: Path) -> DeltaTables:
     return DeltaTables(str(tmp_path / "offline"), "proj")

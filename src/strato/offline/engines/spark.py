@@ -213,7 +213,9 @@ class SparkOfflineEngine(OfflineEngine):
             try:
                 jvm.java.lang.Class.forName("io.delta.tables.DeltaTable")
             except Exception:
-                problems.append(f"spark started but delta-spark's jars are missing (packages: {self._options.packages})")
+                problems.append(
+                    f"spark started but delta-spark's jars are missing (packages: {self._options.packages})"
+                )
             if spark.range(1).count() != 1:
                 problems.append("spark: a one-row job did not return one row")
         return problems
@@ -367,9 +369,7 @@ class SparkOfflineEngine(OfflineEngine):
         order = Window.partitionBy(*key_alias).orderBy(_T, _KIND, _C)
         before = order.rowsBetween(Window.unboundedPreceding, Window.currentRow)
         matched = (
-            hist.unionByName(rows)
-            .withColumn(_M, F.last(_H, ignorenulls=True).over(before))
-            .where(F.col(_KIND) == 1)
+            hist.unionByName(rows).withColumn(_M, F.last(_H, ignorenulls=True).over(before)).where(F.col(_KIND) == 1)
         )
         match = F.col(_M)
         if ttl_us is not None:
