@@ -61,6 +61,7 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--iterations", type=int, default=5000)
     parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--no-auth", action="store_true", help="serve without tokens (default: a reader token)")
     args = parser.parse_args()
     user = Entity("user", join_keys={"user_id": Int64})
     view = FeatureView("wide", entities=[user], schema=[Field(f"f{i}", Float64) for i in range(FEATURES)])
@@ -75,12 +76,19 @@ def main() -> None:
             data = {"user_id": list(range(USERS)), "event_timestamp": [now] * USERS}
             data.update({f"f{i}": rng.random(USERS).tolist() for i in range(FEATURES)})
             store.write("wide", data)
+            token = None
+            if not args.no_auth:  # the server's default: every request checked against a token
+                from strato.access import admin
+
+                boss = admin.enable(store.access, created_by="bench").text
+                with FeatureStore(repo, token=boss) as admin_store:
+                    token = admin.create_token(admin_store.access, "reader", name="bench", created_by="bench").text
         with socket.socket() as s:
             s.bind(("127.0.0.1", 0))
             port = s.getsockname()[1]
         strato = Path(sys.executable).parent / "strato"
         proc = subprocess.Popen(
-            [str(strato), "serve", "--repo", str(repo), "--port", str(port)],
+            [str(strato), "serve", "--repo", str(repo), "--port", str(port), *(["--no-auth"] if token is None else [])],
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
         )
@@ -99,6 +107,8 @@ def main() -> None:
                     time.sleep(0.1)
             body = orjson.dumps({"features": refs, "entities": {"user_id": [7]}})
             headers = {"content-type": "application/json"}
+            if token is not None:
+                headers["authorization"] = f"Bearer {token}"
 
             def http_get() -> None:
                 conn.request("POST", "/get-online-features", body, headers)
@@ -110,7 +120,7 @@ def main() -> None:
                 conn.request("GET", "/health")
                 conn.getresponse().read()
 
-            with FeatureStore(repo, read_only=True) as store:
+            with FeatureStore(repo, read_only=True, token=token) as store:
                 rows = [{"user_id": 7}]
                 entities = {"user_id": [7]}
 

@@ -212,3 +212,25 @@ def test_auth_is_required_by_default(tmp_path: Path) -> None:
     assert result.returncode == 1
     assert "access control is off for project 'proj'" in result.stderr
     assert "strato access enable" in result.stderr
+
+
+def test_no_auth_on_loopback_serves_a_secured_project_without_tokens(tmp_path: Path) -> None:
+    """--no-auth means the server checks nothing, even where the project has access control on;
+    its own store does not ask for a token either (the server speaks for its clients)."""
+    repo = make_repo(tmp_path)
+    enable_with_tokens(repo)
+    server = start_server(repo, "--no-auth")
+    try:
+        assert _request(server, "get-online-features[svc]", None).status_code == 200
+        assert _request(server, "push[stats]", None).status_code == 200
+    finally:
+        server.stop()
+
+
+def test_auth_false_in_the_server_section_is_refused_off_loopback(tmp_path: Path) -> None:
+    repo = make_repo(tmp_path)
+    config = repo / "strato.yaml"
+    config.write_text(config.read_text() + "server:\n  host: 0.0.0.0\n  auth: false\n")
+    result = _serve(repo)
+    assert result.returncode == 1
+    assert "--no-auth: refused on 0.0.0.0" in result.stderr

@@ -49,6 +49,10 @@ def _objects(resources: Sequence[Resource]) -> str:
     return ", ".join(str(r) for r in resources) or "-"
 
 
+def _what(action: str, resources: Sequence[Resource]) -> str:
+    return f"{action} on {_objects(resources)}"
+
+
 class AccessControl:
     """Access decisions for one project's registry, shared by every caller in the process."""
 
@@ -61,7 +65,7 @@ class AccessControl:
         self._valid_until = 0.0
         self.generation = 0
         """Grows at every refresh; callers caching decisions compare it."""
-        self._tokens: dict[str, TokenRow | None] = {}
+        self._tokens: dict[str, tuple[TokenRow | None, Principal | None]] = {}
         self._reads: Counter[tuple[str, str, tuple[Resource, ...], str, str]] = Counter()
 
     # ------------------------------------------------------------------ state
@@ -102,25 +106,33 @@ class AccessControl:
         `action` and `resources` are what the caller was trying to do, for the message and
         the audit row. `hint` says how this kind of caller gives a token.
         """
-        what = f"{action} on {_objects(resources)}"
         if not text:
             self.deny("anonymous", action, resources, "no token", via, client)
-            raise AuthenticationError(f"project {self.project!r} has access control on: {what} needs a token; {hint}")
+            raise AuthenticationError(
+                f"project {self.project!r} has access control on: {_what(action, resources)} needs a token; {hint}"
+            )
         parsed = tokens.parse(text)
         if parsed is None:
             self.deny("anonymous", action, resources, "malformed token", via, client)
-            raise AuthenticationError(f"{what}: the token is malformed (expected strato_<id>_<secret>); {hint}")
+            raise AuthenticationError(
+                f"{_what(action, resources)}: the token is malformed (expected strato_<id>_<secret>); {hint}"
+            )
         token_id, secret = parsed
-        row = self._token(token_id)
+        row, principal = self._token(token_id)
         # Compare even for an unknown id, so timing does not tell known ids from unknown ones.
         if not tokens.matches(secret, row.secret_sha256 if row is not None else _DUMMY_SHA256) or row is None:
             self.deny(f"unknown ({token_id})", action, resources, "unknown token or wrong secret", via, client)
-            raise AuthenticationError(f"{what}: token {token_id} is not valid for project {self.project!r}; {hint}")
-        if row.revoked_at is not None:
+            raise AuthenticationError(
+                f"{_what(action, resources)}: token {token_id} is not valid for project {self.project!r}; {hint}"
+            )
+        if principal is None:
+            assert row.revoked_at is not None
             self.deny(f"{row.name} ({row.id})", action, resources, "revoked token", via, client)
             when = row.revoked_at.strftime("%Y-%m-%d %H:%M:%S UTC")
-            raise AuthenticationError(f"{what}: token {token_id} ({row.name}) was revoked at {when}")
-        return Principal(row.id, row.name, tuple(Grant.from_row(g) for g in row.grants))
+            raise AuthenticationError(
+                f"{_what(action, resources)}: token {token_id} ({row.name}) was revoked at {when}"
+            )
+        return principal
 
     def authorize(
         self, principal: Principal, action: str, resources: Sequence[Resource], *, via: str, client: str = ""
@@ -158,15 +170,20 @@ class AccessControl:
 
     # ------------------------------------------------------------------ helpers
 
-    def _token(self, token_id: str) -> TokenRow | None:
-        if token_id in self._tokens:
-            return self._tokens[token_id]
+    def _token(self, token_id: str) -> tuple[TokenRow | None, Principal | None]:
+        """The stored token and, unless it is revoked, its principal; cached until the next refresh."""
+        cached = self._tokens.get(token_id)
+        if cached is not None:
+            return cached
         row = self.registry.token(token_id)
+        principal = None
+        if row is not None and row.revoked_at is None:
+            principal = Principal(row.id, row.name, tuple(Grant.from_row(g) for g in row.grants))
         with self._lock:
             if len(self._tokens) >= _MAX_TOKENS:
                 self._tokens.clear()
-            self._tokens[token_id] = row
-        return row
+            self._tokens[token_id] = (row, principal)
+        return row, principal
 
     def deny(
         self, principal: str, action: str, resources: Sequence[Resource], reason: str, via: str, client: str

@@ -53,6 +53,7 @@ _EXAMPLES: dict[str, list[str]] = {
         "strato serve",
         "strato serve --port 8080 --workers 2",
         "strato serve -r fraud-repo --max-batch-rows 1000",
+        "strato serve --no-auth                  # loopback only: no tokens asked",
     ],
     "sql": [
         'strato sql "select count(*) from user_stats"',
