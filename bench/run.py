@@ -16,7 +16,10 @@ feature repo, then measures:
 - ``redis``: `bench.redis_online` (Redis and Redis Cluster reads beside raw redis-py, on
   servers it starts; skipped without ``redis-server``);
 - ``historical``: `bench.historical` (Strato's point-in-time join beside a hand-written
-  DuckDB ASOF JOIN on the same files, each in a fresh process).
+  DuckDB ASOF JOIN on the same files, each in a fresh process);
+- ``kafka``: `bench.kafka_ingest` (`strato ingest` end to end beside a raw confluent-kafka
+  consume of the same topic, and produce → readable-online freshness, on a broker it starts;
+  skipped without Java and Maven).
 
 It prints one flat JSON object and writes it to ``bench/results.json``.
 """
@@ -254,6 +257,10 @@ def run(users: int, iterations: int, repeat: int, seed: int = 7) -> dict[str, An
     results.update(redis_online.run(min(users, 20_000), max(iterations // 4, 1_000)))
     _log(f"historical: {users:,}-row entity frame x 120 features, {repeat} runs each …")
     results.update(historical.run(users, repeat))
+    _log("kafka: strato ingest beside a raw confluent-kafka consume, then freshness at 50K events/s …")
+    from bench import kafka_ingest
+
+    results.update(kafka_ingest.run())
     return results
 
 
