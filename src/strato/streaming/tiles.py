@@ -137,10 +137,9 @@ def merge(kind: SlotKind, a: Any, b: Any) -> Any:
     if kind in ("count", "isum"):
         return a + b
     if kind == "fsum":
-        out = list(a)
-        for x in b:
-            out = _grow(out, x)
-        return out
+        # Concatenated partials still sum exactly to the total; compact them when they pile up.
+        out = [*a, *b]
+        return partials_of(out) if len(out) > _MAX_PARTIALS else out
     if a is None:
         return b
     if b is None:
@@ -153,12 +152,44 @@ def merge(kind: SlotKind, a: Any, b: Any) -> Any:
 
 
 def fold(kind: SlotKind, events: Iterable[tuple[int, int, Any]]) -> Any:
-    """One state from raw (event time, created time, value) events; null values are skipped."""
-    state = empty(kind)
-    for event_us, created_us, value in events:
-        if value is not None:
-            state = add(kind, state, value, event_us, created_us)
-    return state
+    """One state from raw (event time, created time, value) events; null values are skipped.
+
+    The batch form of `add`, with builtins doing the per-value work (the write path and the
+    offline side both fold whole runs of events).
+    """
+    if kind == "last":
+        present = [e for e in events if e[2] is not None]
+        return list(max(present)) if present else None  # greatest (event time, created time, value)
+    values = [e[2] for e in events if e[2] is not None]
+    if kind == "count":
+        return len(values)
+    if kind == "isum":
+        return sum(values)
+    if kind == "fsum":
+        return partials_of([float(v) for v in values])
+    values = [v for v in values if v == v]  # NaN is ignored by min and max
+    if not values:
+        return None
+    return min(values) if kind == "min" else max(values)
+
+
+_MAX_PARTIALS: Final = 12
+
+
+def partials_of(values: Sequence[float]) -> list[float]:
+    """Floats whose exact sum is the exact sum of `values` (few of them: one `math.fsum` per
+    partial, each taking the correctly rounded rest). Non-finite values are kept as they are."""
+    finite = [v for v in values if math.isfinite(v)]
+    special = [v for v in values if not math.isfinite(v)] if len(finite) != len(values) else []
+    out: list[float] = []
+    rest = finite
+    while rest:
+        head = math.fsum(rest)
+        if head == 0.0:  # the exact rest is a multiple of the smallest subnormal: zero rounds to zero only if zero
+            break
+        out.append(head)
+        rest = [*rest, -head]
+    return out + special
 
 
 def final(agg: Aggregation, states: dict[SlotKind, Any]) -> Any:
@@ -328,27 +359,32 @@ class EntityTiles:
         due = [e for e in self.pending if e[0] <= now_us]
         if due:
             self.pending = [e for e in self.pending if e[0] > now_us]
+        ready = []
         for event in (*due, *events):
-            event_us = event[0]
-            if event_us > now_us:
-                self.pending.append([event_us, event[1], list(event[2])])
-                continue
-            self._into_tiles(event_us, event[1], event[2], now_us)
+            if event[0] > now_us:
+                self.pending.append([event[0], event[1], list(event[2])])
+            else:
+                ready.append(event)
+        if ready:
+            self._into_tiles(ready, now_us)
         self._drop_old(now_us)
 
-    def _into_tiles(self, event_us: int, created_us: int, values: Sequence[Any], now_us: int) -> None:
+    def _into_tiles(self, events: list[tuple[int, int, Sequence[Any]]], now_us: int) -> None:
         col_at = {c: i for i, c in enumerate(self.layout.columns)}
         for g, tiles in zip(self.layout.groups, self.groups, strict=True):
-            index = event_us // g.tile_us
-            if index < now_us // g.tile_us - g.keep + 1:
-                continue  # no window read from now on reaches this tile
-            states = tiles.get(index)
-            if states is None:
-                states = tiles[index] = [empty(k) for _, k in g.slots]
-            for j, (column, kind) in enumerate(g.slots):
-                value = values[col_at[column]]
-                if value is not None:
-                    states[j] = add(kind, states[j], value, event_us, created_us)
+            oldest = now_us // g.tile_us - g.keep + 1  # no window read from now on reaches older tiles
+            runs: dict[int, list[tuple[int, int, Sequence[Any]]]] = {}
+            for event in events:
+                index = event[0] // g.tile_us
+                if index >= oldest:
+                    runs.setdefault(index, []).append(event)
+            for index, run in runs.items():
+                states = tiles.get(index)
+                if states is None:
+                    states = tiles[index] = [empty(k) for _, k in g.slots]
+                for j, (column, kind) in enumerate(g.slots):
+                    c = col_at[column]
+                    states[j] = merge(kind, states[j], fold(kind, [(e[0], e[1], e[2][c]) for e in run]))
 
     def _drop_old(self, now_us: int) -> None:
         for g, tiles in zip(self.layout.groups, self.groups, strict=True):
