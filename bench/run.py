@@ -17,6 +17,8 @@ feature repo, then measures:
   servers it starts; skipped without ``redis-server``);
 - ``historical``: `bench.historical` (Strato's point-in-time join beside a hand-written
   DuckDB ASOF JOIN on the same files, each in a fresh process).
+- ``window_agg``: `bench.window_agg` (windowed-aggregation lookups, 1 entity x 3 windows x 4
+  aggregates, beside the raw LMDB read of the same tile row).
 
 It prints one flat JSON object and writes it to ``bench/results.json``.
 """
@@ -252,6 +254,10 @@ def run(users: int, iterations: int, repeat: int, seed: int = 7) -> dict[str, An
     from bench import redis_online  # imports this module's timing helpers
 
     results.update(redis_online.run(min(users, 20_000), max(iterations // 4, 1_000)))
+    _log("window aggregations: 1 entity x 3 windows x 4 aggregates, in process on LMDB …")
+    from bench import window_agg
+
+    results.update(window_agg.run(200, max(iterations // 2, 2_000)))
     _log(f"historical: {users:,}-row entity frame x 120 features, {repeat} runs each …")
     results.update(historical.run(users, repeat))
     return results

@@ -359,7 +359,7 @@ class EntityTiles:
         due = [e for e in self.pending if e[0] <= now_us]
         if due:
             self.pending = [e for e in self.pending if e[0] > now_us]
-        ready = []
+        ready: list[Sequence[Any]] = []
         for event in (*due, *events):
             if event[0] > now_us:
                 self.pending.append([event[0], event[1], list(event[2])])
@@ -369,11 +369,12 @@ class EntityTiles:
             self._into_tiles(ready, now_us)
         self._drop_old(now_us)
 
-    def _into_tiles(self, events: list[tuple[int, int, Sequence[Any]]], now_us: int) -> None:
+    def _into_tiles(self, events: Sequence[Sequence[Any]], now_us: int) -> None:
+        """Fold (event time, created time, values) events into their tiles, one run per tile."""
         col_at = {c: i for i, c in enumerate(self.layout.columns)}
         for g, tiles in zip(self.layout.groups, self.groups, strict=True):
             oldest = now_us // g.tile_us - g.keep + 1  # no window read from now on reaches older tiles
-            runs: dict[int, list[tuple[int, int, Sequence[Any]]]] = {}
+            runs: dict[int, list[Sequence[Any]]] = {}
             for event in events:
                 index = event[0] // g.tile_us
                 if index >= oldest:
