@@ -19,6 +19,7 @@ fsum   list of float partials   Shewchuk's exact partials: the window's sum is
 min    value or None            min (NaN ignored)
 max    value or None            max (NaN ignored)
 last   [ts, created, value]     the greatest (event time, created time, value)
+hll    256 bytes or None        HyperLogLog registers (approx_count_distinct): elementwise max
 ====== ======================== ===========================================================
 
 Because every merge is exact and order-free, tiles built from writes in any batches and any
@@ -30,18 +31,21 @@ from __future__ import annotations
 
 import bisect
 import functools
+import hashlib
 import math
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any, Final
 
+import numpy as np
+
 from strato.definitions.aggregation import Aggregation
 from strato.definitions.feature_view import FeatureView
 from strato.types import Kind
 
 SlotKind = str
-"""One of count, isum, fsum, min, max, last."""
+"""One of count, isum, fsum, min, max, last, hll."""
 Slot = tuple[str, SlotKind]
 """(raw column, slot kind): the partial aggregate tiles keep for it."""
 
@@ -59,6 +63,8 @@ def slots_of(agg: Aggregation, column_kind: Kind) -> tuple[Slot, ...]:
         return ((agg.column, "count"), (agg.column, sum_kind))
     if agg.function == "sum":
         return ((agg.column, sum_kind),)
+    if agg.function == "approx_count_distinct":
+        return ((agg.column, "hll"),)
     return ((agg.column, agg.function),)
 
 
@@ -123,6 +129,8 @@ def add(kind: SlotKind, state: Any, value: Any, event_us: int, created_us: int) 
         if state is None:
             return value
         return min(state, value) if kind == "min" else max(state, value)
+    if kind == "hll":
+        return merge("hll", state, hll_of([value]))
     # last
     candidate = [event_us, created_us, value]
     return candidate if state is None or _later(candidate, state) else state
@@ -144,6 +152,8 @@ def merge(kind: SlotKind, a: Any, b: Any) -> Any:
         return b
     if b is None:
         return a
+    if kind == "hll":
+        return np.maximum(np.frombuffer(a, np.uint8), np.frombuffer(b, np.uint8)).tobytes()
     if kind == "min":
         return min(a, b)
     if kind == "max":
@@ -167,6 +177,8 @@ def fold(kind: SlotKind, events: Iterable[tuple[int, int, Any]]) -> Any:
         return sum(values)
     if kind == "fsum":
         return partials_of([float(v) for v in values])
+    if kind == "hll":
+        return hll_of(values) if values else None
     values = [v for v in values if v == v]  # NaN is ignored by min and max
     if not values:
         return None
@@ -210,7 +222,54 @@ def final(agg: Aggregation, states: dict[SlotKind, Any]) -> Any:
     if fn == "last":
         state = states["last"]
         return None if state is None else state[2]
+    if fn == "approx_count_distinct":
+        return hll_estimate(states["hll"])
     return states[fn]
+
+
+# ---------------------------------------------------------------------- approximate distinct counts
+
+HLL_PRECISION: Final = 8
+"""HyperLogLog with 2^8 = 256 one-byte registers per tile: about 6.5 % standard error."""
+_HLL_M: Final = 1 << HLL_PRECISION
+_HLL_REST: Final = 64 - HLL_PRECISION
+_HLL_ALPHA: Final = 0.7213 / (1 + 1.079 / _HLL_M)
+
+
+def _hash64(value: Any) -> int:
+    """A hash stable across processes and machines (Python's `hash` is salted per process)."""
+    if isinstance(value, bytes):
+        data = b"b" + value
+    elif isinstance(value, str):
+        data = b"s" + value.encode()
+    else:
+        data = b"i" + int(value).to_bytes(16, "little", signed=True)
+    return int.from_bytes(hashlib.blake2b(data, digest_size=8).digest(), "little")
+
+
+def hll_of(values: Iterable[Any]) -> bytes:
+    """HyperLogLog registers of non-null `values` (ints, strings or bytes)."""
+    registers = bytearray(_HLL_M)
+    for value in values:
+        h = _hash64(value)
+        index, rest = h >> _HLL_REST, h & ((1 << _HLL_REST) - 1)
+        rank = _HLL_REST - rest.bit_length() + 1
+        if rank > registers[index]:
+            registers[index] = rank
+    return bytes(registers)
+
+
+def hll_estimate(registers: bytes | None) -> int:
+    """The distinct count the registers estimate (0 for none), with the small-range
+    correction; the same registers always give the same number, online and offline."""
+    if registers is None:
+        return 0
+    regs = np.frombuffer(registers, np.uint8)
+    zeros = int(np.count_nonzero(regs == 0))
+    estimate = _HLL_ALPHA * _HLL_M * _HLL_M / float(np.ldexp(1.0, -regs.astype(np.int64)).sum())
+    if estimate <= 2.5 * _HLL_M and zeros:
+        estimate = _HLL_M * math.log(_HLL_M / zeros)
+    return round(estimate)
 
 
 # ---------------------------------------------------------------------- a view's layout
@@ -477,6 +536,8 @@ def _combine(kind: SlotKind, states: list[Any]) -> Any:
         return min(present)
     if kind == "max":
         return max(present)
+    if kind == "hll":
+        return np.maximum.reduce([np.frombuffer(p, np.uint8) for p in present]).tobytes()
     best = present[0]
     for state in present[1:]:
         if _later(state, best):
