@@ -20,6 +20,8 @@ feature repo, then measures:
 - ``kafka``: `bench.kafka_ingest` (`strato ingest` end to end beside a raw confluent-kafka
   consume of the same topic, and produce → readable-online freshness, on a broker it starts;
   skipped without Java and Maven).
+- ``window_agg``: `bench.window_agg` (windowed-aggregation lookups, 1 entity x 3 windows x 4
+  aggregates, beside the raw LMDB read of the same tile row).
 
 It prints one flat JSON object and writes it to ``bench/results.json``.
 """
@@ -255,6 +257,10 @@ def run(users: int, iterations: int, repeat: int, seed: int = 7) -> dict[str, An
     from bench import redis_online  # imports this module's timing helpers
 
     results.update(redis_online.run(min(users, 20_000), max(iterations // 4, 1_000)))
+    _log("window aggregations: 1 entity x 3 windows x 4 aggregates, in process on LMDB …")
+    from bench import window_agg
+
+    results.update(window_agg.run(200, max(iterations // 2, 2_000)))
     _log(f"historical: {users:,}-row entity frame x 120 features, {repeat} runs each …")
     results.update(historical.run(users, repeat))
     _log("kafka: strato ingest beside a raw confluent-kafka consume, then freshness at 50K events/s …")

@@ -26,6 +26,7 @@ from contract.online.conftest import HARNESSES, backend_params  # tests/ is on s
 from strato import Entity, FeatureStore, FeatureView, Field, Float64, Int64, String, clock
 from strato.config import write_default_config
 from strato.definitions.aggregation import Aggregation
+from strato.streaming.tiles import hll_estimate, hll_of
 
 USER = Entity("user", join_keys={"user_id": Int64})
 AGGREGATIONS = [
@@ -39,6 +40,8 @@ AGGREGATIONS = [
     Aggregation("qty", "mean", timedelta(minutes=10)),
     Aggregation("shop", "last", timedelta(hours=1)),
     Aggregation("shop", "count", timedelta(days=1)),
+    Aggregation("shop", "approx_count_distinct", timedelta(hours=1)),
+    Aggregation("qty", "approx_count_distinct", timedelta(minutes=10)),
 ]
 NAMES = [a.name for a in AGGREGATIONS]
 LATENESS = timedelta(minutes=5)
@@ -92,6 +95,8 @@ def oracle(events: list[tuple[Event, int]], user: int, t: int, lateness_us: int 
             out[agg.name] = min(values, default=None)
         elif agg.function == "max":
             out[agg.name] = max(values, default=None)
+        elif agg.function == "approx_count_distinct":  # the estimate of the window's exact set of values
+            out[agg.name] = hll_estimate(hll_of(set(values))) if values else 0
         else:  # last: greatest (event time, created time, value)
             out[agg.name] = max(rows)[2] if rows else None
     return out

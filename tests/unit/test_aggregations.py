@@ -20,7 +20,17 @@ from strato.definitions.feature_view import FeatureView
 from strato.definitions.field import Field
 from strato.definitions.plan import Action, kind_of, make_plan
 from strato.errors import DefinitionError
-from strato.streaming.tiles import EntityTiles, TileLayout, exact_sum, final, fold, slots_of, window_start_us
+from strato.streaming.tiles import (
+    EntityTiles,
+    TileLayout,
+    exact_sum,
+    final,
+    fold,
+    hll_estimate,
+    merge,
+    slots_of,
+    window_start_us,
+)
 from strato.types import Kind
 
 USER = Entity("user", join_keys={"user_id": "int64"})
@@ -147,6 +157,8 @@ TILE_VIEW = view(
     Aggregation("qty", "sum", timedelta(minutes=10)),
     Aggregation("shop", "last", timedelta(hours=1)),
     Aggregation("shop", "count", timedelta(minutes=10)),
+    Aggregation("shop", "approx_count_distinct", timedelta(hours=1)),
+    Aggregation("qty", "approx_count_distinct", timedelta(minutes=10)),
 )
 LAYOUT = TileLayout.of(TILE_VIEW)
 COLUMN = {"amount": 0, "qty": 1, "shop": 2}
@@ -227,6 +239,15 @@ def test_float_sums_are_exactly_rounded() -> None:
     assert math.isnan(exact_sum(fold("fsum", [(0, 0, math.inf), (1, 1, -math.inf), (2, 2, 1.0)])))
     assert exact_sum(fold("fsum", [(0, 0, math.inf), (1, 1, 5.0)])) == math.inf
     assert math.isnan(exact_sum(fold("fsum", [(0, 0, math.nan), (1, 1, 5.0)])))
+
+
+def test_approximate_distinct_counts_are_close_and_deterministic() -> None:
+    for n in (0, 1, 10, 200, 5_000, 50_000):
+        estimate = hll_estimate(fold("hll", [(0, 0, f"user-{i}") for i in range(n)]))
+        assert abs(estimate - n) <= max(2, 0.2 * n), (n, estimate)
+    halves = [fold("hll", [(0, 0, i) for i in range(k, 1000, 2)]) for k in (0, 1)]
+    assert hll_estimate(merge("hll", *halves)) == hll_estimate(fold("hll", [(0, 0, i) for i in range(1000)]))
+    assert hll_estimate(fold("hll", [(0, 0, 7)] * 100)) == 1
 
 
 def _same(a: list[object], b: list[object]) -> bool:

@@ -17,8 +17,8 @@ from strato.definitions.field import Field
 from strato.errors import DefinitionError
 from strato.types import DType, Kind
 
-AggregationFunction = Literal["count", "sum", "mean", "min", "max", "last"]
-FUNCTIONS: Final = ("count", "sum", "mean", "min", "max", "last")
+AggregationFunction = Literal["count", "sum", "mean", "min", "max", "last", "approx_count_distinct"]
+FUNCTIONS: Final = ("count", "sum", "mean", "min", "max", "last", "approx_count_distinct")
 
 _NUMBERS: Final = frozenset({Kind.INT32, Kind.INT64, Kind.FLOAT32, Kind.FLOAT64})
 _ACCEPTS: Final[dict[str, frozenset[Kind]]] = {
@@ -28,6 +28,7 @@ _ACCEPTS: Final[dict[str, frozenset[Kind]]] = {
     "min": frozenset({*_NUMBERS, Kind.TIMESTAMP}),
     "max": frozenset({*_NUMBERS, Kind.TIMESTAMP}),
     "last": frozenset({*_NUMBERS, Kind.BOOL, Kind.STRING, Kind.TIMESTAMP}),
+    "approx_count_distinct": frozenset({Kind.INT32, Kind.INT64, Kind.STRING, Kind.BYTES}),
 }
 
 TILE_LADDER_SECONDS: Final = (1, 5, 10, 30, 60, 300, 600, 1800, 3600, 6 * 3600, 86400)
@@ -107,8 +108,8 @@ class Aggregation:
 
     def output_dtype(self, column_dtype: DType) -> DType:
         """The feature type of the result: count int64; sum int64 or float64; mean float64;
-        min, max and last the column's type."""
-        if self.function == "count":
+        min, max and last the column's type; approx_count_distinct int64."""
+        if self.function in ("count", "approx_count_distinct"):
             return DType.parse("int64")
         if self.function == "mean":
             return DType.parse("float64")

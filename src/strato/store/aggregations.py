@@ -203,14 +203,12 @@ class AggregateReader:
         out: list[bytes | None] = []
         layout, outputs, unpackb = self.layout, self._outputs, msgpack.unpackb
         for value in values:
-            if value is None:
-                newest, data = 0, self._empty
-            else:
-                newest, data = HEADER.unpack_from(value)[0], unpackb(value[HEADER_SIZE:], raw=False)
-            out.append(self._pack(newest, evaluate_packed(layout, data, now_us, outputs)))
+            data = self._empty if value is None else unpackb(value[HEADER_SIZE:], raw=False)
+            # Stamped with the read time: an aggregate is the window's value as of now.
+            out.append(self._pack(now_us, evaluate_packed(layout, data, now_us, outputs)))
         return ViewResult(self.gather, self.output_names, out, None, now_us)
 
-    def _pack(self, newest: int, results: list[Any]) -> bytes:
+    def _pack(self, as_of_us: int, results: list[Any]) -> bytes:
         codec = self.codec
         fixed = list(self._fixed_zero)
         var: list[Any] = [None] * len(codec.var)
@@ -222,7 +220,7 @@ class AggregateReader:
                 fixed[f] = result
             else:
                 var[v] = result
-        head = HEADER.pack(newest, 0) + codec.layout_tag + bytes(nulls) + self._fixed.pack(*fixed)
+        head = HEADER.pack(as_of_us, 0) + codec.layout_tag + bytes(nulls) + self._fixed.pack(*fixed)
         return head + msgpack.packb(var, use_bin_type=True) if var else head
 
 

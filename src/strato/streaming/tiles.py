@@ -19,6 +19,7 @@ fsum   list of float partials   Shewchuk's exact partials: the window's sum is
 min    value or None            min (NaN ignored)
 max    value or None            max (NaN ignored)
 last   [ts, created, value]     the greatest (event time, created time, value)
+hll    256 bytes or None        HyperLogLog registers (approx_count_distinct): elementwise max
 ====== ======================== ===========================================================
 
 Because every merge is exact and order-free, tiles built from writes in any batches and any
@@ -30,18 +31,21 @@ from __future__ import annotations
 
 import bisect
 import functools
+import hashlib
 import math
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any, Final
 
+import numpy as np
+
 from strato.definitions.aggregation import Aggregation
 from strato.definitions.feature_view import FeatureView
 from strato.types import Kind
 
 SlotKind = str
-"""One of count, isum, fsum, min, max, last."""
+"""One of count, isum, fsum, min, max, last, hll."""
 Slot = tuple[str, SlotKind]
 """(raw column, slot kind): the partial aggregate tiles keep for it."""
 
@@ -59,6 +63,8 @@ def slots_of(agg: Aggregation, column_kind: Kind) -> tuple[Slot, ...]:
         return ((agg.column, "count"), (agg.column, sum_kind))
     if agg.function == "sum":
         return ((agg.column, sum_kind),)
+    if agg.function == "approx_count_distinct":
+        return ((agg.column, "hll"),)
     return ((agg.column, agg.function),)
 
 
@@ -123,6 +129,8 @@ def add(kind: SlotKind, state: Any, value: Any, event_us: int, created_us: int) 
         if state is None:
             return value
         return min(state, value) if kind == "min" else max(state, value)
+    if kind == "hll":
+        return merge("hll", state, hll_of([value]))
     # last
     candidate = [event_us, created_us, value]
     return candidate if state is None or _later(candidate, state) else state
@@ -137,14 +145,15 @@ def merge(kind: SlotKind, a: Any, b: Any) -> Any:
     if kind in ("count", "isum"):
         return a + b
     if kind == "fsum":
-        out = list(a)
-        for x in b:
-            out = _grow(out, x)
-        return out
+        # Concatenated partials still sum exactly to the total; compact them when they pile up.
+        out = [*a, *b]
+        return partials_of(out) if len(out) > _MAX_PARTIALS else out
     if a is None:
         return b
     if b is None:
         return a
+    if kind == "hll":
+        return np.maximum(np.frombuffer(a, np.uint8), np.frombuffer(b, np.uint8)).tobytes()
     if kind == "min":
         return min(a, b)
     if kind == "max":
@@ -153,12 +162,46 @@ def merge(kind: SlotKind, a: Any, b: Any) -> Any:
 
 
 def fold(kind: SlotKind, events: Iterable[tuple[int, int, Any]]) -> Any:
-    """One state from raw (event time, created time, value) events; null values are skipped."""
-    state = empty(kind)
-    for event_us, created_us, value in events:
-        if value is not None:
-            state = add(kind, state, value, event_us, created_us)
-    return state
+    """One state from raw (event time, created time, value) events; null values are skipped.
+
+    The batch form of `add`, with builtins doing the per-value work (the write path and the
+    offline side both fold whole runs of events).
+    """
+    if kind == "last":
+        present = [e for e in events if e[2] is not None]
+        return list(max(present)) if present else None  # greatest (event time, created time, value)
+    values = [e[2] for e in events if e[2] is not None]
+    if kind == "count":
+        return len(values)
+    if kind == "isum":
+        return sum(values)
+    if kind == "fsum":
+        return partials_of([float(v) for v in values])
+    if kind == "hll":
+        return hll_of(values) if values else None
+    values = [v for v in values if v == v]  # NaN is ignored by min and max
+    if not values:
+        return None
+    return min(values) if kind == "min" else max(values)
+
+
+_MAX_PARTIALS: Final = 12
+
+
+def partials_of(values: Sequence[float]) -> list[float]:
+    """Floats whose exact sum is the exact sum of `values` (few of them: one `math.fsum` per
+    partial, each taking the correctly rounded rest). Non-finite values are kept as they are."""
+    finite = [v for v in values if math.isfinite(v)]
+    special = [v for v in values if not math.isfinite(v)] if len(finite) != len(values) else []
+    out: list[float] = []
+    rest = finite
+    while rest:
+        head = math.fsum(rest)
+        if head == 0.0:  # the exact rest is a multiple of the smallest subnormal: zero rounds to zero only if zero
+            break
+        out.append(head)
+        rest = [*rest, -head]
+    return out + special
 
 
 def final(agg: Aggregation, states: dict[SlotKind, Any]) -> Any:
@@ -179,7 +222,54 @@ def final(agg: Aggregation, states: dict[SlotKind, Any]) -> Any:
     if fn == "last":
         state = states["last"]
         return None if state is None else state[2]
+    if fn == "approx_count_distinct":
+        return hll_estimate(states["hll"])
     return states[fn]
+
+
+# ---------------------------------------------------------------------- approximate distinct counts
+
+HLL_PRECISION: Final = 8
+"""HyperLogLog with 2^8 = 256 one-byte registers per tile: about 6.5 % standard error."""
+_HLL_M: Final = 1 << HLL_PRECISION
+_HLL_REST: Final = 64 - HLL_PRECISION
+_HLL_ALPHA: Final = 0.7213 / (1 + 1.079 / _HLL_M)
+
+
+def _hash64(value: Any) -> int:
+    """A hash stable across processes and machines (Python's `hash` is salted per process)."""
+    if isinstance(value, bytes):
+        data = b"b" + value
+    elif isinstance(value, str):
+        data = b"s" + value.encode()
+    else:
+        data = b"i" + int(value).to_bytes(16, "little", signed=True)
+    return int.from_bytes(hashlib.blake2b(data, digest_size=8).digest(), "little")
+
+
+def hll_of(values: Iterable[Any]) -> bytes:
+    """HyperLogLog registers of non-null `values` (ints, strings or bytes)."""
+    registers = bytearray(_HLL_M)
+    for value in values:
+        h = _hash64(value)
+        index, rest = h >> _HLL_REST, h & ((1 << _HLL_REST) - 1)
+        rank = _HLL_REST - rest.bit_length() + 1
+        if rank > registers[index]:
+            registers[index] = rank
+    return bytes(registers)
+
+
+def hll_estimate(registers: bytes | None) -> int:
+    """The distinct count the registers estimate (0 for none), with the small-range
+    correction; the same registers always give the same number, online and offline."""
+    if registers is None:
+        return 0
+    regs = np.frombuffer(registers, np.uint8)
+    zeros = int(np.count_nonzero(regs == 0))
+    estimate = _HLL_ALPHA * _HLL_M * _HLL_M / float(np.ldexp(1.0, -regs.astype(np.int64)).sum())
+    if estimate <= 2.5 * _HLL_M and zeros:
+        estimate = _HLL_M * math.log(_HLL_M / zeros)
+    return round(estimate)
 
 
 # ---------------------------------------------------------------------- a view's layout
@@ -328,27 +418,33 @@ class EntityTiles:
         due = [e for e in self.pending if e[0] <= now_us]
         if due:
             self.pending = [e for e in self.pending if e[0] > now_us]
+        ready: list[Sequence[Any]] = []
         for event in (*due, *events):
-            event_us = event[0]
-            if event_us > now_us:
-                self.pending.append([event_us, event[1], list(event[2])])
-                continue
-            self._into_tiles(event_us, event[1], event[2], now_us)
+            if event[0] > now_us:
+                self.pending.append([event[0], event[1], list(event[2])])
+            else:
+                ready.append(event)
+        if ready:
+            self._into_tiles(ready, now_us)
         self._drop_old(now_us)
 
-    def _into_tiles(self, event_us: int, created_us: int, values: Sequence[Any], now_us: int) -> None:
+    def _into_tiles(self, events: Sequence[Sequence[Any]], now_us: int) -> None:
+        """Fold (event time, created time, values) events into their tiles, one run per tile."""
         col_at = {c: i for i, c in enumerate(self.layout.columns)}
         for g, tiles in zip(self.layout.groups, self.groups, strict=True):
-            index = event_us // g.tile_us
-            if index < now_us // g.tile_us - g.keep + 1:
-                continue  # no window read from now on reaches this tile
-            states = tiles.get(index)
-            if states is None:
-                states = tiles[index] = [empty(k) for _, k in g.slots]
-            for j, (column, kind) in enumerate(g.slots):
-                value = values[col_at[column]]
-                if value is not None:
-                    states[j] = add(kind, states[j], value, event_us, created_us)
+            oldest = now_us // g.tile_us - g.keep + 1  # no window read from now on reaches older tiles
+            runs: dict[int, list[Sequence[Any]]] = {}
+            for event in events:
+                index = event[0] // g.tile_us
+                if index >= oldest:
+                    runs.setdefault(index, []).append(event)
+            for index, run in runs.items():
+                states = tiles.get(index)
+                if states is None:
+                    states = tiles[index] = [empty(k) for _, k in g.slots]
+                for j, (column, kind) in enumerate(g.slots):
+                    c = col_at[column]
+                    states[j] = merge(kind, states[j], fold(kind, [(e[0], e[1], e[2][c]) for e in run]))
 
     def _drop_old(self, now_us: int) -> None:
         for g, tiles in zip(self.layout.groups, self.groups, strict=True):
@@ -440,6 +536,8 @@ def _combine(kind: SlotKind, states: list[Any]) -> Any:
         return min(present)
     if kind == "max":
         return max(present)
+    if kind == "hll":
+        return np.maximum.reduce([np.frombuffer(p, np.uint8) for p in present]).tobytes()
     best = present[0]
     for state in present[1:]:
         if _later(state, best):

@@ -262,7 +262,8 @@ class SparkOfflineEngine(OfflineEngine):
         with _mapped_errors():
             full = self._spine_frame(spine, times, narrow=False, requests=requests)
             if spine.num_rows == 0 or all(_unjoinable(r) for r in requests):
-                joined, fetched = full, [[] for _ in requests]
+                empty: list[list[Any]] = [[] for _ in requests]
+                joined, fetched = full, empty
             else:
                 joined, fetched = self._join(full, spine, times, requests)
             columns: list[Column] = [_c(name) for name in spine.column_names]
@@ -488,7 +489,7 @@ def _one_line(exc: BaseException) -> str:
 @contextlib.contextmanager
 def _mapped_errors() -> Iterator[None]:
     """Spark and py4j errors → Strato's: a lost JVM is transient, the rest terminal."""
-    from py4j.protocol import Py4JError, Py4JNetworkError
+    from py4j.protocol import Py4JError, Py4JNetworkError  # type: ignore[import-untyped]
     from pyspark.errors import PySparkException
 
     try:
