@@ -81,7 +81,6 @@ class OfflineEngine(abc.ABC):
     ) -> pa.RecordBatchReader:
         """Per key, the winning row (rule 4) among rows with ``start <= event_timestamp < end``."""
 
-    @abc.abstractmethod
     def rows_between(
         self,
         snapshot: TableSnapshot,
@@ -94,9 +93,27 @@ class OfflineEngine(abc.ABC):
         """Every (keys, event_timestamp) with ``start <= event_timestamp < end`` (None: unbounded),
         once, with `columns` of its latest write (rule 2), ordered by event_timestamp then keys.
 
-        The spine of a training set built without an entity frame. Columns the files lack read
-        as null; the output has the snapshot schema's types.
+        The spine of a historical read without an entity frame. Columns the files lack read as
+        null; the output has the snapshot schema's types. This default filters `read` in
+        Arrow; an engine overrides it with a query of its own.
         """
+        import pyarrow.compute as pc
+
+        event, created = "event_timestamp", "created_timestamp"
+        table = self.read(snapshot)
+        if start is not None:
+            table = table.filter(
+                pc.greater_equal(table.column(event), pa.scalar(start, table.schema.field(event).type))
+            )
+        if end is not None:
+            table = table.filter(pc.less(table.column(event), pa.scalar(end, table.schema.field(event).type)))
+        group = [*key_names, event]
+        wanted = list(dict.fromkeys([*group, *columns]))
+        winners = table.group_by(group, use_threads=False).aggregate([(created, "max")])
+        winners = winners.rename_columns([*group, created])
+        joined = table.select([*wanted, created]).join(winners, [*group, created], join_type="inner")
+        order = [(event, "ascending"), *((k, "ascending") for k in key_names)]
+        return joined.sort_by(order).select(wanted).cast(pa.schema([snapshot.schema.field(n) for n in wanted]))
 
     @abc.abstractmethod
     def read(self, snapshot: TableSnapshot) -> pa.Table:
