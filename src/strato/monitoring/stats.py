@@ -48,7 +48,8 @@ def column_stats(column: pa.ChunkedArray, picks: npt.NDArray[np.int64] | None = 
     if pa.types.is_integer(kind) or pa.types.is_floating(kind) or pa.types.is_boolean(kind):
         if picks is None:
             picks = _sample_rows(len(column))
-        out.update(_numeric(column, picks))
+        with np.errstate(all="ignore"):  # inf values: a mean or std of inf/nan is reported as None
+            out.update(_numeric(column, picks))
     elif pa.types.is_timestamp(kind):
         minmax = pc.min_max(column)
         out["min"] = _time(minmax["min"].as_py())
@@ -57,8 +58,16 @@ def column_stats(column: pa.ChunkedArray, picks: npt.NDArray[np.int64] | None = 
         out["distinct"] = pc.count_distinct(column, mode="only_valid").as_py()
         out["mean_length"] = _number(pc.mean(pc.binary_length(column)).as_py())
     elif pa.types.is_list(kind) or pa.types.is_fixed_size_list(kind) or pa.types.is_map(kind):
-        out["mean_length"] = _number(pc.mean(pc.list_value_length(column)).as_py())
+        out["mean_length"] = _mean_length(column)
     return out
+
+
+def _mean_length(column: pa.ChunkedArray) -> float | int | None:
+    """Mean number of items per non-null list, map or vector (Arrow has no length kernel for maps)."""
+    if pa.types.is_map(column.type):
+        valid = pc.drop_null(column).combine_chunks()
+        return _number(float(np.diff(valid.offsets.to_numpy()).mean())) if len(valid) else None
+    return _number(pc.mean(pc.list_value_length(column)).as_py())
 
 
 def _numeric(column: pa.ChunkedArray, picks: npt.NDArray[np.int64] | None) -> dict[str, Any]:
