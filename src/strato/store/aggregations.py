@@ -41,7 +41,7 @@ from strato.offline.base import OfflineEngine, TableSnapshot
 from strato.online.base import OnlineStore
 from strato.online.codec import HEADER, HEADER_SIZE, KeyCodec, ViewCodec
 from strato.online.response import FeatureGather, ViewResult
-from strato.streaming.tiles import EntityTiles, TileLayout, evaluate_packed, final, fold, slots_of, window_start_us
+from strato.streaming.tiles import EntityTiles, ReadPlan, TileLayout, final, fold, slots_of, window_start_us
 from strato.types import Kind
 
 try:
@@ -195,17 +195,17 @@ class AggregateReader:
         # per output: (slot in the fixed tuple or -1, slot in the var list or -1, null bit index)
         self._slots = [(fixed_at.get(f.name, -1), codec.var_slot.get(f.name, -1), codec.index[f.name]) for f in fields]
         self._fixed_zero = [False if f.dtype.kind is Kind.BOOL else 0 for f in codec.fixed]
-        self._outputs = [self.layout.outputs[i] for i in self.wanted]
+        self._plan = ReadPlan.of(self.layout, [self.layout.outputs[i] for i in self.wanted])
         self._empty = EntityTiles.new(self.layout).to_data()
 
     def result(self, values: list[bytes | None], now_us: int) -> ViewResult:
         """Evaluate each entity's windows at `now_us` into a view part of the response."""
         out: list[bytes | None] = []
-        layout, outputs, unpackb = self.layout, self._outputs, msgpack.unpackb
+        evaluate, unpackb = self._plan.evaluate_packed, msgpack.unpackb
         for value in values:
             data = self._empty if value is None else unpackb(value[HEADER_SIZE:], raw=False)
             # Stamped with the read time: an aggregate is the window's value as of now.
-            out.append(self._pack(now_us, evaluate_packed(layout, data, now_us, outputs)))
+            out.append(self._pack(now_us, evaluate(data, now_us)))
         return ViewResult(self.gather, self.output_names, out, None, now_us)
 
     def _pack(self, as_of_us: int, results: list[Any]) -> bytes:

@@ -33,7 +33,8 @@ import bisect
 import functools
 import hashlib
 import math
-from collections.abc import Iterable, Sequence
+import operator
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any, Final
@@ -460,70 +461,123 @@ class EntityTiles:
         layout = self.layout
         outputs = layout.outputs if wanted is None else [layout.outputs[i] for i in wanted]
         tiles = [[[i, *states] for i, states in sorted(group.items())] for group in self.groups]
-        return _evaluate(layout, tiles, self.pending, t_us, outputs)
+        return ReadPlan.of(layout, outputs).evaluate(tiles, self.pending, t_us)
 
 
-def evaluate_packed(layout: TileLayout, data: list[Any], t_us: int, outputs: Sequence[Output]) -> list[Any]:
-    """`EntityTiles.from_data(layout, data).values_at(t_us, …)` without building the object:
-    the online read path, on the unpacked row as it is when its layout is the current one."""
-    if data and data[0] == FORMAT and data[3] == layout.column_names:
-        stored = data[1]
-        if len(stored) == len(layout.groups) and all(
-            s[0] == g.tile_us and s[1] == g.slot_names for s, g in zip(stored, layout.groups, strict=True)
-        ):
-            return _evaluate(layout, [s[2] for s in stored], data[2], t_us, outputs)
-    tiles = EntityTiles.from_data(layout, data)
-    lists = [[[i, *states] for i, states in sorted(group.items())] for group in tiles.groups]
-    return _evaluate(layout, lists, tiles.pending, t_us, outputs)
+@dataclass(frozen=True)
+class ReadPlan:
+    """How to evaluate some outputs of a layout, worked out once per reader.
+
+    Each distinct window (group, length in tiles) is sliced once and each of its slots merged
+    once, however many aggregations share them (a mean shares the count and the sum of a sum
+    and a count over the same window): the read path does no planning of its own.
+    """
+
+    layout: TileLayout
+    outputs: tuple[Output, ...]
+    windows: tuple[tuple[int, int, int, tuple[tuple[int, SlotKind], ...]], ...]
+    """(group, tile size in µs, tiles, ((slot position, slot kind), ...)) per distinct window."""
+    picks: tuple[tuple[tuple[SlotKind, int], ...], ...]
+    """Per output: (slot kind, position in the flat list of merged states) of its slots."""
+    columns: tuple[int, ...]
+    """Per output: the position of its raw column in `layout.columns` (for pending events)."""
+    totals: tuple[tuple[int, int, int, tuple[tuple[int, Callable[[Sequence[Any]], Any]], ...]], ...]
+    """`windows` with each slot's merge-and-total function: the path of rows without pending
+    events, where a float sum can be rounded once for every aggregation sharing it."""
+    finishers: tuple[Callable[[list[Any]], Any], ...]
+    """Per output: its value from the flat list of totals."""
+
+    @classmethod
+    def of(cls, layout: TileLayout, outputs: Sequence[Output]) -> ReadPlan:
+        windows: dict[tuple[int, int], dict[int, SlotKind]] = {}
+        for o in outputs:
+            slots = windows.setdefault((o.group, o.tiles), {})
+            for kind, j in o.slot_index:
+                slots[j] = kind
+        flat: dict[tuple[int, int, int], int] = {}
+        for (group, tiles), slots in windows.items():
+            for j in slots:
+                flat[(group, tiles, j)] = len(flat)
+        picks = tuple(tuple((kind, flat[(o.group, o.tiles, j)]) for kind, j in o.slot_index) for o in outputs)
+        return cls(
+            layout,
+            tuple(outputs),
+            tuple(
+                (group, layout.groups[group].tile_us, tiles, tuple(slots.items()))
+                for (group, tiles), slots in windows.items()
+            ),
+            picks,
+            tuple(layout.columns.index(o.aggregation.column) for o in outputs),
+            tuple(
+                (group, layout.groups[group].tile_us, tiles, tuple((j, _TOTALS[kind]) for j, kind in slots.items()))
+                for (group, tiles), slots in windows.items()
+            ),
+            tuple(_finisher(o.aggregation, dict(p)) for o, p in zip(outputs, picks, strict=True)),
+        )
+
+    def evaluate_packed(self, data: list[Any], t_us: int) -> list[Any]:
+        """`EntityTiles.from_data(layout, data).values_at(t_us, …)` without building the object:
+        the online read path, on the unpacked row as it is when its layout is the current one."""
+        layout = self.layout
+        if data and data[0] == FORMAT and data[3] == layout.column_names:
+            stored = data[1]
+            if len(stored) == len(layout.groups) and all(
+                s[0] == g.tile_us and s[1] == g.slot_names for s, g in zip(stored, layout.groups, strict=True)
+            ):
+                return self.evaluate([s[2] for s in stored], data[2], t_us)
+        tiles = EntityTiles.from_data(layout, data)
+        lists = [[[i, *states] for i, states in sorted(group.items())] for group in tiles.groups]
+        return self.evaluate(lists, tiles.pending, t_us)
+
+    def evaluate(self, tiles: list[list[list[Any]]], pending: list[list[Any]], t_us: int) -> list[Any]:
+        """The window values at `t_us` from each group's tiles (sorted by index, ``[index, *states]``)."""
+        if pending:
+            return self._evaluate_with_pending(tiles, pending, t_us)
+        totals: list[Any] = []
+        append = totals.append
+        for group, tile_us, length, slots in self.totals:
+            current = t_us // tile_us
+            rows = tiles[group]
+            lo = bisect.bisect_left(rows, current - length + 1, key=_tile_index)
+            hi = bisect.bisect_right(rows, current, lo=lo, key=_tile_index)
+            columns = list(zip(*rows[lo:hi], strict=True)) if hi > lo else None
+            for j, total in slots:
+                append(total(columns[1 + j] if columns is not None else ()))
+        return [finish(totals) for finish in self.finishers]
+
+    def _evaluate_with_pending(self, tiles: list[list[list[Any]]], pending: list[list[Any]], t_us: int) -> list[Any]:
+        """`evaluate` when events wait in `pending`: each output's merged states take the due
+        pending events of its window before their final value is taken."""
+        merged: list[Any] = []
+        for group, tile_us, length, slots in self.windows:
+            current = t_us // tile_us
+            rows = tiles[group]
+            lo = bisect.bisect_left(rows, current - length + 1, key=_tile_index)
+            hi = bisect.bisect_right(rows, current, lo=lo, key=_tile_index)
+            if hi > lo:
+                columns = list(zip(*rows[lo:hi], strict=True))
+                merged.extend(_combine(kind, columns[1 + j]) for j, kind in slots)
+            else:
+                merged.extend(_combine(kind, ()) for _, kind in slots)
+        out = []
+        for o, picks, column in zip(self.outputs, self.picks, self.columns, strict=True):
+            states = {kind: merged[at] for kind, at in picks}
+            tile_us = self.layout.groups[o.group].tile_us
+            start = (t_us // tile_us - o.tiles + 1) * tile_us
+            for event_us, created_us, values in pending:
+                value = values[column]
+                if start <= event_us <= t_us and value is not None:
+                    for kind in states:
+                        states[kind] = add(kind, states[kind], value, event_us, created_us)
+            out.append(final(o.aggregation, states))
+        return out
 
 
 def _tile_index(tile: list[Any]) -> int:
     return tile[0]  # type: ignore[no-any-return]
 
 
-def _evaluate(
-    layout: TileLayout, tiles: list[list[list[Any]]], pending: list[list[Any]], t_us: int, outputs: Sequence[Output]
-) -> list[Any]:
-    """The window values at `t_us` from each group's tiles (sorted by index, ``[index, *states]``).
-
-    Each (group, window length, slot) is merged once and shared by the aggregations that
-    need it (a mean shares the count and the sum of a sum over the same window).
-    """
-    merged: dict[tuple[int, int, int], Any] = {}
-    out = []
-    for o in outputs:
-        g = layout.groups[o.group]
-        current = t_us // g.tile_us
-        first = current - o.tiles + 1
-        window: list[list[Any]] | None = None
-        states: dict[SlotKind, Any] = {}
-        for kind, j in o.slot_index:
-            key = (o.group, o.tiles, j)
-            state = merged.get(key, _MISSING)
-            if state is _MISSING:
-                if window is None:
-                    group = tiles[o.group]
-                    lo = bisect.bisect_left(group, first, key=_tile_index)
-                    hi = bisect.bisect_right(group, current, lo=lo, key=_tile_index)
-                    window = group[lo:hi]
-                state = merged[key] = _combine(kind, [tile[1 + j] for tile in window])
-            states[kind] = state
-        if pending:
-            start = first * g.tile_us
-            col = layout.columns.index(o.aggregation.column)
-            for event_us, created_us, values in pending:
-                value = values[col]
-                if start <= event_us <= t_us and value is not None:
-                    for kind in states:
-                        states[kind] = add(kind, states[kind], value, event_us, created_us)
-        out.append(final(o.aggregation, states))
-    return out
-
-
-_MISSING: Final = object()
-
-
-def _combine(kind: SlotKind, states: list[Any]) -> Any:
+def _combine(kind: SlotKind, states: Sequence[Any]) -> Any:
     """Many states of one slot as one, in a single pass (the read path's `merge`)."""
     if kind in ("count", "isum"):
         return sum(states)
@@ -543,3 +597,54 @@ def _combine(kind: SlotKind, states: list[Any]) -> Any:
         if _later(state, best):
             best = state
     return best
+
+
+def _fsum_total(states: Sequence[Any]) -> float:
+    return exact_sum([x for partials in states for x in partials])
+
+
+def _min_total(states: Sequence[Any]) -> Any:
+    if None in states:
+        states = [s for s in states if s is not None]
+    return min(states) if states else None
+
+
+def _max_total(states: Sequence[Any]) -> Any:
+    if None in states:
+        states = [s for s in states if s is not None]
+    return max(states) if states else None
+
+
+_TOTALS: Final[dict[SlotKind, Callable[[Sequence[Any]], Any]]] = {
+    "count": sum,
+    "isum": sum,
+    "fsum": _fsum_total,
+    "min": _min_total,
+    "max": _max_total,
+    "hll": functools.partial(_combine, "hll"),
+    "last": functools.partial(_combine, "last"),
+}
+"""Per slot kind: many tiles' states of one slot as the value `final` reads (a float sum
+rounded, the others as `_combine` gives them)."""
+
+
+def _finisher(agg: Aggregation, at: dict[SlotKind, int]) -> Callable[[list[Any]], Any]:
+    """The function taking `agg`'s value from the flat totals (`at`: slot kind → position);
+    the same results as `final` on the same states."""
+    fn = agg.function
+    if fn == "mean":
+        total, count = at["fsum"] if "fsum" in at else at["isum"], at["count"]
+
+        def mean(totals: list[Any]) -> Any:
+            n = totals[count]
+            return totals[total] / n if n else None
+
+        return mean
+    if fn == "last":
+        last = at["last"]
+        return lambda totals: None if totals[last] is None else totals[last][2]
+    if fn == "approx_count_distinct":
+        hll = at["hll"]
+        return lambda totals: hll_estimate(totals[hll])
+    (position,) = at.values()
+    return operator.itemgetter(position)
