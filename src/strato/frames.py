@@ -400,6 +400,7 @@ def conform_batch(
     *,
     max_future_seconds: float | None = None,
     screen: Callable[[pa.Table], pa.Table] | None = None,
+    carry: Sequence[str] = (),
 ) -> Batch:
     """Validate a batch for `view`: join keys, event_timestamp, features (and created time).
 
@@ -408,6 +409,10 @@ def conform_batch(
     it writes nothing. `screen` (the store's data-quality pass) sees the rows once they are
     cast, before rows of one (keys, event time) are reduced to the last, and returns the
     rows to keep (or raises).
+
+    `carry` names columns of `data` that are no part of the view but must follow its rows
+    (the store's own bookkeeping, e.g. where streamed rows came from): taken as they are,
+    kept or dropped with their rows, last in `rows`; the caller takes them off.
     """
     types = {f.name: f.dtype.to_arrow() for f in (*view.join_keys, *view.schema)}
     created_name = view.created_timestamp_column
@@ -419,7 +424,7 @@ def conform_batch(
         raise SchemaError(f"{where}: duplicate column names in {table.column_names}")
     ts_name = view.timestamp_field
     expected = {*view.join_key_names, ts_name, *view.feature_names, *([created_name] if created_name else [])}
-    unknown = [c for c in table.column_names if c not in expected]
+    unknown = [c for c in table.column_names if c not in expected and c not in carry]
     if unknown:
         hint = ""
         if any(word in c.lower() for c in unknown for word in _LOOKS_LIKE_WRITE_TIME):
@@ -456,11 +461,13 @@ def conform_batch(
     identity = [*view.join_key_names, EVENT_TIMESTAMP]
     if created_name:
         columns[CREATED_TIMESTAMP] = _time_column(table, created_name, where, "created time", max_future_seconds)
+        columns.update((name, table.column(name)) for name in carry)
         out = pa.table(columns)
         if screen is not None:
             out = screen(out)
         _refuse_exact_ties(out, [*identity, CREATED_TIMESTAMP], where, created_name)
         return Batch(out)
+    columns.update((name, table.column(name)) for name in carry)
     out = pa.table(columns)
     if screen is not None:
         out = screen(out)

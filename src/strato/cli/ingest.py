@@ -59,6 +59,7 @@ def ingest(
     from strato.definitions.kafka_source import KafkaSource
     from strato.streaming.consumer import IngestOptions, Ingestor
     from strato.streaming.metrics import IngestMetrics
+    from strato.streaming.tiles import StreamPositions
 
     def say(line: str) -> None:
         render.err_console.print(line, highlight=False, markup=False, soft_wrap=True)
@@ -74,8 +75,10 @@ def ingest(
         if batch_rows < 1 or batch_seconds <= 0 or compact_every < 0:
             raise UserError("--batch-rows and --batch-seconds must be positive, --compact-every 0 or more")
 
-        def write(view: FeatureView, rows: Any, to: str, offsets: Mapping[str, int] | None) -> None:
-            store.write(view.name, rows, to=to, stream_offsets=offsets)  # type: ignore[arg-type]
+        def write(
+            view: FeatureView, rows: Any, to: str, offsets: Mapping[str, int] | None, positions: StreamPositions
+        ) -> None:
+            store.write(view.name, rows, to=to, stream_offsets=offsets, stream_positions=positions)  # type: ignore[arg-type]
 
         metrics = IngestMetrics()
         if metrics_port is not None:

@@ -47,6 +47,7 @@ from strato.store.training_sets import RebuildResult, SavedTrainingSet, Training
 from strato.store.upkeep import Upkeep, VacuumReport
 from strato.store.versions import VersionMover
 from strato.store.write_clock import CLOCK_FILE, WriteClock
+from strato.streaming.tiles import StreamPositions
 from strato.types import TIMESTAMP_ARROW, TableVersion
 
 if TYPE_CHECKING:
@@ -292,6 +293,7 @@ class FeatureStore:
         to: WriteTarget | None = None,
         idempotency_key: str | None = None,
         stream_offsets: Mapping[str, int] | None = None,
+        stream_positions: StreamPositions | None = None,
     ) -> WriteResult:
         """Validate `data` against the view, append it to history, upsert the online store.
 
@@ -309,6 +311,8 @@ class FeatureStore:
 
         `stream_offsets` (application id → version; `strato ingest` gives its consumed Kafka
         offsets) are recorded in the same Delta commit as the rows (`DeltaTables.append`).
+        `stream_positions` (one per row of `data`, an Arrow table) say where each streamed row
+        came from, so windowed-aggregation tiles merge each event once across replays.
         """
         self._check_writable("write")
         fv = self.catalog.current(view)
@@ -323,7 +327,19 @@ class FeatureStore:
         if idempotency_key is not None and (not isinstance(idempotency_key, str) or not idempotency_key):
             raise UserError(f"idempotency_key must be a non-empty string, got {idempotency_key!r}")
         quality = Screen(fv) if fv.has_expectations else None
-        batch = frames.conform_batch(fv, data, max_future_seconds=self.config.max_future_seconds, screen=quality)
+        carry: tuple[str, ...] = ()
+        if stream_positions is not None:
+            data, carry = _with_positions(fv, data, stream_positions)
+        batch = frames.conform_batch(
+            fv, data, max_future_seconds=self.config.max_future_seconds, screen=quality, carry=carry
+        )
+        positions = None
+        if carry:
+            rows = batch.rows
+            positions = StreamPositions(rows.column(carry[0]).to_pylist(), rows.column(carry[1]).to_pylist())
+            batch = dataclasses.replace(batch, rows=rows.drop_columns(list(carry)))
+            if quality is not None and quality.set_aside is not None:
+                quality.set_aside = quality.set_aside.drop_columns(list(carry))
         rows = batch.rows
         if quality is not None:
             quality.keep_aside(self.delta, idempotency_key)  # before the batch: if it fails, nothing is written
@@ -343,7 +359,9 @@ class FeatureStore:
                 # is not known to have finished (docs/concepts.md, "Windowed aggregations").
                 progress = self._materializer.status(fv)[0] if fv.aggregations else None
                 tiles = progress is None or progress.version < earlier_version
-                redone, _ = self._write_online(fv, rows, created, earlier_version, None, tiles=tiles)
+                redone, _ = self._write_online(
+                    fv, rows, created, earlier_version, None, tiles=tiles, positions=positions
+                )
             return WriteResult(
                 fv.name, rows.num_rows, earlier_version, redone, already_written=True, superseded=batch.superseded
             )
@@ -363,7 +381,7 @@ class FeatureStore:
                 version = append()
         changed = 0
         if "online" in to:
-            changed, version = self._write_online(fv, rows, created, version, history)
+            changed, version = self._write_online(fv, rows, created, version, history, positions=positions)
         quarantined = quality.quarantined if quality else 0
         if stats is not None and version is not None:
             record_stats(self.registry, fv, version, rows.num_rows, stats, quarantined)
@@ -390,6 +408,7 @@ class FeatureStore:
         history: Future[TableVersion] | None,
         *,
         tiles: bool = True,
+        positions: StreamPositions | None = None,
     ) -> tuple[int, TableVersion | None]:
         """The online step of a write, after (or while) its history commit lands: (keys
         changed, the table version committed).
@@ -405,7 +424,7 @@ class FeatureStore:
                     version = _committed(history)
             changed = self.online_store.write(fv.table_name, keys, values, ttl=fv.ttl)
             if fv.aggregations and tiles:
-                self._tiles.apply(self.online_store, fv, rows, created)
+                self._tiles.apply(self.online_store, fv, rows, created, positions)
         except BaseException as exc:
             if version is None:
                 raise  # history untouched (or none asked for): nothing is out of step
@@ -864,3 +883,19 @@ def _whoami() -> str:
         return getpass.getuser()
     except (KeyError, OSError):
         return "unknown"
+
+
+_SOURCE_COLUMN, _OFFSET_COLUMN = "__strato_stream_source", "__strato_stream_offset"
+
+
+def _with_positions(fv: FeatureView, data: Any, positions: StreamPositions) -> tuple[pa.Table, tuple[str, str]]:
+    """`data` with its rows' stream positions as two columns `conform_batch` carries along."""
+    if not isinstance(data, pa.Table):
+        raise UserError(f"write to {fv.name!r}: stream_positions need the rows as a pyarrow Table")
+    if len(positions.sources) != data.num_rows:
+        raise UserError(f"write to {fv.name!r}: {len(positions.sources)} stream positions for {data.num_rows} rows")
+    table = data.append_column(_SOURCE_COLUMN, pa.array(positions.sources, pa.string()))
+    return table.append_column(_OFFSET_COLUMN, pa.array(positions.offsets, pa.int64())), (
+        _SOURCE_COLUMN,
+        _OFFSET_COLUMN,
+    )

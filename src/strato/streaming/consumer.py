@@ -33,9 +33,10 @@ from strato.errors import BackendUnavailable, SchemaError, UserError
 from strato.offline.delta import DeltaTables
 from strato.streaming.decode import DeadLetter, MessageDecoder, client_config
 from strato.streaming.metrics import IngestMetrics
+from strato.streaming.tiles import StreamPositions
 
-#: Write one view's rows: (view, rows, target, Delta app transactions or None).
-WriteFn = Callable[[FeatureView, pa.Table, str, Mapping[str, int] | None], None]
+#: Write one view's rows: (view, rows, target, Delta app transactions or None, where each row came from).
+WriteFn = Callable[[FeatureView, pa.Table, str, Mapping[str, int] | None, StreamPositions], None]
 #: Check rows as the write would, writing nothing: `SchemaError` if it would refuse them.
 CheckFn = Callable[[FeatureView, pa.Table], None]
 
@@ -347,7 +348,9 @@ class Ingestor:
         for partition, offset in zip(partitions, offsets, strict=True):
             ends[partition] = offset + 1
         target = "online_and_offline" if view.online and view.offline else "online" if view.online else "offline"
-        chosen = rows
+        sources = [f"{topic}:{partitions[i]}" for i in kept]
+        row_offsets = [offsets[i] for i in kept]
+        chosen, positions = rows, StreamPositions(sources, row_offsets)
         transactions: dict[str, int] | None = None
         if view.offline:
             ids = {p: offset_app_id(group, topic, p) for p in ends}
@@ -355,22 +358,21 @@ class Ingestor:
             below = {p: in_table[ids[p]] or 0 for p in ends}
             if any(below.values()):
                 row_partitions = np.asarray(partitions, dtype=np.int64)[kept]
-                row_offsets = np.asarray(offsets, dtype=np.int64)[kept]
                 floor = np.zeros(len(kept), dtype=np.int64)
                 for p, offset in below.items():
                     floor[row_partitions == p] = offset
-                replayed = row_offsets < floor
+                replayed = np.asarray(row_offsets, dtype=np.int64) < floor
                 if replayed.any():
                     if view.online:
-                        self.write(view, rows.filter(pa.array(replayed)), "online", None)
-                    chosen = rows.filter(pa.array(~replayed))
+                        self.write(view, rows.filter(pa.array(replayed)), "online", None, positions.where(replayed))
+                    chosen, positions = rows.filter(pa.array(~replayed)), positions.where(~replayed)
             transactions = {ids[p]: ends[p] for p in ends if ends[p] > below[p]}
             for p in ends:
                 if ends[p] > below[p] and p in state.watermarks:
                     transactions[watermark_app_id(group, topic, p)] = state.watermarks[p]
         if chosen.num_rows == 0:
             return
-        self.write(view, chosen, target, transactions or None)
+        self.write(view, chosen, target, transactions or None, positions)
         state.rows += chosen.num_rows
         self.totals.rows += chosen.num_rows
         newest = int(pa.compute.max(chosen.column(view.timestamp_field)).cast(pa.int64()).as_py())

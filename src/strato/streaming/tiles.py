@@ -345,6 +345,24 @@ class TileLayout:
 # ---------------------------------------------------------------------- one entity's tiles
 
 
+@dataclass(frozen=True)
+class StreamPositions:
+    """Where each row of a streamed batch came from: its source (``topic:partition``) and its
+    offset in it, so the tiles merge every event once across replays (`EntityTiles.marks`)."""
+
+    sources: list[str]
+    offsets: list[int]
+
+    def __post_init__(self) -> None:
+        if len(self.sources) != len(self.offsets):
+            raise ValueError(f"{len(self.sources)} sources for {len(self.offsets)} offsets")
+
+    def where(self, mask: Iterable[bool]) -> StreamPositions:
+        """The positions of the rows `mask` keeps."""
+        keep = [i for i, chosen in enumerate(mask) if chosen]
+        return StreamPositions([self.sources[i] for i in keep], [self.offsets[i] for i in keep])
+
+
 class EntityTiles:
     """One entity's tiles and pending events, as kept in its online row.
 
@@ -352,20 +370,33 @@ class EntityTiles:
     `pending` holds events stamped later than the write that brought them (a producer clock
     ahead of this machine's): they join their tile once a write's clock passes them, and a
     read at ``t`` counts those with event time ``<= t``, so they never count early.
+
+    `marks` maps a stream source (``topic:partition``) to the greatest offset of it merged
+    into these tiles: a source delivers an entity's events in offset order, so an event at or
+    below its source's mark is already counted, and a replay after a crash (`strato ingest`
+    restarting from older committed offsets) skips it instead of counting it twice.
     """
 
-    __slots__ = ("groups", "layout", "pending")
+    __slots__ = ("groups", "layout", "marks", "pending")
 
-    def __init__(self, layout: TileLayout, groups: list[dict[int, list[Any]]], pending: list[list[Any]]):
+    def __init__(
+        self,
+        layout: TileLayout,
+        groups: list[dict[int, list[Any]]],
+        pending: list[list[Any]],
+        marks: dict[str, int] | None = None,
+    ):
         self.layout = layout
         self.groups = groups
         self.pending = pending
+        self.marks: dict[str, int] = {} if marks is None else marks
 
     @classmethod
     def new(cls, layout: TileLayout) -> EntityTiles:
         return cls(layout, [{} for _ in layout.groups], [])
 
-    # -- packing: [FORMAT, [[tile_us, [slot names], [[index, state, ...], ...]], ...], pending, columns]
+    # -- packing: [FORMAT, [[tile_us, [slot names], [[index, state, ...], ...]], ...], pending, columns, marks]
+    # (rows written before marks existed have no fifth item: no source has been merged)
 
     def to_data(self) -> list[Any]:
         return [
@@ -376,6 +407,7 @@ class EntityTiles:
             ],
             self.pending,
             list(self.layout.columns),
+            self.marks,
         ]
 
     @classmethod
@@ -406,7 +438,16 @@ class EntityTiles:
         if list(data[3]) != list(layout.columns):
             at = {c: i for i, c in enumerate(data[3])}
             pending = [[ts, cr, [vals[at[c]] if c in at else None for c in layout.columns]] for ts, cr, vals in pending]
-        return cls(layout, groups, pending)
+        return cls(layout, groups, pending, dict(data[4]) if len(data) > 4 else {})
+
+    def unmerged(self, indices: Sequence[int], sources: Sequence[str], offsets: Sequence[int]) -> list[int]:
+        """The `indices` (into per-event `sources` and `offsets`, in offset order per source)
+        of events not yet merged, by the marks; the marks then cover them all."""
+        marks = self.marks
+        fresh = [i for i in indices if offsets[i] > marks.get(sources[i], -1)]
+        for i in fresh:
+            marks[sources[i]] = max(marks.get(sources[i], -1), offsets[i])
+        return fresh
 
     # -- writes
 
