@@ -9,7 +9,6 @@ the batch in hand, commit it and leave the consumer group cleanly.
 from __future__ import annotations
 
 import signal
-from collections.abc import Mapping
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -57,9 +56,8 @@ def ingest(
     from strato.cli.main import _open
     from strato.definitions.feature_view import FeatureView
     from strato.definitions.kafka_source import KafkaSource
-    from strato.streaming.consumer import IngestOptions, Ingestor
+    from strato.streaming.consumer import IngestOptions, Ingestor, StreamCommit
     from strato.streaming.metrics import IngestMetrics
-    from strato.streaming.tiles import StreamPositions
 
     def say(line: str) -> None:
         render.err_console.print(line, highlight=False, markup=False, soft_wrap=True)
@@ -75,10 +73,15 @@ def ingest(
         if batch_rows < 1 or batch_seconds <= 0 or compact_every < 0:
             raise UserError("--batch-rows and --batch-seconds must be positive, --compact-every 0 or more")
 
-        def write(
-            view: FeatureView, rows: Any, to: str, offsets: Mapping[str, int] | None, positions: StreamPositions
-        ) -> None:
-            store.write(view.name, rows, to=to, stream_offsets=offsets, stream_positions=positions)  # type: ignore[arg-type]
+        def write(view: FeatureView, rows: Any, to: str, commit: StreamCommit) -> None:
+            store.write(
+                view.name,
+                rows,
+                to=to,  # type: ignore[arg-type]
+                stream_offsets=commit.offsets,
+                expected_offsets=commit.expected,
+                stream_positions=commit.positions,
+            )
 
         metrics = IngestMetrics()
         if metrics_port is not None:

@@ -293,6 +293,7 @@ class FeatureStore:
         to: WriteTarget | None = None,
         idempotency_key: str | None = None,
         stream_offsets: Mapping[str, int] | None = None,
+        expected_offsets: Mapping[str, int | None] | None = None,
         stream_positions: StreamPositions | None = None,
     ) -> WriteResult:
         """Validate `data` against the view, append it to history, upsert the online store.
@@ -310,8 +311,10 @@ class FeatureStore:
         online step is redone, and the result says `already_written`.
 
         `stream_offsets` (application id → version; `strato ingest` gives its consumed Kafka
-        offsets) are recorded in the same Delta commit as the rows (`DeltaTables.append`).
-        `stream_positions` (one per row of `data`, an Arrow table) say where each streamed row
+        offsets) are recorded in the same Delta commit as the rows (`DeltaTables.append`);
+        `expected_offsets` (application id → the version the writer read) fence them: if
+        history moved on meanwhile (another consumer wrote them), `OffsetsMovedError` and
+        nothing is written. `stream_positions` (one per row of `data`, an Arrow table) say where each streamed row
         came from, so windowed-aggregation tiles merge each event once across replays.
         """
         self._check_writable("write")
@@ -371,7 +374,9 @@ class FeatureStore:
         version: TableVersion | None = None
         history: Future[TableVersion] | None = None
         if "offline" in to:
-            append = functools.partial(self._append, fv, stamped, idempotency_key, created_us, stream_offsets)
+            append = functools.partial(
+                self._append, fv, stamped, idempotency_key, created_us, stream_offsets, expected_offsets
+            )
             if "online" in to and rows.num_rows >= OVERLAP_MIN_ROWS:
                 # The Delta commit (Parquet encoding, in Rust, without the GIL) runs while this
                 # thread encodes the online values; the online store is written only once the
@@ -833,12 +838,18 @@ class FeatureStore:
         idempotency_key: str | None,
         created_us: int,
         transactions: Mapping[str, int] | None = None,
+        expected_transactions: Mapping[str, int | None] | None = None,
     ) -> TableVersion:
         """One history commit; if a newer version of the view retired this storage meanwhile,
         the definitions are re-read at once, so the caller's next write goes to it."""
         try:
             return self.delta.append(
-                fv.table_name, rows, idempotency_key=idempotency_key, created_us=created_us, transactions=transactions
+                fv.table_name,
+                rows,
+                idempotency_key=idempotency_key,
+                created_us=created_us,
+                transactions=transactions,
+                expected_transactions=expected_transactions,
             )
         except ConflictError:
             self.catalog.invalidate()

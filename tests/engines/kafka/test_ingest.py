@@ -438,3 +438,51 @@ def test_a_row_only_the_online_store_refuses_is_dead_lettered_alone(repo: Path, 
     headers = dict(dead[0].headers())
     assert headers["strato.source.offset"] == b"23"
     assert b"bytes encoded" in headers["strato.reason"]
+
+
+def test_a_rival_owner_writing_the_same_offsets_first_fences_the_batch(repo: Path, servers: str) -> None:
+    """Two consumers briefly owning one partition (a zombie past its session, a new owner)
+    read the same offsets from history; the one that commits second is refused whole
+    (`OffsetsMovedError`), reads the offsets again, and writes only what history lacks."""
+    from strato.errors import OffsetsMovedError
+    from strato.streaming.consumer import IngestOptions, Ingestor, StreamCommit
+
+    topic = harness.new_topic(partitions=2)
+    view = swipes_view(topic, servers, aggregations=AGGREGATIONS)
+    apply(repo, view)
+    evs = events(4000, users=40, seed=9)
+    produce(servers, topic, [encode(e) for e in evs], partitions=2)
+    fenced: list[str] = []
+    with FeatureStore(repo) as store:
+
+        def write(fv: FeatureView, rows: Any, to: str, commit: StreamCommit) -> None:
+            def ours() -> None:
+                store.write(
+                    fv.name,
+                    rows,
+                    to=to,  # type: ignore[arg-type]
+                    stream_offsets=commit.offsets,
+                    expected_offsets=commit.expected,
+                    stream_positions=commit.positions,
+                )
+
+            if commit.offsets and len(fenced) < 3:
+                ours()  # the rival: same rows, same offsets read, committed first
+                with pytest.raises(OffsetsMovedError, match="another writer recorded it first"):
+                    ours()
+                fenced.append(fv.name)
+                raise OffsetsMovedError("fenced")  # what our own write raised: the consumer retries
+            ours()
+
+        ingestor = Ingestor(
+            [store.get_feature_view("swipes")],
+            write=write,
+            delta=store.delta,
+            repo=repo,
+            options=IngestOptions(group_id="fence", batch_rows=500, batch_seconds=0.05, stop_at_end=True),
+            say=lambda line: None,
+        )
+        ingestor.run()
+    assert len(fenced) == 3
+    check_exactly_once(repo, evs, users=40)
+    check_aggregates(repo, evs, users=40)
