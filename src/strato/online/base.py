@@ -80,6 +80,15 @@ class OnlineStore(abc.ABC):
     def read(self, table: str, keys: Sequence[bytes]) -> list[bytes | None]:
         """The stored value for each key, or None where absent; one engine round trip."""
 
+    def read_tables(self, requests: Sequence[tuple[str, Sequence[bytes]]]) -> list[list[bytes | None]]:
+        """`read` of several tables at once: per (table, keys) request, the values in order.
+
+        A lookup of features from several views asks for one entity in each: backends that can
+        answer every request in one round trip (one MGET, one pipeline per node, one batch
+        read, one snapshot) override this, so a request costs one trip, not one per view.
+        """
+        return [self.read(table, keys) for table, keys in requests]
+
     @abc.abstractmethod
     def prune(self, table: str, older_than_us: int) -> int:
         """Delete the values of `table` whose event time is before `older_than_us`; how many.

@@ -1,5 +1,5 @@
-"""`get_online_features`, the hot path: a cached plan per request, one engine read per view,
-values decoded only when the caller converts the response.
+"""`get_online_features`, the hot path: a cached plan per request, one engine call for all
+its views (`OnlineStore.read_tables`), values decoded only when the caller converts the response.
 
 A plan (views, codecs, output columns) is built once per feature list and reused until the
 catalog's definitions change (`Catalog.generation`), so a long-running server follows another
@@ -85,12 +85,16 @@ class OnlineReader:
         store = self._online_store()
         parts = []
         keys_by_group: dict[int, list[bytes]] = {}
+        requests = []
         for vp in plan.views:
             # Views sharing join keys (the usual case) share one encoding of the entity rows.
             keys = keys_by_group.get(vp.key_group)
             if keys is None:
                 keys = keys_by_group[vp.key_group] = vp.codec.keys.encode_rows(rows)
-            values = store.read(vp.table_name, keys)
+            requests.append((vp.table_name, keys))
+        # Every view in one call: one round trip (or one snapshot) where the backend can.
+        answers = [store.read(*requests[0])] if len(requests) == 1 else store.read_tables(requests)
+        for vp, values in zip(plan.views, answers, strict=True):
             if vp.aggregate is not None:
                 parts.append(vp.aggregate.result(values, now_us))
                 continue
