@@ -444,6 +444,7 @@ def test_a_rival_owner_writing_the_same_offsets_first_fences_the_batch(repo: Pat
     """Two consumers briefly owning one partition (a zombie past its session, a new owner)
     read the same offsets from history; the one that commits second is refused whole
     (`OffsetsMovedError`), reads the offsets again, and writes only what history lacks."""
+    from strato.cli.ingest import writer_for
     from strato.errors import OffsetsMovedError
     from strato.streaming.consumer import IngestOptions, Ingestor, StreamCommit
 
@@ -454,25 +455,16 @@ def test_a_rival_owner_writing_the_same_offsets_first_fences_the_batch(repo: Pat
     produce(servers, topic, [encode(e) for e in evs], partitions=2)
     fenced: list[str] = []
     with FeatureStore(repo) as store:
+        ours = writer_for(store)
 
         def write(fv: FeatureView, rows: Any, to: str, commit: StreamCommit) -> None:
-            def ours() -> None:
-                store.write(
-                    fv.name,
-                    rows,
-                    to=to,  # type: ignore[arg-type]
-                    stream_offsets=commit.offsets,
-                    expected_offsets=commit.expected,
-                    stream_positions=commit.positions,
-                )
-
             if commit.offsets and len(fenced) < 3:
-                ours()  # the rival: same rows, same offsets read, committed first
+                ours(fv, rows, to, commit)  # the rival: same rows, same offsets read, committed first
                 with pytest.raises(OffsetsMovedError, match="another writer recorded it first"):
-                    ours()
+                    ours(fv, rows, to, commit)
                 fenced.append(fv.name)
                 raise OffsetsMovedError("fenced")  # what our own write raised: the consumer retries
-            ours()
+            ours(fv, rows, to, commit)
 
         ingestor = Ingestor(
             [store.get_feature_view("swipes")],
