@@ -21,6 +21,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
+from strato.access import Resource
 from strato.access import service as service_resource
 from strato.access import view as view_resource
 from strato.errors import UserError
@@ -33,6 +34,8 @@ from strato.store import FeatureStore
 from strato.store.results import WriteTarget
 
 _JSON = "application/json"
+_RESOURCE_CACHE = 1024
+"""Distinct feature lists whose views are remembered (a bound against clients sending random lists)."""
 Handler = Callable[[Request], Awaitable[Response]]
 
 
@@ -53,6 +56,7 @@ class _Server:
         self.metrics = ServerMetrics()
         self.authorizer = Authorizer(settings.auth)
         self._store = store
+        self._resources: dict[tuple[str, ...], list[Resource]] = {}
         if store is not None:
             store.access.delegate()  # each request's own token is checked here, by `authorize`
 
@@ -71,6 +75,17 @@ class _Server:
         if self._store is not None:
             self._store.close()
             self._store = None
+
+    def view_resources(self, features: list[str]) -> list[Resource]:
+        """The views a feature list reads, as access control names them: worked out once per
+        distinct list (a model asks for the same list on every request)."""
+        key = tuple(features)
+        found = self._resources.get(key)
+        if found is None:
+            if len(self._resources) >= _RESOURCE_CACHE:
+                self._resources.clear()
+            found = self._resources[key] = [view_resource(v) for v in sorted({f.partition(":")[0] for f in features})]
+        return found
 
     def endpoint(self, name: str, fn: Handler) -> Handler:
         latency = self.metrics.latency.labels(name)
@@ -127,7 +142,7 @@ class _Server:
             wanted = store.get_feature_service(service_name)
         else:
             assert features is not None
-            authorize(request, "read", [view_resource(v) for v in sorted({f.partition(":")[0] for f in features})])
+            authorize(request, "read", self.view_resources(features))
             wanted = features
         try:
             response = store.get_online_features(wanted, entities, full_feature_names=full_names)
