@@ -173,6 +173,9 @@ class _Server:
         body = await self.body(request)
         view = feast.field(body, "feature_view_name", str, "the name of a feature view")
         df, n = feast.columns(body, "df", self.settings.max_batch_rows)
+        if feast.FEAST_CREATED in df:
+            authorize(request, "write", [view_resource(view)])  # before naming what the view holds
+            df = feast.created_column(df, self.store.get_feature_view(view).created_timestamp_column)
         return await self._write(request, view, df, n, "online")
 
     async def health(self, request: Request) -> Response:

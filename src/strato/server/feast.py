@@ -31,6 +31,27 @@ def _iso(us: int) -> str:
     return f"{text}.{micros:06d}Z" if micros else f"{text}Z"
 
 
+FEAST_CREATED: Final = "created"
+"""The column of created timestamps Feast's remote store sends with each write."""
+
+
+def created_column(df: dict[str, list[Any]], declared: str | None) -> dict[str, list[Any]]:
+    """`df` with Feast's ``created`` column made the view's own, or dropped.
+
+    Feast's remote online store always sends ``created`` (null where its source declares no
+    created-timestamp column). Where the view declares one, the column takes its name; where
+    not, it goes, and ties are broken by Strato's write order (design rule 10), as for any write
+    to such a view.
+    """
+    if declared == FEAST_CREATED:
+        return df
+    df = dict(df)
+    created = df.pop(FEAST_CREATED)
+    if declared is not None and declared not in df and any(v is not None for v in created):
+        df[declared] = created
+    return df
+
+
 def field(body: Mapping[str, Any], name: str, kind: type | tuple[type, ...], what: str) -> Any:
     value = body.get(name)
     if value is None:
