@@ -3,19 +3,27 @@
 Every route runs inside `_endpoint`, which times it, authorizes it (`auth.authorize`, the one
 seam for access control), and turns any exception into a JSON error (`error_responses`):
 a bad request never takes the worker down and never sees a traceback.
+
+Backend calls that can hang (every write; reads of a networked online store, one that
+declares `Capabilities.remote`) run on a thread pool under `ServerSettings.backend_timeout_s`:
+past it the request gets a 504 and the event loop goes on serving, while the stuck call
+finishes (or fails) on its thread. Reads of an embedded store (LMDB) stay inline: they answer
+from memory in microseconds, and a thread hop would cost more than the read.
 """
 
 from __future__ import annotations
 
+import asyncio
+import functools
 import os
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
-from typing import Any, cast
+from typing import Any, TypeVar, cast
 
 import orjson
 from starlette.applications import Starlette
-from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import Response
@@ -34,6 +42,9 @@ from strato.store.results import WriteTarget
 
 _JSON = "application/json"
 Handler = Callable[[Request], Awaitable[Response]]
+T = TypeVar("T")
+BACKEND_THREADS = 16
+"""Backend calls one worker runs at once; more wait their turn (within the same timeout)."""
 
 
 def _json(data: Any, status: int = 200) -> Response:
@@ -53,6 +64,8 @@ class _Server:
         self.metrics = ServerMetrics()
         self.authorizer = Authorizer(settings.auth)
         self._store = store
+        self._remote: bool | None = None  # whether online reads go through `call` (known once open)
+        self._calls = ThreadPoolExecutor(BACKEND_THREADS, thread_name_prefix="strato-backend")
         if store is not None:
             store.access.delegate()  # each request's own token is checked here, by `authorize`
 
@@ -67,10 +80,32 @@ class _Server:
             self._store = FeatureStore(self.settings.repo)
             self._store.access.delegate()
 
+    def stop_calls(self) -> None:
+        """Stop the backend pool: calls not started are dropped, stuck ones are left to end."""
+        self._calls.shutdown(wait=False, cancel_futures=True)
+
     def close(self) -> None:
         if self._store is not None:
             self._store.close()
             self._store = None
+
+    async def call(self, what: str, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+        """`fn(*args, **kwargs)` on the backend pool, answered 504 past the backend timeout."""
+        timeout = self.settings.backend_timeout_s
+        future = asyncio.get_running_loop().run_in_executor(self._calls, functools.partial(fn, *args, **kwargs))
+        try:
+            return await asyncio.wait_for(future, timeout)
+        except TimeoutError:
+            raise HTTPError(
+                504,
+                f"{what} did not finish within {timeout:g} s (server.backend_timeout_s): the backend is slow "
+                "or stopped; the server keeps serving, retry later",
+            ) from None
+
+    def remote_reads(self, store: FeatureStore) -> bool:
+        if self._remote is None:
+            self._remote = type(store.online_store).capabilities.remote
+        return self._remote
 
     def endpoint(self, name: str, fn: Handler) -> Handler:
         latency = self.metrics.latency.labels(name)
@@ -130,7 +165,16 @@ class _Server:
             authorize(request, "read", [view_resource(v) for v in sorted({f.partition(":")[0] for f in features})])
             wanted = features
         try:
-            response = store.get_online_features(wanted, entities, full_feature_names=full_names)
+            if self.remote_reads(store):
+                response = await self.call(
+                    f"a read of the {store.config.online_type} online store",
+                    store.get_online_features,
+                    wanted,
+                    entities,
+                    full_feature_names=full_names,
+                )
+            else:
+                response = store.get_online_features(wanted, entities, full_feature_names=full_names)
         except KeyError as exc:
             raise HTTPError(400, f"entities: missing join key {exc}") from None
         missing = [k for k in response.key_names if k not in entities]
@@ -151,7 +195,7 @@ class _Server:
         import pyarrow as pa
 
         try:
-            result = await run_in_threadpool(self.store.write, view, df, to=to)
+            result = await self.call(f"the write to {view!r}", self.store.write, view, df, to=to)
         except pa.ArrowException as exc:  # columns Arrow cannot type (mixed values): the client's data
             raise UserError(f"df: {' '.join(str(exc).splitlines())[:300]}") from None
         self.metrics.rows_written.inc(n)
@@ -216,6 +260,7 @@ def create_app(settings: ServerSettings | None = None, store: FeatureStore | Non
         try:
             yield
         finally:
+            server.stop_calls()
             if own_store:
                 server.close()
 
