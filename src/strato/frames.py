@@ -546,3 +546,15 @@ def conform_spine(entity_df: Any, key_fields: Sequence[Field], timestamp_field: 
         raise SchemaError(f"{where}, column {timestamp_field!r}, row {_first_null(ts)}: event time is null")
     columns[timestamp_field] = ts
     return pa.table(columns)
+
+
+def newest_time(values: Sequence[Any]) -> int | None:
+    """The latest of a written column of times (as `conform` reads them: ISO text, naive = UTC,
+    datetimes, Arrow timestamps), in µs since the epoch; None when there is none or it does
+    not parse (a caller that has already written the column has had it checked)."""
+    try:
+        column = _cast_timestamp(pa.chunked_array([pa.array(values)]), "times")
+    except (SchemaError, pa.ArrowException):
+        return None
+    newest = pc.max(column.cast(pa.int64())).as_py()
+    return None if newest is None else int(newest)

@@ -35,6 +35,7 @@ from strato.errors import UserError
 from strato.server import feast
 from strato.server.auth import Authorizer, authorize
 from strato.server.error_responses import HTTPError, error_response, status_of
+from strato.server.freshness import Freshness
 from strato.server.metrics import CONTENT_TYPE, ServerMetrics
 from strato.server.settings import ServerSettings
 from strato.store import FeatureStore
@@ -62,6 +63,7 @@ class _Server:
     def __init__(self, settings: ServerSettings, store: FeatureStore | None):
         self.settings = settings
         self.metrics = ServerMetrics()
+        self.freshness = Freshness()
         self.authorizer = Authorizer(settings.auth)
         self._store = store
         self._remote: bool | None = None  # whether online reads go through `call` (known once open)
@@ -195,12 +197,19 @@ class _Server:
         import pyarrow as pa
 
         try:
-            result = await self.call(f"the write to {view!r}", self.store.write, view, df, to=to)
+            result = await self.call(f"the write to {view!r}", self._write_now, view, df, to)
         except pa.ArrowException as exc:  # columns Arrow cannot type (mixed values): the client's data
             raise UserError(f"df: {' '.join(str(exc).splitlines())[:300]}") from None
         self.metrics.rows_written.inc(n)
         rows = getattr(result, "rows", n)
         return _json({"status": "ok", "feature_view": view, "rows": rows, "to": to})
+
+    def _write_now(self, view: str, df: dict[str, list[Any]], to: WriteTarget) -> Any:
+        """The write, then its freshness: on the backend pool, as one call."""
+        store = self.store
+        result = store.write(view, df, to=to)
+        self.freshness.wrote(view, df.get(store.get_feature_view(view).timestamp_field))
+        return result
 
     async def push(self, request: Request) -> Response:
         body = await self.body(request)
@@ -229,6 +238,9 @@ class _Server:
 
     async def metrics_text(self, request: Request) -> Response:
         authorize(request, "metrics")
+        store = self.store
+        views = await self.call("reading the views' freshness", self.freshness.views, store)
+        self.metrics.set_freshness(views, time.time())
         return Response(self.metrics.render(), media_type=CONTENT_TYPE)
 
     async def list_entities(self, request: Request) -> Response:
