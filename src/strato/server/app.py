@@ -164,8 +164,9 @@ class _Server:
             wanted = store.get_feature_service(service_name)
         else:
             assert features is not None
-            authorize(request, "read", [view_resource(v) for v in sorted({f.partition(":")[0] for f in features})])
             wanted = features
+            # The store's own answer (views named, on-demand views and their sources): the SDK checks the same.
+            authorize(request, "read", store.read_resources(features))
         try:
             if self.remote_reads(store):
                 response = await self.call(
@@ -251,6 +252,11 @@ class _Server:
         authorize(request, "list")
         return _listing("feature_views", [v.to_spec() for v in self.store.list_feature_views()])
 
+    async def list_on_demand_feature_views(self, request: Request) -> Response:
+        authorize(request, "list")
+        views = self.store.list_on_demand_feature_views()
+        return _listing("on_demand_feature_views", [v.to_spec() for v in views])
+
     async def list_feature_services(self, request: Request) -> Response:
         authorize(request, "list")
         return _listing("feature_services", [s.to_spec() for s in self.store.list_feature_services()])
@@ -288,6 +294,12 @@ def create_app(settings: ServerSettings | None = None, store: FeatureStore | Non
         route("/list/entities", "list-entities", server.list_entities, "GET"),
         route("/list/feature-views", "list-feature-views", server.list_feature_views, "GET"),
         route("/list/feature-services", "list-feature-services", server.list_feature_services, "GET"),
+        route(
+            "/list/on-demand-feature-views",
+            "list-on-demand-feature-views",
+            server.list_on_demand_feature_views,
+            "GET",
+        ),
     ]
 
     async def http_error(_: Request, exc: Exception) -> Response:
