@@ -215,3 +215,16 @@ def test_unknown_route_and_method_are_json(limited: httpx.Client) -> None:
     r = limited.get("/get-online-features")
     assert r.status_code == 405
     assert "error" in r.json()
+
+
+def test_feasts_created_column_becomes_the_views_own_or_goes() -> None:
+    """Feast's remote store sends ``created`` with every write (null without a created column)."""
+    from strato.server.feast import created_column
+
+    df = {"user_id": [1, 2], "created": ["2026-01-01T00:00:00", None]}
+    assert created_column(df, None) == {"user_id": [1, 2]}  # no created column: write order breaks ties
+    assert created_column(df, "ingested_at") == {"user_id": [1, 2], "ingested_at": df["created"]}
+    assert created_column({"user_id": [1], "created": [None]}, "ingested_at") == {"user_id": [1]}  # nothing to keep
+    assert created_column(df, "created") is df
+    with_own = {"user_id": [1], "created": ["x"], "ingested_at": ["y"]}
+    assert created_column(with_own, "ingested_at") == {"user_id": [1], "ingested_at": ["y"]}  # the frame's own wins

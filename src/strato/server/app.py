@@ -193,23 +193,36 @@ class _Server:
             self.metrics.service_latency.labels(service_name).observe(time.perf_counter() - start)
         return answer
 
-    async def _write(self, request: Request, view: str, df: dict[str, list[Any]], n: int, to: WriteTarget) -> Response:
+    async def _write(
+        self,
+        request: Request,
+        view: str,
+        df: dict[str, list[Any]],
+        n: int,
+        to: WriteTarget,
+        *,
+        from_feast: bool = False,
+    ) -> Response:
         authorize(request, "write", [view_resource(view)])
         import pyarrow as pa
 
         try:
-            result = await self.call(f"the write to {view!r}", self._write_now, view, df, to)
+            result = await self.call(f"the write to {view!r}", self._write_now, view, df, to, from_feast)
         except pa.ArrowException as exc:  # columns Arrow cannot type (mixed values): the client's data
             raise UserError(f"df: {' '.join(str(exc).splitlines())[:300]}") from None
         self.metrics.rows_written.inc(n)
         rows = getattr(result, "rows", n)
         return _json({"status": "ok", "feature_view": view, "rows": rows, "to": to})
 
-    def _write_now(self, view: str, df: dict[str, list[Any]], to: WriteTarget) -> Any:
-        """The write, then its freshness: on the backend pool, as one call."""
+    def _write_now(self, view: str, df: dict[str, list[Any]], to: WriteTarget, from_feast: bool) -> Any:
+        """The write, then its freshness: on the backend pool, as one call. `from_feast`: the
+        body came from Feast's remote online store, whose ``created`` column is mapped first."""
         store = self.store
+        fv = store.get_feature_view(view)
+        if from_feast and feast.FEAST_CREATED in df and feast.FEAST_CREATED not in fv.feature_names:
+            df = feast.created_column(df, fv.created_timestamp_column)
         result = store.write(view, df, to=to)
-        self.freshness.wrote(view, df.get(store.get_feature_view(view).timestamp_field))
+        self.freshness.wrote(view, df.get(fv.timestamp_field))
         return result
 
     async def push(self, request: Request) -> Response:
@@ -227,10 +240,7 @@ class _Server:
         body = await self.body(request)
         view = feast.field(body, "feature_view_name", str, "the name of a feature view")
         df, n = feast.columns(body, "df", self.settings.max_batch_rows)
-        if feast.FEAST_CREATED in df:
-            authorize(request, "write", [view_resource(view)])  # before naming what the view holds
-            df = feast.created_column(df, self.store.get_feature_view(view).created_timestamp_column)
-        return await self._write(request, view, df, n, "online")
+        return await self._write(request, view, df, n, "online", from_feast=True)
 
     async def health(self, request: Request) -> Response:
         authorize(request, "health")
