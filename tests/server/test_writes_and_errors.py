@@ -224,7 +224,7 @@ def test_feasts_created_column_becomes_the_views_own_or_goes() -> None:
     df = {"user_id": [1, 2], "created": ["2026-01-01T00:00:00", None]}
     assert created_column(df, None) == {"user_id": [1, 2]}  # no created column: write order breaks ties
     assert created_column(df, "ingested_at") == {"user_id": [1, 2], "ingested_at": df["created"]}
-    assert created_column({"user_id": [1], "created": [None]}, "ingested_at") == {"user_id": [1]}  # nothing to keep
+    assert created_column({"user_id": [1], "created": [None]}, "ingested_at") == {"user_id": [1], "ingested_at": [None]}
     assert created_column(df, "created") is df
     with_own = {"user_id": [1], "created": ["x"], "ingested_at": ["y"]}
     assert created_column(with_own, "ingested_at") == {"user_id": [1], "ingested_at": ["y"]}  # the frame's own wins

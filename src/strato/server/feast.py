@@ -39,16 +39,17 @@ def created_column(df: dict[str, list[Any]], declared: str | None) -> dict[str, 
     """`df` with Feast's ``created`` column made the view's own, or dropped.
 
     Feast's remote online store always sends ``created`` (null where its source declares no
-    created-timestamp column). Where the view declares one, the column takes its name; where
-    not, it goes, and ties are broken by Strato's write order (design rule 10), as for any write
-    to such a view.
+    created-timestamp column). Where the view declares one, the column takes its name (so the
+    Feast source must declare one too, or the write is refused naming the null created time);
+    where not, it goes, and ties are broken by Strato's write order (design rule 10), as for
+    any write to such a view.
     """
     if declared == FEAST_CREATED:
         return df
     df = dict(df)
     created = df.pop(FEAST_CREATED)
-    if declared is not None and declared not in df and any(v is not None for v in created):
-        df[declared] = created
+    if declared is not None and declared not in df:
+        df[declared] = created  # nulls too: the write then says the view needs its created times
     return df
 
 
