@@ -103,6 +103,11 @@ def _locate_unconvertible(data: Any, types: Mapping[str, pa.DataType]) -> tuple[
     for name, values in columns.items():
         if _converts(values):
             continue
+        # Times may come as text, cast later: checked value by value against the timestamp type,
+        # every text would look bad. A column mixing kinds is what Arrow refused: name the odd one.
+        mixed = _mixed_kinds(values) if name not in types or pa.types.is_timestamp(types[name]) else None
+        if mixed is not None:
+            return f", column {name!r}, {mixed}", True
         if name in types:
             for row, value in enumerate(values):
                 if value is not None and not _converts([value], types[name]):
@@ -116,6 +121,33 @@ def _locate_unconvertible(data: Any, types: Mapping[str, pa.DataType]) -> tuple[
                 high = mid
         return f", column {name!r}, row {low - 1}: cannot convert {show(values[low - 1])}", False
     return "", False
+
+
+def _kind_of(value: Any) -> str:
+    """A value's kind for `_mixed_kinds`: ints and floats are both numbers, as Arrow reads them."""
+    if isinstance(value, bool):
+        return "bool"
+    if isinstance(value, (int, float)):
+        return "number"
+    return type(value).__name__
+
+
+def _mixed_kinds(values: list[Any]) -> str | None:
+    """``row 3: holds 5, a number, where row 0 holds a str`` for a column mixing kinds of values
+    (JSON's ``["2026-01-01", 5]``), or None."""
+    first: tuple[int, str] | None = None
+    for row, value in enumerate(values):
+        if value is None:
+            continue
+        kind = _kind_of(value)
+        if first is None:
+            first = (row, kind)
+        elif kind != first[1]:
+            return (
+                f"row {row}: holds {show(value)}, a {kind}, where row {first[0]} holds a {first[1]}; "
+                "a column holds one kind of value"
+            )
+    return None
 
 
 def _converts(values: list[Any], type: pa.DataType | None = None) -> bool:
@@ -553,3 +585,15 @@ def conform_spine(entity_df: Any, key_fields: Sequence[Field], timestamp_field: 
         raise SchemaError(f"{where}, column {timestamp_field!r}, row {_first_null(ts)}: event time is null")
     columns[timestamp_field] = ts
     return pa.table(columns)
+
+
+def newest_time(values: Sequence[Any]) -> int | None:
+    """The latest of a written column of times (as `conform` reads them: ISO text, naive = UTC,
+    datetimes, Arrow timestamps), in µs since the epoch; None when there is none or it does
+    not parse (a caller that has already written the column has had it checked)."""
+    try:
+        column = _cast_timestamp(pa.chunked_array([pa.array(values)]), "times")
+    except (SchemaError, pa.ArrowException):
+        return None
+    newest = pc.max(column.cast(pa.int64())).as_py()
+    return None if newest is None else int(newest)

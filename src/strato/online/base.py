@@ -48,6 +48,10 @@ class Capabilities:
     persistent: bool = False
     #: Largest number of keys one `write` or `read` call should carry.
     max_batch_rows: int = 1_000_000
+    #: Calls cross the network, so one can hang on a slow or stopped server: the feature server
+    #: runs its reads off the event loop under `server.backend_timeout_s`. An embedded store
+    #: (LMDB, memory) answers from local memory and is read inline, the fast path.
+    remote: bool = False
 
 
 class OnlineStore(abc.ABC):

@@ -34,6 +34,28 @@ def _iso(us: int) -> str:
     return f"{text}.{micros:06d}Z" if micros else f"{text}Z"
 
 
+FEAST_CREATED: Final = "created"
+"""The column of created timestamps Feast's remote store sends with each write."""
+
+
+def created_column(df: dict[str, list[Any]], declared: str | None) -> dict[str, list[Any]]:
+    """`df` with Feast's ``created`` column made the view's own, or dropped.
+
+    Feast's remote online store always sends ``created`` (null where its source declares no
+    created-timestamp column). Where the view declares one, the column takes its name (so the
+    Feast source must declare one too, or the write is refused naming the null created time);
+    where not, it goes, and ties are broken by Strato's write order (design rule 10), as for
+    any write to such a view.
+    """
+    if declared == FEAST_CREATED:
+        return df
+    df = dict(df)
+    created = df.pop(FEAST_CREATED)
+    if declared is not None and declared not in df:
+        df[declared] = created  # nulls too: the write then says the view needs its created times
+    return df
+
+
 def field(body: Mapping[str, Any], name: str, kind: type | tuple[type, ...], what: str) -> Any:
     value = body.get(name)
     if value is None:

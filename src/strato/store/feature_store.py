@@ -600,6 +600,12 @@ class FeatureStore:
         """
         return self._on_demand.get(features, entity_rows, full_feature_names)
 
+    def read_resources(self, features: Sequence[str] | FeatureService) -> tuple[Resource, ...]:
+        """What reading `features` needs read access on: the service, or each view named and,
+        for an on-demand view, the views it reads from. The SDK's reads check exactly these,
+        and `strato serve` asks here too, so both decide alike."""
+        return self._on_demand.resources(features)
+
     def refresh(self) -> None:
         """Forget cached definitions and request plans, so the next calls follow the registry.
 
@@ -655,8 +661,11 @@ class FeatureStore:
         elif start is not None or end is not None or spine_view is not None:
             raise UserError("get_historical_features: start, end and spine_view are for calls without an entity_df")
         if self._on_demand.involves(features, full_feature_names):
+            # Checked as a whole (the on-demand views and their sources, or the service): the
+            # joins the on-demand path makes for its inputs are then not checked again.
+            self._check("read", *self._on_demand.resources(features))
             return self._on_demand.historical(
-                self.get_historical_features,
+                functools.partial(self._join_history, check=False),
                 entity_df,
                 features,
                 full_feature_names,
@@ -664,10 +673,34 @@ class FeatureStore:
                 as_of=as_of,
                 versions=versions,
             )
+        return self._join_history(
+            entity_df,
+            features,
+            full_feature_names=full_feature_names,
+            timestamp_field=timestamp_field,
+            as_of=as_of,
+            versions=versions,
+            spine_versions=spine_versions,
+        )
+
+    def _join_history(
+        self,
+        entity_df: Any,
+        features: Sequence[str] | FeatureService,
+        *,
+        full_feature_names: bool,
+        timestamp_field: str,
+        as_of: datetime | None,
+        versions: Mapping[str, TableVersion | None] | None,
+        spine_versions: Mapping[str, TableVersion | None] | None = None,
+        check: bool = True,
+    ) -> TrainingSet:
+        """The point-in-time join of stored features (rule 3), `get_historical_features`' core."""
+        spine_versions = spine_versions or {}
         selections = self.catalog.select(features, full_feature_names)
-        if isinstance(features, FeatureService):
+        if check and isinstance(features, FeatureService):
             self._check("read", Resource("feature_service", features.name))
-        else:
+        elif check:
             self._check("read", *dict.fromkeys(Resource("feature_view", fv.name) for _, fv, _ in selections))
         key_fields = {k.name: k for _, fv, _ in selections for k in fv.join_keys}
         spine = frames.conform_spine(entity_df, list(key_fields.values()), timestamp_field)

@@ -68,12 +68,16 @@ class OnlineReader:
         features: Sequence[str] | FeatureService,
         entity_rows: Sequence[Mapping[str, Any]] | Mapping[str, Sequence[Any]],
         full_feature_names: bool,
+        *,
+        checked: bool = False,
     ) -> OnlineResponse:
+        """The latest values; `checked`: the caller has already authorized the whole request
+        (an on-demand read, checked as a whole by `OnDemand.resources`)."""
         rows = _entity_rows(entity_rows)
         if self._catalog.fresh() != self._generation:
             self._drop_plans()
         plan = self._plan_for(features, full_feature_names)
-        if self._check is not None:
+        if self._check is not None and not checked:
             # A service is granted as itself; a list of references needs each view it reads.
             resources = (
                 (Resource("feature_service", features.name),)
@@ -103,6 +107,11 @@ class OnlineReader:
                 self._upgrade(vp, values, stale)
             parts.append(ViewResult(vp.gather, vp.output_names, values, vp.view.ttl, now_us))
         return OnlineResponse(rows, plan.key_names, parts, plan.width)
+
+    def authorize(self, resources: tuple[Resource, ...]) -> None:
+        """Check a read of `resources` with this store's access checks (no-op without them)."""
+        if self._check is not None:
+            self._check("read", resources)
 
     def _drop_plans(self) -> None:
         self._plans.clear()

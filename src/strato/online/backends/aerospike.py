@@ -161,7 +161,9 @@ class AerospikeOnlineStore(OnlineStore):
 
     name: ClassVar[str] = "aerospike"
     options_model: ClassVar[type[StoreOptions]] = AerospikeOptions
-    capabilities: ClassVar[Capabilities] = Capabilities(native_ttl=True, persistent=True, max_batch_rows=_CHUNK)
+    capabilities: ClassVar[Capabilities] = Capabilities(
+        native_ttl=True, persistent=True, max_batch_rows=_CHUNK, remote=True
+    )
 
     def __init__(self, client: Any, options: AerospikeOptions, project: str):
         self.project = project

@@ -169,7 +169,9 @@ class RedisOnlineStore(OnlineStore):
 
     name: ClassVar[str] = "redis"
     options_model: ClassVar[type[StoreOptions]] = RedisOptions
-    capabilities: ClassVar[Capabilities] = Capabilities(native_ttl=True, persistent=True, max_batch_rows=100_000)
+    capabilities: ClassVar[Capabilities] = Capabilities(
+        native_ttl=True, persistent=True, max_batch_rows=100_000, remote=True
+    )
 
     def __init__(self, client: Any, options: RedisOptions, project: str):
         if "\x00" in project:
