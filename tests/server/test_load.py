@@ -46,10 +46,20 @@ def loaded(repo: Path) -> Iterator[Server]:
     s.stop()
 
 
+def _post(conn: http.client.HTTPConnection, path: str, body: object, failures: list[str], what: str) -> bytes | None:
+    """POST `body` as JSON; the answer's bytes, or None (and a failure noted) unless a 200."""
+    conn.request("POST", path, orjson.dumps(body), {"content-type": "application/json"})
+    answer = conn.getresponse()
+    text = answer.read()
+    if answer.status != 200:
+        failures.append(f"{what}: {answer.status} {text[:200]!r}")
+        return None
+    return text
+
+
 def _client(url: str, index: int, failures: list[str], deadline: float) -> None:
     host, port = url.removeprefix("http://").split(":")
     conn = http.client.HTTPConnection(host, int(port), timeout=30)
-    headers = {"content-type": "application/json"}
     try:
         for i in range(REQUESTS):
             if time.monotonic() > deadline:
@@ -68,21 +78,14 @@ def _client(url: str, index: int, failures: list[str], deadline: float) -> None:
                         "tag": ["p"],
                     },
                 }
-                conn.request("POST", "/push", orjson.dumps(body), headers)
-                answer = conn.getresponse()
-                text = answer.read()
-                if answer.status != 200:
-                    failures.append(f"client {index} push {i}: {answer.status} {text[:200]!r}")
+                _post(conn, "/push", body, failures, f"client {index} push {i}")
                 continue
             if i % 2:
                 query: dict[str, object] = {"feature_service": "svc", "entities": {"user_id": [1000 + u]}}
             else:
                 query = {"features": ["stats:x", "stats:score", "stats:tag"], "entities": {"user_id": [1000 + u]}}
-            conn.request("POST", "/get-online-features", orjson.dumps(query), headers)
-            answer = conn.getresponse()
-            text = answer.read()
-            if answer.status != 200:
-                failures.append(f"client {index} request {i}: {answer.status} {text[:200]!r}")
+            text = _post(conn, "/get-online-features", query, failures, f"client {index} request {i}")
+            if text is None:
                 continue
             results = orjson.loads(text)["results"]
             got = [r["values"][0] for r in results]
