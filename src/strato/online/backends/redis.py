@@ -420,28 +420,33 @@ def _release(options: RedisOptions) -> None:
 def _read_cluster(client: Any, full_keys: list[bytes]) -> list[bytes | None]:
     """GET every key on a cluster: one pipeline per node, every pipeline sent before any reply is read.
 
-    So a batch costs about one round trip, not one per node. Slots are looked up in the
+    So a batch costs about one round trip, not one per node. Within a node, the keys of one
+    hash slot go in one MGET (one entity's keys in every view share a slot: a lookup of many
+    entities sends one MGET per entity, not one GET per value). Slots are looked up in the
     client's map of the cluster; when the map is out of date (a slot moved, a node failed
     over) or a node is unreachable, redis-py's own grouped MGET redoes the read, following
     redirections and refreshing the map, or raises.
     """
     nodes = client.nodes_manager
-    groups: dict[str, tuple[Any, list[int]]] = {}
+    groups: dict[str, tuple[Any, dict[int, list[int]]]] = {}
     for i, key in enumerate(full_keys):
-        node = nodes.get_node_from_slot(key_slot(key))
-        groups.setdefault(node.name, (node, []))[1].append(i)
+        slot = key_slot(key)
+        node = nodes.get_node_from_slot(slot)
+        groups.setdefault(node.name, (node, {}))[1].setdefault(slot, []).append(i)
     out: list[bytes | None] = [None] * len(full_keys)
-    taken: list[tuple[Any, Any, list[int]]] = []
+    taken: list[tuple[Any, Any, list[list[int]]]] = []
     healthy = False
     try:
-        for node, indexes in groups.values():
+        for node, slots in groups.values():
             pool = node.redis_connection.connection_pool
             conn = pool.get_connection()
-            taken.append((pool, conn, indexes))
-            conn.send_packed_command(conn.pack_commands([("GET", full_keys[i]) for i in indexes]))
-        for _, conn, indexes in taken:
-            for i in indexes:
-                out[i] = conn.read_response()
+            runs = list(slots.values())
+            taken.append((pool, conn, runs))
+            conn.send_packed_command(conn.pack_commands([("MGET", *(full_keys[i] for i in run)) for run in runs]))
+        for _, conn, runs in taken:
+            for run in runs:
+                for i, value in zip(run, conn.read_response(), strict=True):
+                    out[i] = value
         healthy = True
     except (redis.ConnectionError, redis.TimeoutError, redis.ResponseError):
         pass
