@@ -4,7 +4,8 @@ Each entity's tiles are one packed row, updated by read-merge-write. The repo's 
 orders one machine's writers; across machines, `TileWriter.apply` stores each merged row with
 `OnlineStore.write_if` (expecting the bytes it read) and merges again the rows another writer
 changed in between. Here: real processes with separate repos (so separate lock files, as on
-separate machines) writing the same entities to one real Redis server; then a rival writer
+separate machines) writing the same entities to one real Redis server, Redis Cluster or
+Aerospike server; then a rival writer
 stepping in between each read and its compare-and-set, deterministically, on the memory store.
 """
 
@@ -113,14 +114,18 @@ def _machine(repo: str, overrides: dict[str, Any], machine: int, base: datetime,
         out.put(store._tiles.lost_races)
 
 
-@pytest.fixture
-def redis_overrides(tmp_path: Path) -> dict[str, Any]:
-    options = HARNESSES["redis"].options(tmp_path / "online")  # skips, saying why, without redis-server
-    return {"online__type": "redis"} | {f"online__{k}": v for k, v in options.items()}
+SHARED = ["redis", "redis_cluster", "aerospike"]  # the backends several machines share
 
 
-@pytest.mark.redis
-def test_writers_on_several_machines_lose_no_event(tmp_path: Path, redis_overrides: dict[str, Any]) -> None:
+@pytest.fixture(params=[pytest.param(name, marks=getattr(pytest.mark, name), id=name) for name in SHARED])
+def shared_overrides(request: pytest.FixtureRequest, tmp_path: Path) -> dict[str, Any]:
+    """Repo overrides reaching one fresh store on the session's server (skips, saying why, without it)."""
+    name: str = request.param
+    options = HARNESSES[name].options(tmp_path / "online")
+    return {"online__type": name} | {f"online__{k}": v for k, v in options.items()}
+
+
+def test_writers_on_several_machines_lose_no_event(tmp_path: Path, shared_overrides: dict[str, Any]) -> None:
     base = datetime.now(UTC) - timedelta(minutes=1)
     repos = []
     for m in range(MACHINES + 1):  # one repo per machine, and one to read from
@@ -133,7 +138,7 @@ def test_writers_on_several_machines_lose_no_event(tmp_path: Path, redis_overrid
     ctx = multiprocessing.get_context("spawn")
     start, out = ctx.Event(), ctx.Queue()
     machines = [
-        ctx.Process(target=_machine, args=(str(repos[m]), redis_overrides, m, base, start, out))
+        ctx.Process(target=_machine, args=(str(repos[m]), shared_overrides, m, base, start, out))
         for m in range(MACHINES)
     ]
     for p in machines:
@@ -146,7 +151,7 @@ def test_writers_on_several_machines_lose_no_event(tmp_path: Path, redis_overrid
     print(f"tile rows merged again after a lost compare-and-set, per machine: {lost}")
 
     events = [e for m in range(MACHINES) for batch in machine_events(m, base) for e in batch]
-    with FeatureStore(repos[-1], **redis_overrides) as reader:
+    with FeatureStore(repos[-1], **shared_overrides) as reader:
         reader.apply([USER, txns()])
         assert online(reader, USERS) == [oracle(events, u) for u in USERS]
 
