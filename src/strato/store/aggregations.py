@@ -97,7 +97,8 @@ def layout_of(view: FeatureView) -> TileLayout:
 
 
 class TileWriter:
-    """Merges written raw events into the online tiles, one repo-wide merge at a time."""
+    """Merges written raw events into the online tiles: by compare-and-set where the backend
+    has it (safe across machines), one repo-wide merge at a time on this machine."""
 
     def __init__(self, lock_path: Path):
         self._lock_path = lock_path
@@ -163,7 +164,8 @@ class TileWriter:
                     raise BackendUnavailable(
                         f"windowed aggregations of view {view.name!r}: {len(pending)} entities' tile rows were "
                         f"changed by other writers in each of {CAS_ATTEMPTS} tries (too many writers on the same "
-                        f"entities); {merged} events were merged, the rest were not: retry the write"
+                        f"entities); {merged} events of the other entities were merged. A streamed batch may be "
+                        "retried (its offsets skip what is merged); a batch write retried whole counts those twice"
                     )
                 rng = rng or random.Random()
                 time.sleep(rng.random() * min(_BACKOFF_CAP_S, _BACKOFF_S * 2**attempt))
