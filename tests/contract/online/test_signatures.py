@@ -39,6 +39,7 @@ def test_interface_has_the_documented_methods() -> None:
         "read",
         "read_tables",
         "write",
+        "write_if",
     ]
 
 

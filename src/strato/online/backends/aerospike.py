@@ -41,7 +41,7 @@ from pydantic import Field, field_validator
 
 from strato.errors import BackendFailure, BackendUnavailable
 from strato.online.base import Capabilities, OnlineStore, StoreOptions
-from strato.online.codec import HEADER, newest_per_key
+from strato.online.codec import HEADER, check_cas_batch, newest_per_key
 
 VALUE_BIN: Final = "v"
 EVENT_BIN: Final = "ev"
@@ -50,6 +50,7 @@ SET_NAME_MAX: Final = 63
 _PLAIN_NAME: Final = re.compile(r"[A-Za-z0-9_\-]+")
 _FILTERED_OUT: Final = 27
 _NOT_FOUND: Final = 2
+_EXISTS: Final = 5
 _CHUNK: Final = 5_000
 _MAX_TTL_S: Final = 10 * 365 * 86_400  # the server's max-ttl: ten years
 _US: Final = 1_000_000
@@ -162,7 +163,7 @@ class AerospikeOnlineStore(OnlineStore):
     name: ClassVar[str] = "aerospike"
     options_model: ClassVar[type[StoreOptions]] = AerospikeOptions
     capabilities: ClassVar[Capabilities] = Capabilities(
-        native_ttl=True, persistent=True, max_batch_rows=_CHUNK, remote=True
+        native_ttl=True, persistent=True, max_batch_rows=_CHUNK, remote=True, compare_and_set=True
     )
 
     def __init__(self, client: Any, options: AerospikeOptions, project: str):
@@ -315,6 +316,51 @@ class AerospikeOnlineStore(OnlineStore):
         for chunk in _chunks(records):
             changed += sum(code == 0 for code in self._batch(list(chunk), f"write to {table!r}"))
         return changed
+
+    def write_if(
+        self, table: str, keys: Sequence[bytes], expected: Sequence[bytes | None], values: Sequence[bytes]
+    ) -> list[bool]:
+        """Compare-and-set decided by the server under each record's lock: "must be absent" is a
+        create-only write (``RECORD_EXISTS`` when it is there), "must equal" an update-only
+        write filtered by the blob bin equal to the expected bytes (``FILTERED_OUT`` otherwise)."""
+        items = check_cas_batch(keys, expected, values)
+        self._live()
+        namespace, set_ = self.options.namespace, self._set(table)
+        records: list[Any] = []
+        for key, old, value in items:
+            event_us, created_us = HEADER.unpack_from(value)
+            policy: dict[str, Any] = {"ttl": int(aerospike.TTL_NEVER_EXPIRE)}
+            if old is None:
+                policy["exists"] = aerospike.POLICY_EXISTS_CREATE
+            else:
+                policy["exists"] = aerospike.POLICY_EXISTS_UPDATE
+                policy["expressions"] = exp.Eq(exp.BlobBin(VALUE_BIN), bytearray(old)).compile()
+            records.append(
+                br.Write(
+                    (namespace, set_, user_key(key)),
+                    [ops.write(VALUE_BIN, value), ops.write(EVENT_BIN, event_us), ops.write(CREATED_BIN, created_us)],
+                    policy=policy,
+                )
+            )
+        won: list[bool] = []
+        action = f"compare-and-set in {table!r}"
+        for chunk in _chunks(records):
+            with self._errors(action):
+                answer = self._live().batch_write(
+                    br.BatchRecords(list(chunk)), {"total_timeout": self.options.write_timeout_ms}
+                )
+            for record in answer.batch_records:
+                code = int(record.result)
+                if code in (0, _FILTERED_OUT, _NOT_FOUND, _EXISTS) and not getattr(record, "in_doubt", False):
+                    won.append(code == 0)
+                elif code in _UNREACHABLE_CODES or getattr(record, "in_doubt", False):
+                    raise BackendUnavailable(
+                        f"{self._where}: {action} failed: {_record_error(code)}; whether it was written is "
+                        "unknown: read the key again before retrying"
+                    )
+                else:
+                    raise BackendFailure(f"{self._where}: {action} failed: {_record_error(code)}")
+        return won
 
     def read(self, table: str, keys: Sequence[bytes]) -> list[bytes | None]:
         client = self._client
