@@ -18,7 +18,7 @@ from typing import Literal
 
 from strato.definitions.entity import Entity
 from strato.definitions.feature_service import FeatureService
-from strato.definitions.feature_view import FeatureView
+from strato.definitions.feature_view import FeatureView, SqlSource
 from strato.definitions.field import Field
 from strato.definitions.on_demand import OnDemandFeatureView
 from strato.errors import BreakingChangeError, DefinitionError
@@ -339,6 +339,8 @@ def _check_references(objects: Mapping[tuple[ObjectKind, str], Definition]) -> N
             for entity in obj.entities:
                 if ("entity", entity.name) not in objects:
                     raise DefinitionError(f"feature view {name!r} uses entity {entity.name!r}, which is not defined")
+            if isinstance(obj.source, SqlSource):
+                _check_sql_inputs(obj, objects)
         elif isinstance(obj, OnDemandFeatureView):
             _check_on_demand_sources(obj, objects)
         elif isinstance(obj, FeatureService):
@@ -371,6 +373,37 @@ def _check_references(objects: Mapping[tuple[ObjectKind, str], Definition]) -> N
                         )
         elif kind == "entity":
             continue
+
+
+def _check_sql_inputs(view: FeatureView, objects: Mapping[tuple[ObjectKind, str], Definition]) -> None:
+    """A batch transformation reads views that exist and have history, and no view reads
+    itself through others (each backfill would wait for its own result)."""
+    where = f"feature view {view.name!r}"
+    assert isinstance(view.source, SqlSource)
+    for input_name in view.source.view_names:
+        source = objects.get(("feature_view", input_name))
+        if not isinstance(source, FeatureView):
+            raise DefinitionError(f"{where}: its SqlSource reads feature view {input_name!r}, which is not defined")
+        if not source.offline:
+            raise DefinitionError(
+                f"{where}: its SqlSource reads feature view {input_name!r}, which is online only (no history)"
+            )
+    found = _cycle_from([view.name], objects)  # depth-first; a name seen twice on one path
+    if found is not None:
+        raise DefinitionError(f"{where}: its SqlSource inputs form a cycle {' -> '.join(found)}")
+
+
+def _cycle_from(path: list[str], objects: Mapping[tuple[ObjectKind, str], Definition]) -> list[str] | None:
+    current = objects.get(("feature_view", path[-1]))
+    if not isinstance(current, FeatureView) or not isinstance(current.source, SqlSource):
+        return None
+    for name in current.source.view_names:
+        if name in path:
+            return [*path, name]
+        found = _cycle_from([*path, name], objects)
+        if found is not None:
+            return found
+    return None
 
 
 def _check_on_demand_sources(odfv: OnDemandFeatureView, objects: Mapping[tuple[ObjectKind, str], Definition]) -> None:

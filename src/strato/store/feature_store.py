@@ -21,7 +21,7 @@ from strato.access import AccessControl, Caller, Resource
 from strato.config import StratoConfig
 from strato.definitions.entity import Entity
 from strato.definitions.feature_service import FeatureService
-from strato.definitions.feature_view import FeatureView, FileSource
+from strato.definitions.feature_view import FeatureView, FileSource, SqlSource
 from strato.definitions.on_demand import OnDemandFeatureView
 from strato.definitions.plan import Action, Definition, ObjectKind, Plan, make_plan
 from strato.errors import ConflictError, OnlineBehindError, UserError
@@ -440,6 +440,10 @@ class FeatureStore:
         types = sources.text_column_types(fv)
         if path is not None:
             rows = sources.read_file(Path(path), types=types)
+        elif isinstance(fv.source, SqlSource):
+            raise UserError(
+                f"feature view {fv.name!r} is computed by its SqlSource query: run `strato backfill START END {fv.name}`"
+            )
         elif not isinstance(fv.source, FileSource):
             if fv.source is not None:  # a KafkaSource
                 raise UserError(f"feature view {fv.name!r} reads from Kafka: run `strato ingest {fv.name}`")

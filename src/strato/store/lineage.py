@@ -17,7 +17,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from strato.definitions.feature_service import FeatureService
-from strato.definitions.feature_view import FeatureView, FileSource
+from strato.definitions.feature_view import FeatureView, FileSource, SqlSource
 from strato.definitions.plan import split_view_ref
 from strato.errors import NotFoundError, UserError
 from strato.registry.base import RegistryStore, TrainingSetRecord
@@ -108,6 +108,10 @@ def _pinned_view(catalog: Catalog, ref: str) -> FeatureView:
 def _view(fv: FeatureView) -> Node:
     if isinstance(fv.source, FileSource):
         source = Node("source", f"source {fv.source.path} ({fv.source.format})")
+    elif isinstance(fv.source, SqlSource):
+        reads = [Node("feature_view", f"feature view {name}") for name in fv.source.view_names]
+        reads += [Node("source", f"file {f.name} = {f.path} ({f.format})") for f in fv.source.files]
+        source = Node("source", f"source sql transformation {fv.source.fingerprint}", tuple(reads))
     elif fv.source is not None:  # a KafkaSource
         source = Node("source", f"source kafka topic {fv.source.topic} ({fv.source.format})")
     else:
