@@ -1,0 +1,102 @@
+"""`strato backfill` through the installed script: a view computed by a SqlSource query over
+a Parquet file and another view, added to the example repo `strato init` writes."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+
+from e2e.conftest import one_line_error, run
+
+T0 = (datetime.now(UTC) - timedelta(days=3)).replace(hour=0, minute=0, second=0, microsecond=0)
+DAY = timedelta(days=1)
+
+TRANSFORMED = '''
+
+from strato import FileSource, SqlSource
+
+daily_spend = FeatureView(
+    "daily_spend",
+    entities=[user],
+    schema=[Field("spend", Float64), Field("payments", Int64), Field("home_country", String)],
+    source=SqlSource(
+        """
+        SELECT p.user_id, date_trunc('day', p.ts) AS event_timestamp,
+               sum(p.amount) AS spend, count(*) AS payments, any_value(s.home_country) AS home_country
+        FROM raw_payments p LEFT JOIN user_stats s USING (user_id)
+        GROUP BY ALL
+        """,
+        inputs=[FileSource("payments.parquet", name="raw_payments"), user_stats],
+    ),
+)
+'''
+
+
+@pytest.fixture(scope="module")
+def repo(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    root = tmp_path_factory.mktemp("backfill")
+    assert run("init", "shop", cwd=root).code == 0
+    repo = root / "shop"
+    with (repo / "features.py").open("a") as handle:
+        handle.write(TRANSFORMED)
+    times = [T0 + timedelta(hours=h) for h in range(0, 72, 6)]  # 3 days, 4 payments a day per user
+    pq.write_table(
+        pa.table(
+            {
+                "user_id": pa.array([u for _ in times for u in (1, 2)], pa.int64()),
+                "ts": pa.array([t for t in times for _ in (1, 2)], pa.timestamp("us", tz="UTC")),
+                "amount": pa.array([float(i) for i in range(2 * len(times))], pa.float64()),
+            }
+        ),
+        repo / "payments.parquet",
+    )
+    done = run("apply", cwd=repo)
+    assert done.code == 0, str(done)
+    return repo
+
+
+def test_backfill_has_help(repo: Path) -> None:
+    result = run("backfill", "--help", cwd=repo)
+    assert result.code == 0, str(result)
+    for word in ("Usage", "START", "END", "--step"):
+        assert word in result.out, str(result)
+    assert "strato backfill 2026-01-01 2026-02-01" in result.out  # the examples
+
+
+def test_backfill_computes_once_and_then_only_gaps(repo: Path) -> None:
+    first = run("backfill", T0.isoformat(), (T0 + DAY).isoformat(), cwd=repo)
+    assert first.code == 0, str(first)
+    assert "backfilled 2 rows" in first.out, str(first)
+    again = run("backfill", T0.isoformat(), (T0 + DAY).isoformat(), "daily_spend", cwd=repo)
+    assert again.code == 0, str(again)
+    assert "nothing to do" in again.out, str(again)
+    assert "backfilled 0 rows" in again.out, str(again)
+    wider = run("backfill", T0.isoformat(), (T0 + 3 * DAY).isoformat(), "--step", "1d", cwd=repo)
+    assert wider.code == 0, str(wider)
+    assert "backfilled 4 rows" in wider.out, str(wider)
+    day = T0.strftime("%Y-%m-%d")
+    assert f"[{(T0 + DAY).strftime('%Y-%m-%d')}, {(T0 + 3 * DAY).strftime('%Y-%m-%d')})" in wider.out
+    counted = run("sql", "select 1000 * count(*) + sum(payments) as x from daily_spend", cwd=repo)
+    assert counted.code == 0, str(counted)
+    assert "6024" in counted.out, str(counted)  # 2 users x 3 days, 4 payments each: no duplicates
+    described = run("describe", "view", "daily_spend", cwd=repo)
+    assert described.code == 0, str(described)
+    assert "computed by SqlSource" in described.out, str(described)
+    assert f"[{day}, " in described.out, str(described)
+    online = run("get", "daily_spend:payments", "-e", "user_id=1", "--json", cwd=repo)
+    assert online.code == 0, str(online)
+    assert json.loads(online.out.splitlines()[0])["features"]["payments"] == 4, str(online)
+
+
+def test_backfill_user_errors_are_one_line(repo: Path) -> None:
+    assert "is not computed by a query" in one_line_error(
+        run("backfill", T0.isoformat(), (T0 + DAY).isoformat(), "user_stats", cwd=repo)
+    )
+    assert "must be before end" in one_line_error(run("backfill", (T0 + DAY).isoformat(), T0.isoformat(), cwd=repo))
+    assert "not an ISO 8601 time" in one_line_error(run("backfill", "yesterday", "now", cwd=repo))
+    assert "--step" in one_line_error(run("backfill", T0.isoformat(), "now", "--step", "soon", cwd=repo))
