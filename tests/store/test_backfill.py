@@ -14,9 +14,12 @@ from typing import Any
 
 import pandas as pd
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
-from strato import Entity, FeatureStore, FeatureView, Field, FileSource, Float64, Int64, SqlSource, String
+from strato import Entity, FeatureStore, FeatureView, Field, FileSource, Float64, Int64, SqlSource, String, intervals
 from strato.access import admin
+from strato.config import write_default_config
 from strato.errors import AccessDeniedError, SchemaError, UserError
 
 USER = Entity("user", join_keys={"user_id": Int64})
@@ -259,3 +262,66 @@ def test_backfill_needs_write_on_the_view_and_read_on_its_inputs(shop: FeatureSt
         writer_of_hourly.backfill(T0, T0 + H, progress=False)  # may write hourly, may not read payments
     with FeatureStore(repo, token=tokens["writer"]) as writer:
         assert writer.backfill(T0, T0 + H, progress=False).views["hourly"].rows == 3
+
+
+def test_a_run_that_dies_after_its_commit_appends_nothing_the_second_time(
+    shop: FeatureStore, repo: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    table = shop.get_feature_view("hourly").table_name
+    record = shop.registry.add_computed_interval
+
+    def dies(*args: Any, **kwargs: Any) -> Any:
+        raise RuntimeError("power cut")
+
+    monkeypatch.setattr(shop.registry, "add_computed_interval", dies)
+    with pytest.raises(RuntimeError, match="power cut"):
+        shop.backfill(T0, T0 + 3 * H, progress=False)
+    assert shop.delta.version(table) == 0  # the rows are durable, the interval is not recorded
+    assert shop.computed_intervals("hourly") == []
+    monkeypatch.setattr(shop.registry, "add_computed_interval", record)
+    again = shop.backfill(T0, T0 + 3 * H, progress=False).views["hourly"]
+    assert again.computed == ((T0, T0 + 3 * H),)
+    assert again.table_versions == ()  # the piece's idempotency key was found: nothing appended
+    assert shop.delta.version(table) == 0
+    assert shop.computed_intervals("hourly") == [(T0, T0 + 3 * H)]
+    assert_matches(computed(shop), oracle(shop, repo, T0, T0 + 3 * H))
+
+
+ranges = st.lists(
+    st.tuples(st.integers(0, 29), st.integers(1, 8)).map(lambda p: (p[0], min(p[0] + p[1], 30))),
+    min_size=1,
+    max_size=4,
+)
+
+
+@settings(max_examples=8, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(requests=ranges, step=st.sampled_from([None, 1, 3]))
+def test_any_sequence_of_backfills_equals_one_over_their_union(
+    tmp_path_factory: pytest.TempPathFactory, requests: list[tuple[int, int]], step: int | None
+) -> None:
+    """Whatever ranges are asked, in whatever order: the computed record is their union, the
+    rows are the oracle's over it (no duplicates), and one Delta version was made per piece
+    with rows (payments cover hours 0-23)."""
+    repo = tmp_path_factory.mktemp("prop")
+    write_default_config(repo, "proj")
+    pd.DataFrame({"currency": ["USD", "GBP", "EUR"], "rate": [0.5, 1.25, 1.0]}).to_csv(repo / "fx.csv", index=False)
+    with FeatureStore(repo) as store:
+        store.apply([USER, PAYMENTS, hourly()])
+        store.write("payments", payment_rows(T0, 24))
+        done: list[tuple[datetime, datetime]] = []
+        pieces_with_rows = 0
+        for a, b in requests:
+            wanted = [(T0 + a * H, T0 + b * H)]
+            gaps = intervals.subtract(wanted, done)
+            pieces = [p for g in gaps for p in intervals.split(g, None if step is None else step * H)]
+            pieces_with_rows += sum(1 for low, _ in pieces if low < T0 + 24 * H)
+            result = store.backfill(T0 + a * H, T0 + b * H, step=None if step is None else step * H, progress=False)
+            assert result.views["hourly"].computed == tuple(gaps)
+            done = intervals.union(done, wanted)
+        assert store.computed_intervals("hourly") == done
+        got = computed(store)
+        assert not got.duplicated(["user_id", "event_timestamp"]).any()
+        want = pd.concat([oracle(store, repo, low, high) for low, high in done]) if done else got.iloc[:0]
+        assert_matches(got, want.sort_values(["event_timestamp", "user_id"]).reset_index(drop=True))
+        versions = store.delta.version(store.get_feature_view("hourly").table_name)
+        assert (0 if versions is None else versions + 1) == pieces_with_rows
