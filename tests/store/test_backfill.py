@@ -325,3 +325,17 @@ def test_any_sequence_of_backfills_equals_one_over_their_union(
         assert_matches(got, want.sort_values(["event_timestamp", "user_id"]).reset_index(drop=True))
         versions = store.delta.version(store.get_feature_view("hourly").table_name)
         assert (0 if versions is None else versions + 1) == pieces_with_rows
+
+
+def test_lineage_shows_what_a_transformation_reads_and_who_reads_a_view(shop: FeatureStore) -> None:
+    def labels(node: Any) -> list[str]:
+        return [node.label, *(label for child in node.children for label in labels(child))]
+
+    hourly_tree = labels(shop.lineage("view:hourly"))
+    fingerprint = shop.get_feature_view("hourly").source.fingerprint  # type: ignore[union-attr]
+    assert f"source sql transformation {fingerprint}" in hourly_tree
+    assert "feature view payments" in hourly_tree
+    assert "file fx = fx.csv (csv)" in hourly_tree
+    payments_tree = labels(shop.lineage("view:payments"))
+    assert "read by batch transformations" in payments_tree
+    assert "feature view hourly v1" in payments_tree
