@@ -339,3 +339,43 @@ def test_lineage_shows_what_a_transformation_reads_and_who_reads_a_view(shop: Fe
     payments_tree = labels(shop.lineage("view:payments"))
     assert "read by batch transformations" in payments_tree
     assert "feature view hourly v1" in payments_tree
+
+
+ROLLING_SQL = """
+    SELECT h.user_id, h.event_timestamp, sum(p.amount) AS spend_eur, count(*) AS n
+    FROM (
+        SELECT DISTINCT user_id, date_trunc('hour', event_timestamp) + INTERVAL 1 HOUR AS event_timestamp
+        FROM payments WHERE event_timestamp >= $start - INTERVAL 1 HOUR AND event_timestamp < $end
+    ) h
+    JOIN payments p ON p.user_id = h.user_id
+        AND p.event_timestamp >= h.event_timestamp - INTERVAL 3 HOUR AND p.event_timestamp < h.event_timestamp
+    WHERE p.event_timestamp >= $start - INTERVAL 3 HOUR
+    GROUP BY ALL
+"""
+
+
+def test_a_look_back_window_in_pieces_equals_the_oracle(shop: FeatureStore) -> None:
+    """$start/$end narrow the inputs of each piece; the 3-hour look-back still sees rows
+    before the piece, so pieces of 2 hours give what one piece would."""
+    rolling = FeatureView(
+        "rolling",
+        entities=[USER],
+        schema=[Field("spend_eur", Float64), Field("n", Int64)],
+        source=SqlSource(ROLLING_SQL, inputs=["payments"]),
+    )
+    shop.apply([USER, PAYMENTS, hourly(), rolling])
+    start, end = T0 + 4 * H, T0 + 14 * H
+    assert len(shop.backfill(start, end, ["rolling"], step=2 * H, progress=False).views["rolling"].table_versions) == 5
+    payments = pd.DataFrame(payment_rows(T0, 24))
+    want = []
+    for user in (1, 2, 3):
+        mine = payments[payments.user_id == user]
+        for hour in range(4, 14):
+            t = T0 + hour * H
+            if not ((mine.event_timestamp >= t - H) & (mine.event_timestamp < t)).any():
+                continue
+            window = mine[(mine.event_timestamp >= t - 3 * H) & (mine.event_timestamp < t)]
+            want.append((user, t, round(window.amount.sum(), 9), len(window)))
+    got = shop.sql("SELECT user_id, event_timestamp, spend_eur, n FROM rolling").to_pylist()
+    assert sorted((r["user_id"], r["event_timestamp"], round(r["spend_eur"], 9), r["n"]) for r in got) == sorted(want)
+    assert len(want) == 30

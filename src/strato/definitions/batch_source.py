@@ -11,7 +11,9 @@ write the result to the view's history and online store like any write. The quer
 * each `FileSource` in `inputs` under the source's `name` (Parquet, CSV or a Delta table).
 
 It must give the view's join keys, its `timestamp_field` and its features (checked on every
-run, naming the missing or mistyped column). Pure definitions: the query is parsed and run by
+run, naming the missing or mistyped column). It may name the parameters ``$start`` and ``$end``,
+the bounds of the piece being computed, to narrow its inputs (a look-back window reaches back
+from ``$start``); rows outside ``[start, end)`` are dropped from its result in any case. Pure definitions: the query is parsed and run by
 the engine, never here.
 """
 

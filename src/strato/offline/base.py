@@ -159,7 +159,9 @@ class OfflineEngine(abc.ABC):
         self, batch: BatchQuery, *, start: datetime | None, end: datetime | None, limit: int | None = None
     ) -> pa.Table:
         """The rows of `batch.query` with ``start <= event_column < end`` (None: unbounded), at
-        most `limit` of them (``limit=0``: none, to learn the result's schema cheaply).
+        most `limit` of them. ``limit=0`` gives no rows, only the result's schema, cheaply, and
+        does not apply the filter (so a mistyped event column reaches the caller's schema check
+        rather than failing as SQL). ``$start`` and ``$end`` in the query are bound to the bounds.
 
         User SQL: an engine runs it as it runs `sql`, read-only and limited, and refuses
         anything but one SELECT. The filter applies to the query's *result*, so a window that

@@ -124,8 +124,8 @@ class Backfiller:
             if not gaps:
                 return ViewBackfill(fv.name, (), 0, ())
             batch = self._batch(fv, source)
-            check_result_schema(fv, _probe(engine, fv, batch))
             pieces = [piece for gap in gaps for piece in intervals.split(gap, step)]
+            check_result_schema(fv, _run(engine, fv, batch, *pieces[0], limit=0).schema)
             rows, versions = 0, []
             with row_progress(f"backfill {fv.name} ({len(pieces)} pieces)", None, enabled=progress) as bar:
                 for low, high in pieces:
@@ -209,10 +209,6 @@ def check_result_schema(fv: FeatureView, result: pa.Schema) -> None:
                 f"{where} gives {role} {name!r} as {have}, but the view declares {target} ({problem[1]}); "
                 "cast it in the query"
             )
-
-
-def _probe(engine: OfflineEngine, fv: FeatureView, batch: BatchQuery) -> pa.Schema:
-    return _run(engine, fv, batch, None, None, limit=0).schema
 
 
 def _run(

@@ -150,3 +150,19 @@ def test_an_engine_without_the_capability_refuses_in_one_line(offline_engine: Of
         pytest.skip(f"offline engine {offline_engine.name} runs batch queries")
     with pytest.raises(UserError, match="does not run batch transformations"):
         offline_engine.batch_query(query("SELECT 1"), start=None, end=None)
+
+
+def test_start_and_end_parameters_narrow_the_inputs(batch_engine: OfflineEngine, tables: DeltaTables) -> None:
+    raw = view_input(tables)
+    # Per user, the sum over the hour before each result time: the inputs a piece needs start an hour early.
+    text = """
+        SELECT user_id, event_timestamp + INTERVAL 1 HOUR AS event_timestamp, sum(x) AS x FROM raw
+        WHERE event_timestamp >= $start - INTERVAL 1 HOUR AND event_timestamp < $end
+        GROUP BY ALL
+    """
+    got = batch_engine.batch_query(query(text, (raw,)), start=T0 + 2 * H, end=T0 + 3 * H)
+    assert got.select(["user_id", "x"]).to_pylist() == [{"user_id": 1, "x": 20.0}]
+    with pytest.raises(UserError, match=r"parameter \$soon; the parameters it may use are \$start and \$end"):
+        batch_engine.batch_query(query("SELECT $soon AS t", (raw,)), start=T0, end=T0 + H)
+    with pytest.raises(UserError, match=r"uses \$start, which needs a bounded range"):
+        batch_engine.batch_query(query(text, (raw,)), start=None, end=None)

@@ -11,7 +11,10 @@ adds SQL of its own:
   table's latest version) and registered under its declared name; DuckDB itself never opens
   a file, so external access stays off;
 * the result is filtered on its event column to ``[start, end)`` (the gap being computed) and
-  cut to `limit` rows (``LIMIT 0`` tells the result's schema without computing it).
+  cut to `limit` rows (``LIMIT 0`` tells the result's schema without computing it);
+* ``$start`` and ``$end``, where the query names them, are bound (by DuckDB, as TIMESTAMPTZ
+  parameters) to the same bounds, so the query can narrow its inputs to what a piece needs:
+  ``WHERE p.event_timestamp >= $start - INTERVAL 7 DAY AND p.event_timestamp < $end``.
 
 The user's text is checked alone first (exactly one read-only SELECT) and then wrapped on
 lines of its own, so a trailing ``-- comment`` cannot swallow the wrapper.
@@ -48,10 +51,10 @@ def run_batch_query(
         )
     datasets = {f.name: _open(f) for f in batch.files}
     user = batch.query.strip().rstrip(";").rstrip()
-    where = []
-    if start is not None:
+    where = []  # none for a schema probe: a mistyped event column is then the caller's clear error
+    if start is not None and limit != 0:
         where.append(f"{_q(batch.event_column)} >= make_timestamptz({_micros(start)}::BIGINT)")
-    if end is not None:
+    if end is not None and limit != 0:
         where.append(f"{_q(batch.event_column)} < make_timestamptz({_micros(end)}::BIGINT)")
     wrapped = "\n".join(
         [
@@ -63,7 +66,30 @@ def run_batch_query(
             *([f"LIMIT {int(limit)}"] if limit is not None else []),
         ]
     )
-    return run_user_sql(wrapped, tables, limits, datasets=datasets, user_query=batch.query)
+    params = _parameters(batch.query, start, end)
+    return run_user_sql(wrapped, tables, limits, datasets=datasets, user_query=batch.query, params=params)
+
+
+def _parameters(query: str, start: datetime | None, end: datetime | None) -> dict[str, datetime]:
+    """The values of ``$start`` and ``$end`` where the query names them (DuckDB's parser says)."""
+    import duckdb
+
+    con = duckdb.connect(":memory:")
+    try:
+        statements = con.extract_statements(query)
+    except duckdb.Error:
+        return {}  # the sandbox reports the syntax error in its own words
+    finally:
+        con.close()
+    named: set[str] = set().union(*(s.named_parameters for s in statements)) if statements else set()
+    unknown = sorted(named - {"start", "end"})
+    if unknown:
+        raise UserError(f"SqlSource query uses parameter ${unknown[0]}; the parameters it may use are $start and $end")
+    values = {"start": start, "end": end}
+    missing = [n for n in ("start", "end") if n in named and values[n] is None]
+    if missing:
+        raise UserError(f"SqlSource query uses ${missing[0]}, which needs a bounded range to run")
+    return {n: v for n in named if (v := values[n]) is not None}
 
 
 def _open(source: FileInput) -> pads.Dataset | pa.Table:
