@@ -379,3 +379,16 @@ def test_a_look_back_window_in_pieces_equals_the_oracle(shop: FeatureStore) -> N
     got = shop.sql("SELECT user_id, event_timestamp, spend_eur, n FROM rolling").to_pylist()
     assert sorted((r["user_id"], r["event_timestamp"], round(r["spend_eur"], 9), r["n"]) for r in got) == sorted(want)
     assert len(want) == 30
+
+
+def test_a_new_version_filled_from_the_old_keeps_what_its_query_computed(shop: FeatureStore, repo: Path) -> None:
+    shop.backfill(T0, T0 + 4 * H, progress=False)
+    shop.apply([USER, PAYMENTS, hourly(description="fresh storage, same query")], new_version=["hourly"])
+    fv = shop.get_feature_view("hourly")
+    assert fv.table_name == "hourly__v2"
+    assert shop.computed_intervals("hourly") == [(T0, T0 + 4 * H)]
+    again = shop.backfill(T0, T0 + 6 * H, progress=False).views["hourly"]
+    assert again.computed == ((T0 + 4 * H, T0 + 6 * H),)
+    got = computed(shop)
+    assert not got.duplicated(["user_id", "event_timestamp"]).any()
+    assert_matches(got, oracle(shop, repo, T0, T0 + 6 * H))

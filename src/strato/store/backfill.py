@@ -17,7 +17,9 @@
 A piece is all or nothing, and recorded only after its rows are durable: a run stopped
 half-way leaves the pieces before it computed, and the next run computes the rest. If a run
 dies between a piece's Delta commit and its record, the next run's write of that same piece
-finds its idempotency key and appends nothing. Backfills of one repo take a file lock
+finds its idempotency key and appends nothing. A new version of the view filled from the old
+one's history keeps the intervals its unchanged query computed (`carry_computed`). Backfills
+of one repo take a file lock
 (``.strato/backfill.lock``), so two never compute the same gap at once.
 
 Intervals are keyed by the query's fingerprint: after changing the query (or its inputs), the
@@ -132,8 +134,8 @@ class Backfiller:
                     table = _run(engine, fv, batch, low, high)
                     written = self._write(fv, table, idempotency_key=_key(fingerprint, (low, high)))
                     self._registry.add_computed_interval(fv.table_name, fingerprint, (low, high))
-                    rows += written.rows
                     if written.table_version is not None and not written.already_written:
+                        rows += written.rows
                         versions.append(written.table_version)
                     bar.advance(table.num_rows)
         return ViewBackfill(fv.name, tuple(gaps), rows, tuple(versions))
@@ -168,6 +170,19 @@ class Backfiller:
             yield
         finally:
             os.close(fd)  # releases the lock
+
+
+def carry_computed(registry: RegistryStore, old: FeatureView, new: FeatureView) -> None:
+    """A new version whose storage was filled with the old one's history keeps the intervals
+    the same query computed there (a backfill would otherwise write those rows again). A
+    changed query has a new fingerprint, so nothing carries over and it computes afresh."""
+    if not (isinstance(old.source, SqlSource) and isinstance(new.source, SqlSource)):
+        return
+    fingerprint = old.source.fingerprint
+    if new.source.fingerprint != fingerprint:
+        return
+    for interval in registry.computed_intervals(old.table_name, fingerprint):
+        registry.add_computed_interval(new.table_name, fingerprint, interval)
 
 
 def check_result_schema(fv: FeatureView, result: pa.Schema) -> None:

@@ -33,7 +33,7 @@ from strato.online.expiry import expired_before_us
 from strato.online.response import OnlineResponse
 from strato.registry.base import OnlineProgress, RegistryStore, Revision, TrainingSetRecord, WriteStats, backend_name
 from strato.store.aggregations import LOCK_FILE, TileWriter, historical_values, prune_tiles
-from strato.store.backfill import Backfiller, in_input_order, transformation
+from strato.store.backfill import Backfiller, carry_computed, in_input_order, transformation
 from strato.store.catalog import Catalog
 from strato.store.lineage import Node, lineage
 from strato.store.materialize import Materializer, check_end
@@ -248,6 +248,8 @@ class FeatureStore:
                 # write that landed in between does not extend a claim that did not exist yet,
                 # so this claim is still true: every row of the copied commits is online.
                 self.registry.advance_online_progress(table, OnlineProgress(version), expected=None)
+            for old, new in mover.filled:  # the copied history keeps what its query computed
+                carry_computed(self.registry, old, new)
             self.refresh()
         return plan
 
