@@ -8,6 +8,7 @@ written anywhere (no table, no interval, no online value).
 
 from __future__ import annotations
 
+import multiprocessing
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -392,3 +393,27 @@ def test_a_new_version_filled_from_the_old_keeps_what_its_query_computed(shop: F
     got = computed(shop)
     assert not got.duplicated(["user_id", "event_timestamp"]).any()
     assert_matches(got, oracle(shop, repo, T0, T0 + 6 * H))
+
+
+def _backfill_in_a_process(repo: str, start: datetime, end: datetime, go: Any) -> None:
+    go.wait(timeout=60)
+    with FeatureStore(repo) as store:
+        store.backfill(start, end, progress=False)
+
+
+def test_two_processes_backfilling_at_once_compute_each_gap_once(shop: FeatureStore, repo: Path) -> None:
+    spawn = multiprocessing.get_context("spawn")
+    go = spawn.Event()
+    ranges = [(T0, T0 + 8 * H), (T0 + 4 * H, T0 + 12 * H)]
+    procs = [spawn.Process(target=_backfill_in_a_process, args=(str(repo), a, b, go)) for a, b in ranges]
+    for proc in procs:
+        proc.start()
+    go.set()
+    for proc in procs:
+        proc.join(timeout=120)
+    assert [proc.exitcode for proc in procs] == [0, 0]
+    assert shop.computed_intervals("hourly") == [(T0, T0 + 12 * H)]
+    got = computed(shop)
+    assert not got.duplicated(["user_id", "event_timestamp"]).any()  # the lock kept the gaps apart
+    assert_matches(got, oracle(shop, repo, T0, T0 + 12 * H))
+    assert shop.delta.version(shop.get_feature_view("hourly").table_name) == 1  # one commit per run

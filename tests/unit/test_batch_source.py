@@ -70,3 +70,15 @@ def test_plan_refuses_a_cycle_through_other_views() -> None:
     b = view("b", SqlSource("SELECT 1", inputs=["a"]))
     with pytest.raises(DefinitionError, match="cycle a -> b -> a"):
         make_plan([USER, a, b], {})
+
+
+def test_plan_shows_a_changed_query_by_fingerprint() -> None:
+    before = view("derived", SqlSource("SELECT 1", inputs=["raw"])).with_versions(1, 1)
+    after = view("derived", SqlSource("SELECT 2", inputs=["raw", "other"]))
+    current = {("entity", "user"): USER, ("feature_view", "raw"): view("raw"), ("feature_view", "other"): view("other")}
+    current[("feature_view", "derived")] = before
+    plan = make_plan([USER, view("raw"), view("other"), after], current)  # type: ignore[arg-type]
+    [change] = [c for c in plan.changes if c.name == "derived"]
+    text = change.describe()
+    assert "SqlSource query and inputs ['raw'] -> ['raw', 'other']" in text
+    assert f"(fingerprint {before.source.fingerprint} -> {after.source.fingerprint})" in text  # type: ignore[union-attr]

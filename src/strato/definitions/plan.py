@@ -196,10 +196,26 @@ def _view_diff(old: FeatureView, new: FeatureView) -> tuple[list[str], list[str]
     for attr in (*attrs, *defaults):
         before, after = old_spec.get(attr, defaults.get(attr)), new_spec.get(attr, defaults.get(attr))
         if before != after:
+            if attr == "source" and isinstance(old.source, SqlSource) and isinstance(new.source, SqlSource):
+                compatible.append(_sql_source_diff(old.source, new.source))
+                continue
             compatible.append(f"{attr} {before!r} -> {after!r}")
     if old_spec["entities"] != new_spec["entities"] and not breaking:
         compatible.append(f"entities {old_spec['entities']} -> {new_spec['entities']}")
     return compatible, breaking
+
+
+def _sql_source_diff(old: SqlSource, new: SqlSource) -> str:
+    """A changed batch transformation, readably: its fingerprint, and which parts changed.
+
+    The new fingerprint has computed nothing yet: the next backfill computes its range again.
+    """
+    parts = []
+    if old.query != new.query:
+        parts.append("query")
+    if old.inputs != new.inputs:
+        parts.append(f"inputs {list(old.view_names + old.file_names)} -> {list(new.view_names + new.file_names)}")
+    return f"SqlSource {' and '.join(parts) or 'changed'} (fingerprint {old.fingerprint} -> {new.fingerprint})"
 
 
 def _on_demand_diff(old: OnDemandFeatureView, new: OnDemandFeatureView) -> list[str]:
