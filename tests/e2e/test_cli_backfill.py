@@ -69,6 +69,10 @@ def test_backfill_has_help(repo: Path) -> None:
 
 
 def test_backfill_computes_once_and_then_only_gaps(repo: Path) -> None:
+    planned = run("backfill", T0.isoformat(), (T0 + DAY).isoformat(), "--dry-run", cwd=repo)
+    assert planned.code == 0, str(planned)
+    assert "would compute" in planned.out, str(planned)
+    assert f"[{T0.strftime('%Y-%m-%d')}, {(T0 + DAY).strftime('%Y-%m-%d')})" in planned.out, str(planned)
     first = run("backfill", T0.isoformat(), (T0 + DAY).isoformat(), cwd=repo)
     assert first.code == 0, str(first)
     assert "backfilled 2 rows" in first.out, str(first)

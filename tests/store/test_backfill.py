@@ -120,6 +120,9 @@ def test_backfill_computes_the_view_as_the_oracle_does_into_both_stores(shop: Fe
 
 def test_running_twice_changes_nothing_and_overlaps_fill_only_gaps(shop: FeatureStore, repo: Path) -> None:
     table = shop.get_feature_view("hourly").table_name
+    planned = shop.backfill(T0, T0 + 6 * H, progress=False, dry_run=True).views["hourly"]
+    assert (planned.computed, planned.rows, shop.delta.version(table)) == (((T0, T0 + 6 * H),), 0, None)
+    assert shop.computed_intervals("hourly") == []  # a dry run records nothing
     first = shop.backfill(T0, T0 + 6 * H, progress=False).views["hourly"]
     assert len(first.table_versions) == 1
     version = shop.delta.version(table)

@@ -21,6 +21,7 @@ BACKFILL_EPILOG = epilog(
     "strato backfill 2026-01-01 2026-02-01",
     "strato backfill 2026-01-01 now hourly_spend --step 1d",
     "strato backfill 2026-01-01T00:00 2026-01-02T00:00 daily_spend hourly_spend",
+    "strato backfill 2026-01-01 now --dry-run     # the gaps, computing nothing",
 )
 
 
@@ -34,6 +35,9 @@ def backfill(
         str | None,
         typer.Option(metavar="DURATION", help="Compute each gap in pieces this long (1d, 6h): bounded memory."),
     ] = None,
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help="Show the gaps that would be computed; compute nothing.")
+    ] = False,
     repo: RepoOption = None,
 ) -> None:
     """Compute views fed by a SqlSource query over [START, END), only where not computed yet.
@@ -46,8 +50,15 @@ def backfill(
     start_time, end_time = _time(start, "START"), _time(end, "END")
     piece = parse_duration(step, "--step") if step is not None else None
     with open_store(repo, read_only=False) as store:
-        result = store.backfill(start_time, end_time, views or None, step=piece)
+        result = store.backfill(start_time, end_time, views or None, step=piece, dry_run=dry_run)
         intervals = {name: store.computed_intervals(name) for name in result.views}
+    if dry_run:
+        planned = [
+            (n, intervals_text(d.computed) or "nothing to do", intervals_text(intervals[n]))
+            for n, d in result.views.items()
+        ]
+        render.table(None, ["view", "would compute", "computed in all"], planned)
+        return
     rows = [
         (
             name,

@@ -115,16 +115,24 @@ class Backfiller:
         return self._registry.computed_intervals(fv.table_name, transformation(fv).fingerprint)
 
     def run(
-        self, fv: FeatureView, start: datetime, end: datetime, *, step: timedelta | None, progress: bool
+        self,
+        fv: FeatureView,
+        start: datetime,
+        end: datetime,
+        *,
+        step: timedelta | None,
+        progress: bool,
+        dry_run: bool = False,
     ) -> ViewBackfill:
-        """Compute and write the gaps of ``[start, end)`` (see the module docstring)."""
+        """Compute and write the gaps of ``[start, end)`` (see the module docstring); with
+        `dry_run`, only say what the gaps are (no query, nothing written)."""
         source = transformation(fv)
         engine = self._engine()
         with self._exclusive():
             fingerprint = source.fingerprint
             gaps = intervals.subtract([(start, end)], self._registry.computed_intervals(fv.table_name, fingerprint))
-            if not gaps:
-                return ViewBackfill(fv.name, (), 0, ())
+            if not gaps or dry_run:
+                return ViewBackfill(fv.name, tuple(gaps), 0, ())
             batch = self._batch(fv, source)
             pieces = [piece for gap in gaps for piece in intervals.split(gap, step)]
             check_result_schema(fv, _run(engine, fv, batch, *pieces[0], limit=0).schema)

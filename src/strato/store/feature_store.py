@@ -544,6 +544,7 @@ class FeatureStore:
         *,
         step: timedelta | None = None,
         progress: bool = True,
+        dry_run: bool = False,
     ) -> BackfillResult:
         """Compute views fed by a `SqlSource` over the event times ``[start, end)`` not computed yet.
 
@@ -552,7 +553,8 @@ class FeatureStore:
         Delta version) and an overlapping range computes only what is missing
         (`strato.store.backfill`). `views` default to every view with a SqlSource; inputs are
         computed before the views that read them. `step` cuts each gap into pieces of that
-        length (bounded memory, progress, and a stop loses at most one piece).
+        length (bounded memory, progress, and a stop loses at most one piece). `dry_run`
+        returns the gaps that would be computed, running no query and writing nothing.
         """
         self._check_writable("backfill")
         began = time.perf_counter()
@@ -563,7 +565,11 @@ class FeatureStore:
         if step is not None and (not isinstance(step, timedelta) or step <= timedelta(0)):
             raise UserError(f"backfill: step must be a positive duration, got {step!r}")
         chosen = self._transformed_views(views)
-        done = {fv.name: self._backfiller.run(fv, start_utc, end_utc, step=step, progress=progress) for fv in chosen}
+        backfiller = self._backfiller
+        done = {
+            fv.name: backfiller.run(fv, start_utc, end_utc, step=step, progress=progress, dry_run=dry_run)
+            for fv in chosen
+        }
         return BackfillResult(done, start_utc, end_utc, time.perf_counter() - began)
 
     def computed_intervals(self, view: str | FeatureView) -> list[Interval]:
