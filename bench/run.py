@@ -267,6 +267,10 @@ def run(users: int, iterations: int, repeat: int, seed: int = 7) -> dict[str, An
     from bench import kafka_ingest
 
     results.update(kafka_ingest.run())
+    _log("http: wrk, 64 connections, against a 2-worker strato serve (1 x 120, LMDB) and its /health …")
+    from bench import http_load
+
+    results.update(http_load.run())
     return results
 
 

@@ -48,6 +48,10 @@ class Capabilities:
     persistent: bool = False
     #: Largest number of keys one `write` or `read` call should carry.
     max_batch_rows: int = 1_000_000
+    #: Calls cross the network, so one can hang on a slow or stopped server: the feature server
+    #: runs its reads off the event loop under `server.backend_timeout_s`. An embedded store
+    #: (LMDB, memory) answers from local memory and is read inline, the fast path.
+    remote: bool = False
 
 
 class OnlineStore(abc.ABC):
@@ -79,6 +83,15 @@ class OnlineStore(abc.ABC):
     @abc.abstractmethod
     def read(self, table: str, keys: Sequence[bytes]) -> list[bytes | None]:
         """The stored value for each key, or None where absent; one engine round trip."""
+
+    def read_tables(self, requests: Sequence[tuple[str, Sequence[bytes]]]) -> list[list[bytes | None]]:
+        """`read` of several tables at once: per (table, keys) request, the values in order.
+
+        A lookup of features from several views asks for one entity in each: backends that can
+        answer every request in one round trip (one MGET, one pipeline per node, one batch
+        read, one snapshot) override this, so a request costs one trip, not one per view.
+        """
+        return [self.read(table, keys) for table, keys in requests]
 
     @abc.abstractmethod
     def prune(self, table: str, older_than_us: int) -> int:

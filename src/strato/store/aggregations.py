@@ -41,7 +41,16 @@ from strato.offline.base import OfflineEngine, TableSnapshot
 from strato.online.base import OnlineStore
 from strato.online.codec import HEADER, HEADER_SIZE, KeyCodec, ViewCodec
 from strato.online.response import FeatureGather, ViewResult
-from strato.streaming.tiles import EntityTiles, TileLayout, evaluate_packed, final, fold, slots_of, window_start_us
+from strato.streaming.tiles import (
+    EntityTiles,
+    ReadPlan,
+    StreamPositions,
+    TileLayout,
+    final,
+    fold,
+    slots_of,
+    window_start_us,
+)
 from strato.types import Kind
 
 try:
@@ -83,9 +92,18 @@ class TileWriter:
         self._lock = threading.Lock()
         self._fd: int | None = None
 
-    def apply(self, store: OnlineStore, view: FeatureView, rows: pa.Table, created: int | npt.NDArray[np.int64]) -> int:
+    def apply(
+        self,
+        store: OnlineStore,
+        view: FeatureView,
+        rows: pa.Table,
+        created: int | npt.NDArray[np.int64],
+        positions: StreamPositions | None = None,
+    ) -> int:
         """Merge the accepted events of validated `rows` into their entities' tiles; how many
-        events were merged. `created` is the batch's write time, or one per row."""
+        events were merged. `created` is the batch's write time, or one per row. With
+        `positions` (one per row: streamed rows), events the tiles already merged from the
+        same source are skipped, so a replay counts nothing twice."""
         layout = layout_of(view)
         n = rows.num_rows
         event_us = rows.column("event_timestamp").cast(pa.int64()).to_numpy()
@@ -102,10 +120,11 @@ class TileWriter:
             by_key.setdefault(keys[i], []).append(i)
         table = tiles_table(view)
         unique = list(by_key)
+        merged = 0
         with self._locked():
             now_us = clock.now_us()
             stored = store.read(table, unique)
-            values = []
+            changed, values = [], []
             for key, old in zip(unique, stored, strict=True):
                 if old is None:
                     tiles, newest, written = EntityTiles.new(layout), None, 0
@@ -113,16 +132,23 @@ class TileWriter:
                     newest, written = HEADER.unpack_from(old)
                     tiles = EntityTiles.from_data(layout, msgpack.unpackb(old[HEADER_SIZE:], raw=False))
                 idx = by_key[key]
+                if positions is not None:
+                    idx = tiles.unmerged(idx, positions.sources, positions.offsets)
+                    if not idx:
+                        continue
                 tiles.add_events(
                     ((int(event_us[i]), int(created_us[i]), [col[i] for col in columns]) for i in idx), now_us
                 )
                 top = max(int(event_us[i]) for i in idx)
                 newest = top if newest is None else max(newest, top)
                 header = HEADER.pack(newest, max(written + 1, now_us))
+                changed.append(key)
                 values.append(header + msgpack.packb(tiles.to_data(), use_bin_type=True))
+                merged += len(idx)
             # No native ttl: the engine's clock is not Strato's; `prune_expired` drops idle rows.
-            store.write(table, unique, values)
-        return int(keep.sum())
+            if changed:
+                store.write(table, changed, values)
+        return merged
 
     def _locked(self) -> _Locked:
         if self._fd is None and fcntl is not None:
@@ -195,17 +221,17 @@ class AggregateReader:
         # per output: (slot in the fixed tuple or -1, slot in the var list or -1, null bit index)
         self._slots = [(fixed_at.get(f.name, -1), codec.var_slot.get(f.name, -1), codec.index[f.name]) for f in fields]
         self._fixed_zero = [False if f.dtype.kind is Kind.BOOL else 0 for f in codec.fixed]
-        self._outputs = [self.layout.outputs[i] for i in self.wanted]
+        self._plan = ReadPlan.of(self.layout, [self.layout.outputs[i] for i in self.wanted])
         self._empty = EntityTiles.new(self.layout).to_data()
 
     def result(self, values: list[bytes | None], now_us: int) -> ViewResult:
         """Evaluate each entity's windows at `now_us` into a view part of the response."""
         out: list[bytes | None] = []
-        layout, outputs, unpackb = self.layout, self._outputs, msgpack.unpackb
+        evaluate, unpackb = self._plan.evaluate_packed, msgpack.unpackb
         for value in values:
             data = self._empty if value is None else unpackb(value[HEADER_SIZE:], raw=False)
             # Stamped with the read time: an aggregate is the window's value as of now.
-            out.append(self._pack(now_us, evaluate_packed(layout, data, now_us, outputs)))
+            out.append(self._pack(now_us, evaluate(data, now_us)))
         return ViewResult(self.gather, self.output_names, out, None, now_us)
 
     def _pack(self, as_of_us: int, results: list[Any]) -> bytes:

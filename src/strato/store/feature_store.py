@@ -56,6 +56,7 @@ from strato.store.training_sets import RebuildResult, SavedTrainingSet, Training
 from strato.store.upkeep import Upkeep, VacuumReport
 from strato.store.versions import VersionMover
 from strato.store.write_clock import CLOCK_FILE, WriteClock
+from strato.streaming.tiles import StreamPositions
 from strato.types import TIMESTAMP_ARROW, TableVersion
 
 if TYPE_CHECKING:
@@ -303,6 +304,8 @@ class FeatureStore:
         to: WriteTarget | None = None,
         idempotency_key: str | None = None,
         stream_offsets: Mapping[str, int] | None = None,
+        expected_offsets: Mapping[str, int | None] | None = None,
+        stream_positions: StreamPositions | None = None,
     ) -> WriteResult:
         """Validate `data` against the view, append it to history, upsert the online store.
 
@@ -319,7 +322,11 @@ class FeatureStore:
         online step is redone, and the result says `already_written`.
 
         `stream_offsets` (application id → version; `strato ingest` gives its consumed Kafka
-        offsets) are recorded in the same Delta commit as the rows (`DeltaTables.append`).
+        offsets) are recorded in the same Delta commit as the rows (`DeltaTables.append`);
+        `expected_offsets` (application id → the version the writer read) fence them: if
+        history moved on meanwhile (another consumer wrote them), `OffsetsMovedError` and
+        nothing is written. `stream_positions` (one per row of `data`, an Arrow table) say where each streamed row
+        came from, so windowed-aggregation tiles merge each event once across replays.
         """
         self._check_writable("write")
         fv = self.catalog.current(view)
@@ -334,7 +341,19 @@ class FeatureStore:
         if idempotency_key is not None and (not isinstance(idempotency_key, str) or not idempotency_key):
             raise UserError(f"idempotency_key must be a non-empty string, got {idempotency_key!r}")
         quality = Screen(fv) if fv.has_expectations else None
-        batch = frames.conform_batch(fv, data, max_future_seconds=self.config.max_future_seconds, screen=quality)
+        carry: tuple[str, ...] = ()
+        if stream_positions is not None:
+            data, carry = _with_positions(fv, data, stream_positions)
+        batch = frames.conform_batch(
+            fv, data, max_future_seconds=self.config.max_future_seconds, screen=quality, carry=carry
+        )
+        positions = None
+        if carry:
+            rows = batch.rows
+            positions = StreamPositions(rows.column(carry[0]).to_pylist(), rows.column(carry[1]).to_pylist())
+            batch = dataclasses.replace(batch, rows=rows.drop_columns(list(carry)))
+            if quality is not None and quality.set_aside is not None:
+                quality.set_aside = quality.set_aside.drop_columns(list(carry))
         rows = batch.rows
         if quality is not None:
             quality.keep_aside(self.delta, idempotency_key)  # before the batch: if it fails, nothing is written
@@ -354,7 +373,9 @@ class FeatureStore:
                 # is not known to have finished (docs/concepts.md, "Windowed aggregations").
                 progress = self._materializer.status(fv)[0] if fv.aggregations else None
                 tiles = progress is None or progress.version < earlier_version
-                redone, _ = self._write_online(fv, rows, created, earlier_version, None, tiles=tiles)
+                redone, _ = self._write_online(
+                    fv, rows, created, earlier_version, None, tiles=tiles, positions=positions
+                )
             return WriteResult(
                 fv.name, rows.num_rows, earlier_version, redone, already_written=True, superseded=batch.superseded
             )
@@ -364,7 +385,9 @@ class FeatureStore:
         version: TableVersion | None = None
         history: Future[TableVersion] | None = None
         if "offline" in to:
-            append = functools.partial(self._append, fv, stamped, idempotency_key, created_us, stream_offsets)
+            append = functools.partial(
+                self._append, fv, stamped, idempotency_key, created_us, stream_offsets, expected_offsets
+            )
             if "online" in to and rows.num_rows >= OVERLAP_MIN_ROWS:
                 # The Delta commit (Parquet encoding, in Rust, without the GIL) runs while this
                 # thread encodes the online values; the online store is written only once the
@@ -374,7 +397,7 @@ class FeatureStore:
                 version = append()
         changed = 0
         if "online" in to:
-            changed, version = self._write_online(fv, rows, created, version, history)
+            changed, version = self._write_online(fv, rows, created, version, history, positions=positions)
         quarantined = quality.quarantined if quality else 0
         if stats is not None and version is not None:
             record_stats(self.registry, fv, version, rows.num_rows, stats, quarantined)
@@ -401,6 +424,7 @@ class FeatureStore:
         history: Future[TableVersion] | None,
         *,
         tiles: bool = True,
+        positions: StreamPositions | None = None,
     ) -> tuple[int, TableVersion | None]:
         """The online step of a write, after (or while) its history commit lands: (keys
         changed, the table version committed).
@@ -416,7 +440,7 @@ class FeatureStore:
                     version = _committed(history)
             changed = self.online_store.write(fv.table_name, keys, values, ttl=fv.ttl)
             if fv.aggregations and tiles:
-                self._tiles.apply(self.online_store, fv, rows, created)
+                self._tiles.apply(self.online_store, fv, rows, created, positions)
         except BaseException as exc:
             if version is None:
                 raise  # history untouched (or none asked for): nothing is out of step
@@ -673,6 +697,12 @@ class FeatureStore:
         """
         return self._on_demand.get(features, entity_rows, full_feature_names)
 
+    def read_resources(self, features: Sequence[str] | FeatureService) -> tuple[Resource, ...]:
+        """What reading `features` needs read access on: the service, or each view named and,
+        for an on-demand view, the views it reads from. The SDK's reads check exactly these,
+        and `strato serve` asks here too, so both decide alike."""
+        return self._on_demand.resources(features)
+
     def refresh(self) -> None:
         """Forget cached definitions and request plans, so the next calls follow the registry.
 
@@ -728,8 +758,11 @@ class FeatureStore:
         elif start is not None or end is not None or spine_view is not None:
             raise UserError("get_historical_features: start, end and spine_view are for calls without an entity_df")
         if self._on_demand.involves(features, full_feature_names):
+            # Checked as a whole (the on-demand views and their sources, or the service): the
+            # joins the on-demand path makes for its inputs are then not checked again.
+            self._check("read", *self._on_demand.resources(features))
             return self._on_demand.historical(
-                self.get_historical_features,
+                functools.partial(self._join_history, check=False),
                 entity_df,
                 features,
                 full_feature_names,
@@ -737,10 +770,34 @@ class FeatureStore:
                 as_of=as_of,
                 versions=versions,
             )
+        return self._join_history(
+            entity_df,
+            features,
+            full_feature_names=full_feature_names,
+            timestamp_field=timestamp_field,
+            as_of=as_of,
+            versions=versions,
+            spine_versions=spine_versions,
+        )
+
+    def _join_history(
+        self,
+        entity_df: Any,
+        features: Sequence[str] | FeatureService,
+        *,
+        full_feature_names: bool,
+        timestamp_field: str,
+        as_of: datetime | None,
+        versions: Mapping[str, TableVersion | None] | None,
+        spine_versions: Mapping[str, TableVersion | None] | None = None,
+        check: bool = True,
+    ) -> TrainingSet:
+        """The point-in-time join of stored features (rule 3), `get_historical_features`' core."""
+        spine_versions = spine_versions or {}
         selections = self.catalog.select(features, full_feature_names)
-        if isinstance(features, FeatureService):
+        if check and isinstance(features, FeatureService):
             self._check("read", Resource("feature_service", features.name))
-        else:
+        elif check:
             self._check("read", *dict.fromkeys(Resource("feature_view", fv.name) for _, fv, _ in selections))
         key_fields = {k.name: k for _, fv, _ in selections for k in fv.join_keys}
         spine = frames.conform_spine(entity_df, list(key_fields.values()), timestamp_field)
@@ -911,12 +968,18 @@ class FeatureStore:
         idempotency_key: str | None,
         created_us: int,
         transactions: Mapping[str, int] | None = None,
+        expected_transactions: Mapping[str, int | None] | None = None,
     ) -> TableVersion:
         """One history commit; if a newer version of the view retired this storage meanwhile,
         the definitions are re-read at once, so the caller's next write goes to it."""
         try:
             return self.delta.append(
-                fv.table_name, rows, idempotency_key=idempotency_key, created_us=created_us, transactions=transactions
+                fv.table_name,
+                rows,
+                idempotency_key=idempotency_key,
+                created_us=created_us,
+                transactions=transactions,
+                expected_transactions=expected_transactions,
             )
         except ConflictError:
             self.catalog.invalidate()
@@ -961,3 +1024,19 @@ def _whoami() -> str:
         return getpass.getuser()
     except (KeyError, OSError):
         return "unknown"
+
+
+_SOURCE_COLUMN, _OFFSET_COLUMN = "__strato_stream_source", "__strato_stream_offset"
+
+
+def _with_positions(fv: FeatureView, data: Any, positions: StreamPositions) -> tuple[pa.Table, tuple[str, str]]:
+    """`data` with its rows' stream positions as two columns `conform_batch` carries along."""
+    if not isinstance(data, pa.Table):
+        raise UserError(f"write to {fv.name!r}: stream_positions need the rows as a pyarrow Table")
+    if len(positions.sources) != data.num_rows:
+        raise UserError(f"write to {fv.name!r}: {len(positions.sources)} stream positions for {data.num_rows} rows")
+    table = data.append_column(_SOURCE_COLUMN, pa.array(positions.sources, pa.string()))
+    return table.append_column(_OFFSET_COLUMN, pa.array(positions.offsets, pa.int64())), (
+        _SOURCE_COLUMN,
+        _OFFSET_COLUMN,
+    )

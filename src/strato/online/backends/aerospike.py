@@ -161,7 +161,9 @@ class AerospikeOnlineStore(OnlineStore):
 
     name: ClassVar[str] = "aerospike"
     options_model: ClassVar[type[StoreOptions]] = AerospikeOptions
-    capabilities: ClassVar[Capabilities] = Capabilities(native_ttl=True, persistent=True, max_batch_rows=_CHUNK)
+    capabilities: ClassVar[Capabilities] = Capabilities(
+        native_ttl=True, persistent=True, max_batch_rows=_CHUNK, remote=True
+    )
 
     def __init__(self, client: Any, options: AerospikeOptions, project: str):
         self.project = project
@@ -329,24 +331,48 @@ class AerospikeOnlineStore(OnlineStore):
                 return [bins.get(VALUE_BIN)]
             if not keys:
                 return []
-            out: list[bytes | None] = []
-            for chunk in _chunks(keys):
-                answer = client.batch_read(
-                    [(namespace, set_, user_key(key)) for key in chunk], [VALUE_BIN], self._batch_read_policy
-                )
-                for record in answer.batch_records:
-                    code = record.result
-                    if code == 0:
-                        out.append(record.record[2].get(VALUE_BIN))
-                    elif code == _NOT_FOUND:
-                        out.append(None)
-                    else:
-                        raise BackendUnavailable(
-                            f"{self._where}: read of {table!r} failed: {_record_error(int(code))}; retry"
-                        )
-            return out
+            return self._batch_read([(namespace, set_, user_key(key)) for key in keys], f"read of {table!r}")
         except aex.AerospikeError as exc:
             raise self._translate(exc, f"read of {table!r}") from exc
+
+    def read_tables(self, requests: Sequence[tuple[str, Sequence[bytes]]]) -> list[list[bytes | None]]:
+        if len(requests) == 1:
+            return [self.read(*requests[0])]
+        if self._client is None:
+            raise self._closed()
+        namespace = self.options.namespace
+        records = [
+            (namespace, self._sets.get(table) or self._set(table), user_key(key))
+            for table, keys in requests
+            for key in keys
+        ]
+        if not records:
+            return [[] for _ in requests]
+        tables = ", ".join(repr(table) for table, _ in requests)
+        try:
+            values = self._batch_read(records, f"read of {tables}")  # one batch across the sets
+        except aex.AerospikeError as exc:
+            raise self._translate(exc, f"read of {tables}") from exc
+        out, at = [], 0
+        for _, keys in requests:
+            out.append(values[at : at + len(keys)])
+            at += len(keys)
+        return out
+
+    def _batch_read(self, records: list[tuple[str, str, Any]], what: str) -> list[bytes | None]:
+        client = self._live()
+        out: list[bytes | None] = []
+        for chunk in _chunks(records):
+            answer = client.batch_read(list(chunk), [VALUE_BIN], self._batch_read_policy)
+            for record in answer.batch_records:
+                code = record.result
+                if code == 0:
+                    out.append(record.record[2].get(VALUE_BIN))
+                elif code == _NOT_FOUND:
+                    out.append(None)
+                else:
+                    raise BackendUnavailable(f"{self._where}: {what} failed: {_record_error(int(code))}; retry")
+        return out
 
     def _closed(self) -> BackendFailure:
         return BackendFailure(f"the {self._where} of project {self.project!r} is closed")

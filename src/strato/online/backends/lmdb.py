@@ -300,6 +300,25 @@ class LMDBOnlineStore(OnlineStore):
         except lmdb.Error as exc:
             raise self._errors.translate(exc) from exc
 
+    def read_tables(self, requests: Sequence[tuple[str, Sequence[bytes]]]) -> list[list[bytes | None]]:
+        if len(requests) == 1:
+            return [self.read(*requests[0])]
+        env = self._env
+        if env is None:
+            raise self._closed()
+        prefixes = [self._prefixes.get(table) or self._prefix(table) for table, _ in requests]
+        try:
+            txn = env.begin()  # one snapshot for every view of the lookup
+            try:
+                get = txn.get
+                return [
+                    [get(prefix + key) for key in keys] for prefix, (_, keys) in zip(prefixes, requests, strict=True)
+                ]
+            finally:
+                txn.abort()
+        except lmdb.Error as exc:
+            raise self._errors.translate(exc) from exc
+
     def prune(self, table: str, older_than_us: int) -> int:
         env = self._live()
         prefix = self._prefix(table)

@@ -169,7 +169,9 @@ class RedisOnlineStore(OnlineStore):
 
     name: ClassVar[str] = "redis"
     options_model: ClassVar[type[StoreOptions]] = RedisOptions
-    capabilities: ClassVar[Capabilities] = Capabilities(native_ttl=True, persistent=True, max_batch_rows=100_000)
+    capabilities: ClassVar[Capabilities] = Capabilities(
+        native_ttl=True, persistent=True, max_batch_rows=100_000, remote=True
+    )
 
     def __init__(self, client: Any, options: RedisOptions, project: str):
         if "\x00" in project:
@@ -260,6 +262,31 @@ class RedisOnlineStore(OnlineStore):
             return list(client.mget([prefix + key for key in keys]))
         except redis.RedisError as exc:
             raise _translate(self._where, exc) from exc
+
+    def read_tables(self, requests: Sequence[tuple[str, Sequence[bytes]]]) -> list[list[bytes | None]]:
+        if len(requests) == 1:
+            return [self.read(*requests[0])]
+        client = self._client
+        if client is None:
+            raise self._closed()
+        full: list[bytes] = []
+        for table, keys in requests:
+            prefix = self._prefixes.get(table) or self._prefix(table)
+            if self._cluster:  # one entity's keys share a hash tag: one node, one round trip
+                full.extend(prefix + b"{" + key + b"}" for key in keys)
+            else:
+                full.extend(prefix + key for key in keys)
+        if not full:
+            return [[] for _ in requests]
+        try:
+            values = _read_cluster(client, full) if self._cluster else list(client.mget(full))
+        except redis.RedisError as exc:
+            raise _translate(self._where, exc) from exc
+        out, at = [], 0
+        for _, keys in requests:
+            out.append(values[at : at + len(keys)])
+            at += len(keys)
+        return out
 
     def check(self) -> list[str]:
         problems = super().check()

@@ -118,6 +118,8 @@ from strato.registry.base import (
     not_found,
 )
 
+SQLITE_BUSY_TIMEOUT_S = 30.0
+"""How long a SQLite registry call waits for another process's write transaction."""
 _WRITE = "strato_write"  # execution option: this transaction writes, so BEGIN IMMEDIATE
 _TRANSIENT = ("database is locked", "database is busy", "could not connect", "connection refused", "server closed")
 #: PostgreSQL error codes worth a retry: connection exceptions (class 08), the server
@@ -334,6 +336,10 @@ def _create_engine(url: URL, *, create: bool = True) -> Engine:
         options["pool_pre_ping"] = True
         if url.get_driver_name() == "psycopg":
             options["connect_args"] = {"connect_timeout": 5, "application_name": "strato"}
+    elif url.get_backend_name() == "sqlite":
+        # Wait for another process's write (an apply, a schema upgrade) instead of failing
+        # with "database is locked" after sqlite3's default 5 s, which a loaded machine reaches.
+        options["connect_args"] = {"timeout": SQLITE_BUSY_TIMEOUT_S}
     try:
         engine = create_engine(url, **options)
     except sa_exc.NoSuchModuleError:
