@@ -40,6 +40,11 @@ class FeatureView:
     time, every row of a batch is kept in history, and ties at equal (keys, event time) go
     to the greater created time, offline and online alike (design rule 10).
 
+    `source`: a `FileSource` (`store.ingest` reads it), a `KafkaSource` (`strato ingest`), or a
+    `SqlSource`: the view is then computed by a query over other views and named files, over
+    the event times not computed yet (`store.backfill`, `strato backfill`); it needs history
+    (offline=True), and may not read itself.
+
     Data quality: each field's `Expect` rules, and `unique_events` (each (keys, event time)
     at most once per batch), are checked on every write. A batch that breaks one is refused
     whole (`on_invalid="reject"`, the default), or its offending rows are set aside in the
