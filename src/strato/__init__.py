@@ -39,7 +39,7 @@ if TYPE_CHECKING:
         ValidationError,
     )
     from strato.online.response import OnlineResponse
-    from strato.store import FeatureStore, MaterializeResult, TrainingSet, WriteResult
+    from strato.store import BackfillResult, FeatureStore, MaterializeResult, TrainingSet, WriteResult
     from strato.types import (
         Bool,
         Bytes,
@@ -90,7 +90,9 @@ _HOMES: dict[str, str] = {
         "strato.errors",
     ),
     "OnlineResponse": "strato.online.response",
-    **dict.fromkeys(("FeatureStore", "MaterializeResult", "TrainingSet", "WriteResult"), "strato.store"),
+    **dict.fromkeys(
+        ("BackfillResult", "FeatureStore", "MaterializeResult", "TrainingSet", "WriteResult"), "strato.store"
+    ),
     **dict.fromkeys(
         (
             "Bool",
@@ -139,6 +141,7 @@ __all__ = [
     "BackendError",
     "BackendFailure",
     "BackendUnavailable",
+    "BackfillResult",
     "Bool",
     "BreakingChangeError",
     "Bytes",
