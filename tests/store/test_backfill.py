@@ -193,6 +193,12 @@ def _nothing_written(store: FeatureStore, name: str = "hourly") -> None:
             "event time column 'event_timestamp' as string; it must be a TIMESTAMP",
         ),
         (HOURLY_SQL.replace("count(*) AS n", "count(*) AS n, 1 AS extra"), SchemaError, "columns \\['extra'\\]"),
+        (
+            "SELECT p.user_id, date_trunc('hour', p.event_timestamp) AS event_timestamp, p.amount AS spend_eur, "
+            "1 AS n FROM payments p JOIN fx USING (currency)",
+            SchemaError,
+            r"gives \d rows for \(user_id=\d, event_timestamp=.*\); it must give one row per join keys and event time",
+        ),
         ("SELECT FROM WHERE", UserError, "feature view 'hourly': its SqlSource query failed: SQL error"),
         ("SELECT * FROM nowhere", UserError, "nowhere"),
         ("SELECT 1; SELECT 2", UserError, "one read-only SELECT; got 2 statements"),

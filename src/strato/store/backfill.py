@@ -11,7 +11,8 @@
    the view before anything is written: a missing, extra or mistyped column is a
    `SchemaError` naming it;
 3. per gap (cut into `step`-long pieces if asked), runs the query filtered to the piece and
-   writes the rows like `store.write` (validation, expectations, one Delta commit, online,
+   checks that it gives one row per (join keys, event time), and writes the rows like
+   `store.write` (validation, expectations, one Delta commit, online,
    statistics), with an idempotency key naming the piece; then records the piece as computed.
 
 A piece is all or nothing, and recorded only after its rows are durable: a run stopped
@@ -38,6 +39,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Final
 
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from strato import frames, intervals
 from strato.definitions.feature_view import FeatureView, SqlSource
@@ -140,6 +142,7 @@ class Backfiller:
             with row_progress(f"backfill {fv.name} ({len(pieces)} pieces)", None, enabled=progress) as bar:
                 for low, high in pieces:
                     table = _run(engine, fv, batch, low, high)
+                    check_one_row_per_identity(fv, table)
                     written = self._write(fv, table, idempotency_key=_key(fingerprint, (low, high)))
                     self._registry.add_computed_interval(fv.table_name, fingerprint, (low, high))
                     if written.table_version is not None and not written.already_written:
@@ -232,6 +235,26 @@ def check_result_schema(fv: FeatureView, result: pa.Schema) -> None:
                 f"{where} gives {role} {name!r} as {have}, but the view declares {target} ({problem[1]}); "
                 "cast it in the query"
             )
+
+
+def check_one_row_per_identity(fv: FeatureView, table: pa.Table) -> None:
+    """A query's result gives each (join keys, event time) once (with a created time column,
+    once per created time): a write would keep an arbitrary one of several, so a rerun could
+    compute something else. Usually a join that fans out; refused naming the first."""
+    identity = [*fv.join_key_names, fv.timestamp_field]
+    if fv.created_timestamp_column:
+        identity.append(fv.created_timestamp_column)
+    if table.num_rows < 2:
+        return
+    counts = table.select(identity).group_by(identity, use_threads=False).aggregate([([], "count_all")])
+    repeated = counts.filter(pc.greater(counts.column("count_all"), 1))
+    if repeated.num_rows:
+        first = repeated.slice(0, 1).to_pylist()[0]
+        shown = ", ".join(f"{k}={first[k]!s}" for k in identity)
+        raise SchemaError(
+            f"feature view {fv.name!r}: its SqlSource query gives {first['count_all']} rows for ({shown}); "
+            "it must give one row per join keys and event time (a join that fans out?)"
+        )
 
 
 def _run(
