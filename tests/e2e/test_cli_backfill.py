@@ -28,7 +28,9 @@ daily_spend = FeatureView(
         """
         SELECT p.user_id, date_trunc('day', p.ts) AS event_timestamp,
                sum(p.amount) AS spend, count(*) AS payments, any_value(s.home_country) AS home_country
-        FROM raw_payments p LEFT JOIN user_stats s USING (user_id)
+        FROM raw_payments p LEFT JOIN (
+            SELECT user_id, arg_max(home_country, event_timestamp) AS home_country FROM user_stats GROUP BY user_id
+        ) s USING (user_id)
         GROUP BY ALL
         """,
         inputs=[FileSource("payments.parquet", name="raw_payments"), user_stats],
@@ -57,6 +59,22 @@ def repo(tmp_path_factory: pytest.TempPathFactory) -> Path:
     )
     done = run("apply", cwd=repo)
     assert done.code == 0, str(done)
+    for i, country in enumerate(("FR", "DE")):  # two profiles per user: the query takes the latest
+        stats = root / f"stats{i}.parquet"
+        pq.write_table(
+            pa.table(
+                {
+                    "user_id": pa.array([1, 2], pa.int64()),
+                    "event_timestamp": pa.array([T0 - DAY + i * timedelta(hours=1)] * 2, pa.timestamp("us", tz="UTC")),
+                    "tx_count_7d": pa.array([1, 2], pa.int64()),
+                    "amount_mean_7d": pa.array([1.0, 2.0], pa.float64()),
+                    "home_country": pa.array([country] * 2),
+                }
+            ),
+            stats,
+        )
+        written = run("write", "user_stats", stats, cwd=repo)
+        assert written.code == 0, str(written)
     return repo
 
 
@@ -92,9 +110,11 @@ def test_backfill_computes_once_and_then_only_gaps(repo: Path) -> None:
     assert described.code == 0, str(described)
     assert "computed by SqlSource" in described.out, str(described)
     assert f"[{day}, " in described.out, str(described)
-    online = run("get", "daily_spend:payments", "-e", "user_id=1", "--json", cwd=repo)
+    online = run("get", "daily_spend:payments", "daily_spend:home_country", "-e", "user_id=1", "--json", cwd=repo)
     assert online.code == 0, str(online)
-    assert json.loads(online.out.splitlines()[0])["features"]["payments"] == 4, str(online)
+    answer = json.loads(online.out.splitlines()[0])["features"]
+    assert answer["payments"] == 4, str(online)
+    assert answer["home_country"] == "DE", str(online)  # the latest profile, joined without fanning out
 
 
 def test_backfill_user_errors_are_one_line(repo: Path) -> None:
