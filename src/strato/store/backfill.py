@@ -167,6 +167,20 @@ class Backfiller:
             files.append(FileInput(str(file.name), str(resolved), file.format))
         return BatchQuery(source.query, tuple(views), tuple(files), fv.timestamp_field)
 
+    def catch_up(
+        self, fv: FeatureView, start: datetime | None, end: datetime, *, progress: bool
+    ) -> ViewBackfill | None:
+        """Before a materialization: compute up to `end` from `start`, or without one from
+        where the view's computed intervals begin; None for a view never computed and given no
+        start (`backfill` begins it), or one with nothing before `end`."""
+        begin = start
+        if begin is None:
+            done = self.computed(fv)
+            begin = done[0][0] if done else None
+        if begin is None or begin >= end:
+            return None
+        return self.run(fv, begin, end, step=None, progress=progress)
+
     @contextlib.contextmanager
     def _exclusive(self) -> Iterator[None]:
         """One backfill at a time per repo (any process): the gaps read are still gaps when written."""

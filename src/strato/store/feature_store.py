@@ -627,15 +627,9 @@ class FeatureStore:
         computed, asked without a start, is left for `backfill` to begin."""
         transformed = in_input_order([fv for fv in chosen if isinstance(fv.source, SqlSource)])
         self._check_transform_access(transformed)
-        computed: dict[str, ViewBackfill] = {}
-        for fv in transformed:
-            begin = start
-            if begin is None:
-                done = self._backfiller.computed(fv)
-                begin = done[0][0] if done else None
-            if begin is not None and begin < end:
-                computed[fv.name] = self._backfiller.run(fv, begin, end, step=None, progress=progress)
-        return computed
+        backfiller = self._backfiller
+        caught_up = {fv.name: backfiller.catch_up(fv, start, end, progress=progress) for fv in transformed}
+        return {name: done for name, done in caught_up.items() if done is not None}
 
     @property
     def _backfiller(self) -> Backfiller:
