@@ -124,3 +124,14 @@ def test_backfill_user_errors_are_one_line(repo: Path) -> None:
     assert "must be before end" in one_line_error(run("backfill", (T0 + DAY).isoformat(), T0.isoformat(), cwd=repo))
     assert "not an ISO 8601 time" in one_line_error(run("backfill", "yesterday", "now", cwd=repo))
     assert "--step" in one_line_error(run("backfill", T0.isoformat(), "now", "--step", "soon", cwd=repo))
+
+
+def test_materialize_computes_transformed_views_up_to_its_end(repo: Path) -> None:
+    first = run("backfill", T0.isoformat(), (T0 + DAY).isoformat(), "daily_spend", cwd=repo)
+    assert first.code == 0, str(first)
+    done = run("materialize", "--incremental", "--view", "daily_spend", cwd=repo)  # up to now
+    assert done.code == 0, str(done)
+    assert "computed daily_spend from its SqlSource" in done.out, str(done)
+    described = run("describe", "view", "daily_spend", cwd=repo)
+    today = datetime.now(UTC).strftime("%Y-%m-%d")
+    assert f"[{T0.strftime('%Y-%m-%d')}, {today} " in described.out, str(described)  # one interval, up to now
