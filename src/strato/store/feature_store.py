@@ -21,10 +21,11 @@ from strato.access import AccessControl, Caller, Resource
 from strato.config import StratoConfig
 from strato.definitions.entity import Entity
 from strato.definitions.feature_service import FeatureService
-from strato.definitions.feature_view import FeatureView, FileSource
+from strato.definitions.feature_view import FeatureView, FileSource, SqlSource
 from strato.definitions.on_demand import OnDemandFeatureView
 from strato.definitions.plan import Action, Definition, ObjectKind, Plan, make_plan
 from strato.errors import ConflictError, OnlineBehindError, UserError
+from strato.intervals import Interval
 from strato.offline.base import OfflineEngine, TableSnapshot
 from strato.offline.pit import PitRequest
 from strato.online.base import OnlineStore
@@ -32,6 +33,7 @@ from strato.online.expiry import expired_before_us
 from strato.online.response import OnlineResponse
 from strato.registry.base import OnlineProgress, RegistryStore, Revision, TrainingSetRecord, WriteStats, backend_name
 from strato.store.aggregations import LOCK_FILE, TileWriter, historical_values, prune_tiles
+from strato.store.backfill import Backfiller, carry_computed, in_input_order, transformation
 from strato.store.catalog import Catalog
 from strato.store.lineage import Node, lineage
 from strato.store.materialize import Materializer, check_end
@@ -40,7 +42,14 @@ from strato.store.online_limits import check_online_limits
 from strato.store.online_reads import OnlineReader
 from strato.store.quality import Screen, quarantine_schema, quarantine_table, record_stats, start_stats
 from strato.store.repo import repo_config
-from strato.store.results import MaterializeResult, TrainingSet, WriteResult, WriteTarget
+from strato.store.results import (
+    BackfillResult,
+    MaterializeResult,
+    TrainingSet,
+    ViewBackfill,
+    WriteResult,
+    WriteTarget,
+)
 from strato.store.spines import spine_from_history
 from strato.store.threads import history_writer
 from strato.store.training_sets import RebuildResult, SavedTrainingSet, TrainingSets
@@ -240,6 +249,8 @@ class FeatureStore:
                 # write that landed in between does not extend a claim that did not exist yet,
                 # so this claim is still true: every row of the copied commits is online.
                 self.registry.advance_online_progress(table, OnlineProgress(version), expected=None)
+            for old, new in mover.filled:  # the copied history keeps what its query computed
+                carry_computed(self.registry, old, new)
             self.refresh()
         return plan
 
@@ -464,6 +475,10 @@ class FeatureStore:
         types = sources.text_column_types(fv)
         if path is not None:
             rows = sources.read_file(Path(path), types=types)
+        elif isinstance(fv.source, SqlSource):
+            raise UserError(
+                f"feature view {fv.name!r} is computed by its SqlSource query: run `strato backfill START END {fv.name}`"
+            )
         elif not isinstance(fv.source, FileSource):
             if fv.source is not None:  # a KafkaSource
                 raise UserError(f"feature view {fv.name!r} reads from Kafka: run `strato ingest {fv.name}`")
@@ -522,11 +537,10 @@ class FeatureStore:
         if start_utc is not None and start_utc >= end_utc:
             raise UserError(f"materialize: start {start_utc.isoformat()} must be before end {end_utc.isoformat()}")
         check_end(end_utc, allowance_seconds=self.config.max_future_seconds)
-        loaded = {
-            fv.name: self._materializer.window(fv, start_utc, end_utc, progress)
-            for fv in self._views_to_materialize(views)
-        }
-        return MaterializeResult(loaded, start_utc, end_utc, time.perf_counter() - began)
+        chosen = self._views_to_materialize(views)
+        computed = self._compute_transformed(chosen, start_utc, end_utc, progress)
+        loaded = {fv.name: self._materializer.window(fv, start_utc, end_utc, progress) for fv in chosen}
+        return MaterializeResult(loaded, start_utc, end_utc, time.perf_counter() - began, computed)
 
     def materialize_incremental(
         self, end: datetime, *, views: Sequence[str] | None = None, progress: bool = True
@@ -541,10 +555,87 @@ class FeatureStore:
         began = time.perf_counter()
         end_utc = _utc(end, "materialize end")
         check_end(end_utc, allowance_seconds=self.config.max_future_seconds)
-        loaded = {
-            fv.name: self._materializer.incremental(fv, end_utc, progress) for fv in self._views_to_materialize(views)
+        chosen = self._views_to_materialize(views)
+        computed = self._compute_transformed(chosen, None, end_utc, progress)
+        loaded = {fv.name: self._materializer.incremental(fv, end_utc, progress) for fv in chosen}
+        return MaterializeResult(loaded, None, end_utc, time.perf_counter() - began, computed)
+
+    def backfill(
+        self,
+        start: datetime,
+        end: datetime,
+        views: Sequence[str] | None = None,
+        *,
+        step: timedelta | None = None,
+        progress: bool = True,
+        dry_run: bool = False,
+    ) -> BackfillResult:
+        """Compute views fed by a `SqlSource` over the event times ``[start, end)`` not computed yet.
+
+        Each gap's query result is written like `write` (history and online, all or nothing
+        per piece) and recorded as computed, so running it again does nothing (no query, no
+        Delta version) and an overlapping range computes only what is missing
+        (`strato.store.backfill`). `views` default to every view with a SqlSource; inputs are
+        computed before the views that read them. `step` cuts each gap into pieces of that
+        length (bounded memory, progress, and a stop loses at most one piece). `dry_run`
+        returns the gaps that would be computed, running no query and writing nothing.
+        """
+        self._check_writable("backfill")
+        began = time.perf_counter()
+        start_utc, end_utc = _utc(start, "backfill start"), _utc(end, "backfill end")
+        if start_utc >= end_utc:
+            raise UserError(f"backfill: start {start_utc.isoformat()} must be before end {end_utc.isoformat()}")
+        clock.check_not_future(end_utc, "backfill: end", allowance_seconds=self.config.max_future_seconds)
+        if step is not None and (not isinstance(step, timedelta) or step <= timedelta(0)):
+            raise UserError(f"backfill: step must be a positive duration, got {step!r}")
+        chosen = self._transformed_views(views)
+        backfiller = self._backfiller
+        done = {
+            fv.name: backfiller.run(fv, start_utc, end_utc, step=step, progress=progress, dry_run=dry_run)
+            for fv in chosen
         }
-        return MaterializeResult(loaded, None, end_utc, time.perf_counter() - began)
+        return BackfillResult(done, start_utc, end_utc, time.perf_counter() - began)
+
+    def computed_intervals(self, view: str | FeatureView) -> list[Interval]:
+        """The event-time intervals of a SqlSource view that its current query has computed."""
+        fv = self.catalog.current(view)
+        self._check("read", Resource("feature_view", fv.name))
+        return self._backfiller.computed(fv)
+
+    def _transformed_views(self, names: Sequence[str] | None) -> list[FeatureView]:
+        """The views to compute (checked: write on each, read on what its query reads)."""
+        if names is None:
+            chosen = [v for v in self._all_views() if isinstance(v.source, SqlSource)]
+        else:
+            chosen = [self.catalog.current(n) for n in names]
+            for fv in chosen:
+                transformation(fv)
+        self._check_transform_access(chosen)
+        return in_input_order(chosen)
+
+    def _check_transform_access(self, chosen: Sequence[FeatureView]) -> None:
+        self._check("write", *(Resource("feature_view", fv.name) for fv in chosen))
+        reads = [n for fv in chosen if isinstance(fv.source, SqlSource) for n in fv.source.view_names]
+        if reads:
+            self._check("read", *(Resource("feature_view", n) for n in dict.fromkeys(reads)))
+
+    def _compute_transformed(
+        self, chosen: Sequence[FeatureView], start: datetime | None, end: datetime, progress: bool
+    ) -> dict[str, ViewBackfill]:
+        """Before materializing, compute the SqlSource views among `chosen` up to `end`: from
+        `start`, or without one from where their computed intervals begin. A view never
+        computed, asked without a start, is left for `backfill` to begin."""
+        transformed = in_input_order([fv for fv in chosen if isinstance(fv.source, SqlSource)])
+        self._check_transform_access(transformed)
+        backfiller = self._backfiller
+        caught_up = {fv.name: backfiller.catch_up(fv, start, end, progress=progress) for fv in transformed}
+        return {name: done for name, done in caught_up.items() if done is not None}
+
+    @property
+    def _backfiller(self) -> Backfiller:
+        return Backfiller(
+            self.catalog, self.registry, self.delta, lambda: self.offline_engine, self.write, self.config.repo_path
+        )
 
     def online_status(self, view: str | FeatureView) -> tuple[OnlineProgress | None, TableVersion | None]:
         """(what of the view's history is known to be online, its latest table version)."""
