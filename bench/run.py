@@ -273,6 +273,11 @@ def run(users: int, iterations: int, repeat: int, seed: int = 7) -> dict[str, An
     from bench import kafka_ingest
 
     results.update(kafka_ingest.run())
+    _log("http: one keep-alive client, 1 x 120 over strato serve beside /health and in process …")
+    from bench import server
+
+    http = server.run(max(iterations // 4, 2_000))
+    results.update({k: v for k, v in http.items() if k.startswith(("http_", "inproc_"))})
     _log("http: wrk, 64 connections, against a 2-worker strato serve (1 x 120, LMDB) and its /health …")
     from bench import http_load
 

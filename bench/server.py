@@ -118,16 +118,12 @@ def start_serve(repo: Path, port: int, token: str | None, *extra: str) -> subpro
             conn.close()
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser()
-    parser.add_argument("--iterations", type=int, default=5000)
-    parser.add_argument("--rounds", type=int, default=5)
-    parser.add_argument("--no-auth", action="store_true", help="serve without tokens (default: a reader token)")
-    args = parser.parse_args()
+def run(iterations: int = 5000, rounds: int = 5, auth: bool = True) -> dict[str, object]:
+    """The figures of the module docstring, as one flat dict (`bench.run` merges it)."""
     refs = [f"wide:f{i}" for i in range(FEATURES)]
     with tempfile.TemporaryDirectory() as tmp:
         repo = Path(tmp)
-        token = wide_repo(repo, auth=not args.no_auth)
+        token = wide_repo(repo, auth=auth)
         port = free_port()
         proc = start_serve(repo, port, token)
         try:
@@ -168,9 +164,9 @@ def main() -> None:
                     _time(fn, 200)  # warm up
                 gc.disable()
                 try:
-                    for _ in range(args.rounds):
+                    for _ in range(rounds):
                         for name, fn in cases.items():
-                            samples[name] += _time(fn, args.iterations // args.rounds)
+                            samples[name] += _time(fn, iterations // rounds)
                 finally:
                     gc.enable()
             conn.close()
@@ -185,6 +181,16 @@ def main() -> None:
         p50, p99 = _percentiles(values)
         out[f"{name}_p50_us"] = p50
         out[f"{name}_p99_us"] = p99
+    return out
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--iterations", type=int, default=5000)
+    parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--no-auth", action="store_true", help="serve without tokens (default: a reader token)")
+    args = parser.parse_args()
+    out = run(args.iterations, args.rounds, auth=not args.no_auth)
     text = json.dumps(out, indent=2)
     print(text)
     (Path(__file__).parent / "server.json").write_text(text + "\n")
