@@ -48,9 +48,13 @@ def test_enable_create_list_revoke_audit(repo: Path) -> None:
         _as(admin, "token", "create", "--role", "reader", "--view", "user_stats", "--name", "scoring", cwd=repo)
     )
     reader_id = reader.split("_")[1]
+    both = _as(admin, "token", "create", "--role", "reader", "--view", "user_stats", "--view", "other", cwd=repo)
+    assert both.code == 0, str(both)
     listed = _as(admin, "token", "ls", cwd=repo)
     assert listed.code == 0, str(listed)
     assert "reader on feature view user_stats" in listed.out
+    assert "reader-user_stats+other" in listed.out  # one token, two grants
+    assert "reader on feature view other" in listed.out
     assert "admin on project" in listed.out
     assert reader.split("_", 2)[2] not in listed.out
 

@@ -319,3 +319,19 @@ def test_a_service_with_an_on_demand_view_is_granted_as_the_service(
         assert store.get_historical_features(_SPINE, service).to_arrow().column("double_x").to_pylist() == [14]
         with pytest.raises(AccessDeniedError, match="read on feature view 'doubled'"):
             store.get_online_features(["doubled:double_x"], [{"user_id": 1}])
+
+
+def test_a_token_granted_on_an_on_demand_view_and_its_sources_reads_it(
+    secured: tuple[Path, str, dict[str, str]],
+) -> None:
+    """One token, several grants: the on-demand view and the view it reads are enough for it,
+    and nothing else is granted."""
+    repo, admin_token, _ = secured
+    with FeatureStore(repo, token=admin_token) as boss:
+        made = admin.create_token(boss.access, "reader", name="odfv", created_by="t", view=["doubled", "stats"])
+        [row] = [t for t in admin.list_tokens(boss.access) if t.id == made.id]
+        assert sorted(g.scope_name for g in row.grants) == ["doubled", "stats"]
+    with FeatureStore(repo, token=made.text) as store:
+        assert store.get_online_features(["doubled:double_x"], [{"user_id": 1}]).to_dict()["double_x"] == [14]
+        with pytest.raises(AccessDeniedError, match="feature service 'svc'"):
+            store.get_online_features(store.get_feature_service("svc"), [{"user_id": 1}])

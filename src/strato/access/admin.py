@@ -9,6 +9,7 @@ able to administer it.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import UTC, datetime
 
 from strato.access import tokens
@@ -24,10 +25,20 @@ def _project(caller: Caller) -> Resource:
     return Resource("project", caller.access.project)
 
 
-def _row(token: tokens.Token, name: str, grant: Grant, created_by: str) -> TokenRow:
+def _row(token: tokens.Token, name: str, grants: Sequence[Grant], created_by: str) -> TokenRow:
     if not isinstance(name, str) or not name.strip() or len(name) > _NAME_LIMIT:
         raise UserError(f"token name must be 1-{_NAME_LIMIT} characters, got {name!r}")
-    return TokenRow(token.id, name, token.secret_sha256, datetime.now(UTC), created_by, (grant.to_row(),))
+    rows = tuple(g.to_row() for g in grants)
+    return TokenRow(token.id, name, token.secret_sha256, datetime.now(UTC), created_by, rows)
+
+
+def _names(what: str, given: str | Sequence[str] | None) -> list[str]:
+    """One name or several as a list (order kept, repeats dropped); each a non-empty string."""
+    names = [given] if isinstance(given, str) else list(given or [])
+    for name in names:
+        if not isinstance(name, str) or not name:
+            raise UserError(f"{what}: expected names, got {name!r}")
+    return list(dict.fromkeys(names))
 
 
 def enable(caller: Caller, *, created_by: str, name: str = "admin") -> tokens.Token:
@@ -40,7 +51,7 @@ def enable(caller: Caller, *, created_by: str, name: str = "admin") -> tokens.To
             "make more tokens with `strato token create` (with an admin token)"
         )
     token = tokens.new_token()
-    access.registry.set_access(True, first_token=_row(token, name, Grant(Role.ADMIN), created_by))
+    access.registry.set_access(True, first_token=_row(token, name, [Grant(Role.ADMIN)], created_by))
     access.refresh()
     return token
 
@@ -58,18 +69,18 @@ def create_token(
     *,
     name: str,
     created_by: str,
-    view: str | None = None,
-    service: str | None = None,
+    view: str | Sequence[str] | None = None,
+    service: str | Sequence[str] | None = None,
 ) -> tokens.Token:
-    """A new token with one grant: `role` on the project, or on one view or service."""
+    """A new token granting `role` on the project, or on each of the given views and services
+    (one grant each: e.g. an on-demand view and the views it reads, which a read of it needs)."""
     _require_enabled(caller)
-    scoped = [(kind, value) for kind, value in (("feature_view", view), ("feature_service", service)) if value]
-    if len(scoped) > 1:
-        raise UserError("a token is granted on the project, one view or one service: give at most one of them")
-    grant = Grant(Role.parse(role), *scoped[0]) if scoped else Grant(Role.parse(role))
+    parsed = Role.parse(role)
+    grants = [Grant(parsed, "feature_view", v) for v in _names("view", view)]
+    grants += [Grant(parsed, "feature_service", s) for s in _names("service", service)]
     caller.check("admin", (_project(caller),))
     token = tokens.new_token()
-    caller.access.registry.add_token(_row(token, name, grant, created_by))
+    caller.access.registry.add_token(_row(token, name, grants or [Grant(parsed)], created_by))
     return token
 
 

@@ -105,10 +105,14 @@ def status(repo: RepoOption = None) -> None:
 def create(
     role: Annotated[str, typer.Option("--role", help="reader, writer or admin.")],
     view: Annotated[
-        str | None, typer.Option("--view", help="Grant the role on this feature view only.", show_default=False)
+        list[str] | None,
+        typer.Option("--view", help="Grant the role on this feature view (repeat for several).", show_default=False),
     ] = None,
     service: Annotated[
-        str | None, typer.Option("--service", help="Grant the role on this feature service only.", show_default=False)
+        list[str] | None,
+        typer.Option(
+            "--service", help="Grant the role on this feature service (repeat for several).", show_default=False
+        ),
     ] = None,
     project: Annotated[
         str | None,
@@ -121,15 +125,18 @@ def create(
     ] = None,
     repo: RepoOption = None,
 ) -> None:
-    """Make an API token with one grant and print it once (needs an admin token in STRATO_TOKEN)."""
+    """Make an API token and print it once (needs an admin token in STRATO_TOKEN).
+
+    The role is granted on the whole project, or on each --view and --service given.
+    """
     from strato.access import admin
 
     with _store(repo) as store:
         if project is not None and project != store.project:
             raise UserError(f"--project {project!r}: this repo's project is {store.project!r}")
         if project is not None and (view or service):
-            raise UserError("give one of --project, --view or --service")
-        label = name or f"{role}-{view or service or store.project}"
+            raise UserError("give --project, or --view/--service, not both")
+        label = name or f"{role}-{'+'.join([*(view or []), *(service or [])]) or store.project}"
         token = admin.create_token(store.access, role, name=label, created_by=_whoami(), view=view, service=service)
         _show_token(token.text, token.id, f"token {label!r}")
 
