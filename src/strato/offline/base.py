@@ -121,7 +121,8 @@ class OfflineEngine(abc.ABC):
 
     @abc.abstractmethod
     def sql(self, query: str, tables: Sequence[TableSnapshot]) -> pa.Table:
-        """Run `query` with each snapshot visible as a table named by its `name`."""
+        """Run `query` with each snapshot visible as a table named by its `name`; a name
+        ``schema.table`` (the split is at the first dot) puts the table in that schema."""
 
     def point_in_time_frame(
         self, spine: pa.Table, requests: Sequence[PitRequest], *, rename: Mapping[str, str] | None = None
