@@ -14,6 +14,8 @@ from typing import Any
 
 import pandas as pd
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from strato import FeatureService, FeatureStore, FeatureView, Field, Int64, String, UserError
 from strato.config import write_default_config
@@ -187,3 +189,38 @@ def test_unknown_names_and_bad_pins_are_clear_errors(history: History) -> None:
         store.sql("SELECT * FROM stats__v1", as_of={"stats__v1": 99})
     with pytest.raises(UserError, match=r"training_sets\.NAME__vN"):
         store.sql("SELECT * FROM training_sets.churn", as_of={"training_sets.churn": 1})
+
+
+@settings(max_examples=8, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(
+    batches=st.lists(
+        st.lists(st.tuples(st.integers(1, 4), st.integers(0, 5), st.integers(-50, 50)), min_size=1, max_size=4),
+        min_size=1,
+        max_size=4,
+    ),
+    widen_after=st.integers(0, 4),
+)
+def test_pins_agree_with_the_write_history(
+    tmp_path_factory: pytest.TempPathFactory, batches: list[list[tuple[int, int, int]]], widen_after: int
+) -> None:
+    """Random writes, with a compatible change somewhere among them: every table version and
+    every time after a write reads, under both version names, exactly the rows the model holds."""
+    repo = tmp_path_factory.mktemp("sqlpins")
+    write_default_config(repo, "proj")
+    with FeatureStore(repo) as store:
+        h = History(store, repo)
+        store.apply([USER, stats_view()])
+        for i, batch in enumerate(batches):
+            if i == widen_after:
+                store.apply([USER, stats_view(extra=[Field("extra", Int64)])])
+            extra = {} if i < widen_after else {"extra": i}
+            rows = {(u, d): x for u, d, x in batch}  # one row per (key, event time) within a write
+            h.write("stats", [r for (u, d), x in rows.items() for r in _rows([u], d, [x], **extra)])
+        names = [("stats__v1", V1_COLUMNS)] + ([("stats__v2", V2_COLUMNS)] if widen_after < len(batches) else [])
+        for w in h.writes:
+            for name, columns in names:
+                # Later writes of the same (key, event time) are kept as rows of their own in history.
+                expected = _cut(h.expected("stats__v1", columns, version=w.table_version), columns)
+                assert _got(store, name, columns, as_of={name: w.table_version}) == expected
+                assert _got(store, name, columns, as_of={name: w.after}) == expected
+                assert _got(store, name, columns, as_of=w.after) == expected
