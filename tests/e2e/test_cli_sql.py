@@ -104,6 +104,17 @@ def test_a_bad_out_name_is_refused_before_the_query_runs(repo: Path, tmp_path: P
     assert list(tmp_path.iterdir()) == []
 
 
+def test_out_never_lands_in_the_store_data(repo: Path) -> None:
+    """`--out` over a committed history file or a training set's rows would forge them."""
+    before = _tree(repo)
+    part = next((repo / ".strato" / "offline").rglob("*.parquet"))
+    rows = next((repo / ".strato" / "training_sets").rglob("rows.parquet"))
+    for out in (part, rows, repo / ".strato" / "new.csv", Path(".strato") / "offline" / "x.parquet"):
+        line = one_line_error(run("sql", "SELECT 99 AS x", "--out", out, cwd=repo))
+        assert "is inside the store's data" in line, line
+    assert _tree(repo) == before
+
+
 def test_the_default_is_a_table_with_a_count_of_the_rest(repo: Path) -> None:
     done = run("sql", "SELECT user_id, x, tag FROM stats ORDER BY x", "--limit", "3", cwd=repo)
     assert done.code == 0, str(done)

@@ -31,6 +31,18 @@ def check_out(out: Path) -> str:
     return suffix.removeprefix(".")
 
 
+def check_outside(out: Path, *places: str | Path) -> None:
+    """Refuse an `out` inside the store's own data (its history, training sets, registry):
+    writing a query's rows over a committed file would forge what SQL itself may not."""
+    target = out.resolve()
+    for place in places:
+        if "://" in str(place) and not str(place).startswith("file://"):
+            continue  # object storage: a local --out can never land there
+        folder = Path(str(place).removeprefix("file://")).resolve()
+        if target == folder or folder in target.parents:
+            raise UserError(f"--out {out} is inside the store's data ({folder}); write it somewhere else")
+
+
 def write_rows(rows: pa.Table, out: Path) -> None:
     """Write `rows` to `out` whole (see the module doc) and say how many."""
     kind = check_out(out)

@@ -319,7 +319,13 @@ def quarantine(
     repo: RepoOption = None,
 ) -> None:
     """Show the rows writes set aside for breaking the view's rules (on_invalid="quarantine")."""
+    from strato.cli import files
+
+    if out is not None:
+        files.check_out(out)
     with _open(repo, read_only=True) as store:
+        if out is not None:
+            files.check_outside(out, store.config.repo_path / ".strato", store.config.offline_path)
         rows = store.quarantined(view)
     if out is not None:
         quality.write_quarantine(rows, out)
@@ -606,6 +612,8 @@ def sql(
         files.check_out(out)  # before the query runs: a wrong suffix costs nothing
     pins = _parse_as_of(as_of or [])
     with _open(repo, read_only=True) as store:
+        if out is not None:
+            files.check_outside(out, store.config.repo_path / ".strato", store.config.offline_path)
         result = store.sql(query, as_of=pins)
     if out is not None:
         files.write_rows(result, out)
