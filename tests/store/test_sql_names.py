@@ -168,6 +168,8 @@ def test_training_sets_are_tables_by_name_and_version(history: History) -> None:
     assert store.sql('SELECT * FROM training_sets."churn-daily"').equals(daily)
     # as_of a time: the latest version created by then.
     assert store.sql("SELECT * FROM training_sets.churn", as_of=history.before_v3).equals(first.table)
+    naive = history.before_v3.astimezone(UTC).replace(tzinfo=None)  # naive means UTC
+    assert store.sql("SELECT * FROM training_sets.churn", as_of=naive).equals(first.table)
     with pytest.raises(UserError, match="had no version yet"):
         store.sql("SELECT * FROM training_sets.churn", as_of=T0)
     # A view and a training set of one name never collide: they live in different schemas.

@@ -29,12 +29,13 @@ from __future__ import annotations
 import dataclasses
 import re
 from collections.abc import Callable, Iterable, Mapping
-from datetime import UTC, datetime
+from datetime import datetime
 from pathlib import Path
 
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from strato import clock
 from strato.definitions.feature_view import FeatureView
 from strato.errors import NotFoundError, UserError
 from strato.offline.base import TableSnapshot
@@ -89,7 +90,7 @@ def sql_tables(
         else:
             snapshot = dataclasses.replace(snapshot, schema=_columns_of(history_schema(fv), snapshot.schema))
         tables.append(dataclasses.replace(snapshot, name=name))  # SQL sees the view's name
-    when = as_of if isinstance(as_of, datetime) else None
+    when = clock.to_utc(as_of, "as_of") if isinstance(as_of, datetime) else None
     tables += _training_sets(query, when, registry, repo_path)
     return tables
 
@@ -105,7 +106,7 @@ def _pins(as_of: AsOf) -> dict[str, Pin]:
             raise UserError(f"as_of[{name!r}] must be a table version (int) or a datetime, got {pin!r}")
         if isinstance(pin, int) and pin < 0:
             raise UserError(f"as_of[{name!r}]: table versions start at 0, got {pin}")
-        pins[str(name)] = pin if not isinstance(pin, datetime) or pin.tzinfo else pin.replace(tzinfo=UTC)
+        pins[str(name)] = clock.to_utc(pin, f"as_of[{name!r}]") if isinstance(pin, datetime) else pin
     return pins
 
 
