@@ -161,3 +161,20 @@ def test_training_sets_are_queryable_by_name(repo: Path, tmp_path: Path) -> None
     assert done.code == 0, str(done)
     with FeatureStore(repo, read_only=True) as store:
         assert pq.read_table(out).equals(store.get_training_set("churn", version=1).table)
+
+
+def test_the_sandbox_holds_for_older_versions_and_training_sets(repo: Path, tmp_path: Path) -> None:
+    rows = next((repo / ".strato" / "training_sets").rglob("rows.parquet"))
+    before = _tree(repo)
+    cases = {
+        f"COPY training_sets.churn TO '{tmp_path}/ts.csv'": "strato sql runs one read-only SELECT; got COPY",
+        f"COPY (SELECT 99 AS x) TO '{rows}' (FORMAT parquet)": "got COPY",
+        "DROP VIEW training_sets.churn": "got DROP",
+        "INSERT INTO stats__v1 SELECT * FROM stats__v1": "got INSERT",
+        f"SELECT * FROM read_parquet('{rows}')": "files are out of reach",
+    }
+    for query, expected in cases.items():
+        line = one_line_error(run("sql", query, cwd=repo))
+        assert expected in line, (query, line)
+    assert _tree(repo) == before
+    assert list(tmp_path.iterdir()) == []
