@@ -3,7 +3,8 @@
 DuckDB cannot load its Delta extension here, so every read goes through a snapshot's exact
 file list (``read_parquet([...], union_by_name=true)``; union by name so files written
 before a column was added read it as null, design rule 6). Never a glob: files a later
-commit replaced are still on disk.
+commit replaced are still on disk. The point-in-time join drops ``union_by_name`` when every
+file has the same columns (`_file_layout`), since it costs about 1 s per scan of 1,000 files.
 
 Point-in-time join (design rule 3), one query per view, in two passes over its files:
 
