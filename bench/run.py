@@ -16,7 +16,10 @@ feature repo, then measures:
 - ``redis``: `bench.redis_online` (Redis and Redis Cluster reads beside raw redis-py, on
   servers it starts; skipped without ``redis-server``);
 - ``historical``: `bench.historical` (Strato's point-in-time join beside a hand-written
-  DuckDB ASOF JOIN on the same files, each in a fresh process);
+  DuckDB ASOF JOIN on the same files, each in a fresh process), for an entity frame of
+  100K rows and one of 1M rows (``historical_1m_*``) over the same history;
+- ``training_sets``: `bench.training_sets` (training-set rebuild beside its original build, and
+  a historical read after 1,000 small writes beside the same read after `compact`);
 - ``kafka``: `bench.kafka_ingest` (`strato ingest` end to end beside a raw confluent-kafka
   consume of the same topic, and produce → readable-online freshness, on a broker it starts;
   skipped without Java and Maven).
@@ -25,7 +28,8 @@ feature repo, then measures:
 - ``tile_cas``: `bench.tile_cas` (tile merges on Redis stored by compare-and-set, beside a
   plain write and raw redis-py; then 4 writers with separate lock files on the same users).
 
-It prints one flat JSON object and writes it to ``bench/results.json``.
+It prints one flat JSON object and merges it into ``bench/results.json`` (keys measured by
+other scripts, such as the Aerospike ones, stay).
 """
 
 from __future__ import annotations
@@ -268,7 +272,11 @@ def run(users: int, iterations: int, repeat: int, seed: int = 7) -> dict[str, An
 
     results.update(tile_cas.run(1_000, 40, 4))
     _log(f"historical: {users:,}-row entity frame x 120 features, {repeat} runs each …")
-    results.update(historical.run(users, repeat))
+    results.update(historical.run(users, repeat, big_spine_rows=10 * users, big_repeat=max(1, repeat // 2)))
+    _log(f"training sets: build and rebuild over {users:,} entity rows; 1,000 small writes, then compact …")
+    from bench import training_sets
+
+    results.update(training_sets.run(users, 1000, repeat))
     _log("kafka: strato ingest beside a raw confluent-kafka consume, then freshness at 50K events/s …")
     from bench import kafka_ingest
 
@@ -293,9 +301,9 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--out", type=Path, default=RESULTS)
     args = parser.parse_args(argv)
     results = run(args.users, args.iterations, args.repeat)
-    text = json.dumps(results, indent=2)
-    args.out.write_text(text + "\n")
-    print(text)
+    existing = json.loads(args.out.read_text()) if args.out.is_file() else {}
+    args.out.write_text(json.dumps(existing | results, indent=2) + "\n")
+    print(json.dumps(results, indent=2))
 
 
 if __name__ == "__main__":

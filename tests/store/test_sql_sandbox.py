@@ -22,7 +22,7 @@ import pyarrow.parquet as pq
 import pytest
 from deltalake import DeltaTable
 
-from strato import FeatureStore, UserError
+from strato import FeatureService, FeatureStore, Field, Int64, UserError
 from strato.config import write_default_config
 
 from .helpers import USER, online, stats_view
@@ -40,6 +40,7 @@ class World:
     out: Path  # a folder outside the repo a query might try to write to
     outside: Path  # a parquet file outside the repo a query might try to read
     part: Path  # a committed Delta data file of the view
+    ts_rows: Path  # the saved rows of a registered training set
 
 
 @pytest.fixture(scope="module")
@@ -58,7 +59,15 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
         table = DeltaTable(str(store.delta.path(store.get_feature_view("stats").table_name)))
         part = Path(table.file_uris()[0].removeprefix("file://"))
         assert part.is_file()
-        yield World(store, root, repo, out, outside, part)
+        # The names issue 8 adds: an older view version (stats__v1) and a training set.
+        v2 = stats_view(extra=[Field("extra", Int64)])
+        store.apply([USER, v2, FeatureService("svc", [v2])])
+        saved = store.create_training_set(
+            "churn", "svc", pd.DataFrame({"user_id": [1, 2], "event_timestamp": [T0] * 2})
+        )
+        ts_rows = repo / saved.record.location / "rows.parquet"
+        assert ts_rows.is_file()
+        yield World(store, root, repo, out, outside, part, ts_rows)
 
 
 def _rows(users: list[int], when: datetime, xs: list[int]) -> pd.DataFrame:
@@ -137,6 +146,22 @@ CORPUS: list[tuple[str, str, str]] = [
     ("delete-in-with", "WITH d AS (DELETE FROM stats RETURNING *) SELECT * FROM d", "got DELETE inside it"),
     ("insert-in-with", "WITH i AS (INSERT INTO stats SELECT * FROM stats RETURNING *) SELECT 1", "got INSERT"),
     ("update-in-scalar", "SELECT (WITH u AS (UPDATE stats SET x = 0 RETURNING x) SELECT 1)", "got UPDATE"),
+    # The same against older view versions and training sets, and their files.
+    ("copy-old-version", "COPY stats__v1 TO '{out}/old.parquet' (FORMAT parquet)", "got COPY"),
+    ("insert-old-version", "INSERT INTO stats__v1 SELECT * FROM stats__v1", "got INSERT"),
+    ("delete-old-in-with", "WITH d AS (DELETE FROM stats__v1 RETURNING *) SELECT * FROM d", "got DELETE inside it"),
+    ("replace-old-version", "CREATE OR REPLACE VIEW stats__v1 AS SELECT 99 AS x", "got CREATE"),
+    ("copy-training-set", "COPY training_sets.churn TO '{out}/ts.csv'", "got COPY"),
+    ("forge-training-rows", "COPY (SELECT 99 AS x) TO '{ts_rows}' (FORMAT parquet)", "got COPY"),
+    ("copy-ts-in-with", "WITH c AS (COPY training_sets.churn TO '{out}/c.csv') SELECT 1", "got COPY inside it"),
+    ("read-training-rows", "SELECT * FROM read_parquet('{ts_rows}')", "files are out of reach"),
+    ("scan-training-rows", "SELECT * FROM '{ts_rows}'", "files are out of reach"),
+    ("glob-training-sets", "SELECT * FROM glob('{repo}/.strato/training_sets/**')", "files are out of reach"),
+    ("drop-training-set", "DROP VIEW training_sets.churn", "got DROP"),
+    ("drop-ts-schema", "DROP SCHEMA training_sets CASCADE", "got DROP"),
+    ("replace-training-set", "CREATE OR REPLACE VIEW training_sets.churn AS SELECT 1 AS x", "got CREATE"),
+    ("insert-training-set", "INSERT INTO training_sets.churn SELECT * FROM training_sets.churn", "got INSERT"),
+    ("use-ts-schema", "USE training_sets", "got"),
 ]
 
 
@@ -154,7 +179,9 @@ def test_a_hostile_statement_is_refused_and_changes_nothing(
     world: World, monkeypatch: pytest.MonkeyPatch, statement: str, expected: str
 ) -> None:
     monkeypatch.chdir(world.root / "cwd")  # a relative path would land here
-    query = statement.format(out=world.out, outside=world.outside, part=world.part, repo=world.repo, tmp=TMP)
+    query = statement.format(
+        out=world.out, outside=world.outside, part=world.part, repo=world.repo, tmp=TMP, ts_rows=world.ts_rows
+    )
     before = _tree(world.root)
 
     with pytest.raises(UserError) as refusal:
@@ -179,6 +206,10 @@ def _still_works(store: FeatureStore) -> None:
     assert online(store, ["stats:x"], [1, 2])["x"] == [10, 20]
     table = DeltaTable(str(store.delta.path(store.get_feature_view("stats").table_name)))
     assert table.to_pyarrow_table().num_rows == 4  # deltalake still reads every committed file
+    assert store.sql("SELECT count(*) AS n, sum(x) AS s FROM stats__v1").to_pylist() == [{"n": 4, "s": 33}]
+    saved = store.get_training_set("churn")
+    assert store.sql("SELECT * FROM training_sets.churn").equals(saved.table)
+    assert store.rebuild_training_set("churn").matches
 
 
 def test_read_only_queries_still_work(world: World) -> None:
@@ -193,7 +224,7 @@ def test_read_only_queries_still_work(world: World) -> None:
         100,
     ]
     assert "x" in store.sql("DESCRIBE stats").column("column_name").to_pylist()
-    assert store.sql("SUMMARIZE stats").num_rows == 6
+    assert store.sql("SUMMARIZE stats").num_rows == 7  # user_id, event time, x, tag, score, extra, created
     assert store.sql("SELECT * FROM (PIVOT stats ON tag IN ('t') USING sum(x))").num_rows == 4
     assert store.sql("FROM stats SELECT max(x) AS m").to_pylist() == [{"m": 20}]
     _still_works(store)
@@ -223,3 +254,14 @@ def test_the_time_limit_is_a_store_option(tmp_path: Path) -> None:
         limit = store.sql("SELECT current_setting('memory_limit') AS m").column("m")[0].as_py()
         assert limit.endswith("MiB"), limit
         assert store.sql("SELECT count(*) AS n FROM stats").to_pylist() == [{"n": 0}]
+        # The limits hold for the names issue 8 adds: older versions and training sets.
+        store.write("stats", _rows([1], T0, [1]))
+        store.apply([USER, stats_view(extra=[Field("extra", Int64)]), FeatureService("svc", [stats_view()])])
+        store.create_training_set("t", "svc", pd.DataFrame({"user_id": [1], "event_timestamp": [T0]}))
+        for table in ("stats__v1", "training_sets.t"):
+            with pytest.raises(UserError, match=r"sql_timeout_seconds=0\.5"):
+                store.sql(f"SELECT sum(hash(i)) FROM range(100000000000) t(i), {table}")
+            big = f"SELECT count(*) AS n FROM (SELECT i, count(*) FROM range(20000000) r(i), {table} GROUP BY i)"
+            with pytest.raises(UserError, match="needs more than sql_memory_limit='64MB'"):
+                store.sql(big)
+            assert store.sql(f"SELECT count(*) AS n FROM {table}").to_pylist() == [{"n": 1}]

@@ -59,6 +59,9 @@ _EXAMPLES: dict[str, list[str]] = {
     "sql": [
         'strato sql "select count(*) from user_stats"',
         'strato sql "select * from user_stats order by event_timestamp" --limit 5',
+        'strato sql "select * from user_stats__v1" --as-of user_stats__v1=12',
+        'strato sql "select count(*) from user_stats" --as-of 2026-01-31T12:00',
+        'strato sql "select * from training_sets.churn__v2" --out churn.parquet',
     ],
     "doctor": ["strato doctor", "strato doctor -r fraud-repo"],
     "ingest": [

@@ -324,7 +324,13 @@ def quarantine(
     repo: RepoOption = None,
 ) -> None:
     """Show the rows writes set aside for breaking the view's rules (on_invalid="quarantine")."""
+    from strato.cli import files
+
+    if out is not None:
+        files.check_out(out)
     with _open(repo, read_only=True) as store:
+        if out is not None:
+            files.check_outside(out, store.config.repo_path / ".strato", store.config.offline_path)
         rows = store.quarantined(view)
     if out is not None:
         quality.write_quarantine(rows, out)
@@ -588,17 +594,72 @@ def _format_value(value: Any) -> str:
 
 @app.command(epilog=examples("sql"))
 def sql(
-    query: Annotated[str, typer.Argument(help="SQL over feature history; each view is a table named after it.")],
+    query: Annotated[
+        str,
+        typer.Argument(
+            help="SQL over feature history: each view is a table named after it, an older version "
+            "VIEW__vN, a training set training_sets.NAME (or training_sets.NAME__vN)."
+        ),
+    ],
     limit: Annotated[int, typer.Option(metavar="N", help="Print at most this many rows.")] = 50,
+    out: Annotated[
+        Path | None,
+        typer.Option(metavar="FILE", help="Write every row to a .csv or .parquet file instead of printing."),
+    ] = None,
+    as_of: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--as-of",
+            metavar="TIME|TABLE=VERSION|TABLE=TIME",
+            help="Read every table as it was at TIME, or pin one table to a table version or a time "
+            "(repeatable: --as-of stats=3 --as-of stats__v1=2026-01-31T12:00).",
+        ),
+    ] = None,
     repo: RepoOption = None,
 ) -> None:
     """Query feature history with SQL (DuckDB dialect)."""
+    from strato.cli import files
+
+    if out is not None:
+        files.check_out(out)  # before the query runs: a wrong suffix costs nothing
+    pins = _parse_as_of(as_of or [])
     with _open(repo, read_only=True) as store:
-        result = store.sql(query)
+        if out is not None:
+            files.check_outside(out, store.config.repo_path / ".strato", store.config.offline_path)
+        result = store.sql(query, as_of=pins)
+    if out is not None:
+        files.write_rows(result, out)
+        return
     rows = result.slice(0, limit).to_pylist()
     render.table(None, result.column_names, [[_format_value(r[c]) for c in result.column_names] for r in rows])
     if result.num_rows > limit:
-        render.console.print(f"… {result.num_rows - limit:,} more rows (use --limit)")
+        render.console.print(f"… {result.num_rows - limit:,} more rows (use --limit or --out)")
+
+
+def _parse_as_of(values: list[str]) -> datetime | dict[str, int | datetime] | None:
+    """``--as-of``: one TIME for every table, or TABLE=VERSION / TABLE=TIME pins."""
+    whole = [v for v in values if "=" not in v]
+    pins: dict[str, int | datetime] = {}
+    for value in values:
+        if "=" not in value:
+            continue
+        name, _, pin = (part.strip() for part in value.partition("="))
+        if not name or not pin:
+            raise UserError(f"--as-of {value!r}: give TABLE=VERSION or TABLE=TIME")
+        if name in pins:
+            raise UserError(f"--as-of pins {name!r} twice")
+        if pin.isdigit():
+            pins[name] = int(pin)
+        else:
+            moment = _parse_time(pin, f"--as-of {name}")
+            assert moment is not None
+            pins[name] = moment
+    if whole and (pins or len(whole) > 1):
+        raise UserError(
+            "--as-of: give one TIME for every table, or TABLE=VERSION / TABLE=TIME pins, not both "
+            f"(got {', '.join(values)})"
+        )
+    return _parse_time(whole[0], "--as-of") if whole else (pins or None)
 
 
 @app.command("config", epilog=examples("config"))

@@ -10,8 +10,7 @@ from typing import Any
 
 import pyarrow as pa
 
-from strato.cli import render
-from strato.errors import UserError
+from strato.cli import files, render
 from strato.registry.base import WriteStats
 
 
@@ -48,17 +47,7 @@ def describe_stats(stats: list[WriteStats], features: Sequence[str]) -> None:
 
 def write_quarantine(rows: pa.Table, out: Path) -> None:
     """Write set-aside rows to `out`, as CSV or Parquet by its suffix."""
-    if out.suffix.lower() == ".parquet":
-        import pyarrow.parquet as pq
-
-        pq.write_table(rows, out)
-    elif out.suffix.lower() == ".csv":
-        import pyarrow.csv as csv
-
-        csv.write_csv(_csv_ready(rows), out)
-    else:
-        raise UserError(f"--out {out}: give a .csv or .parquet file name")
-    render.console.print(f"wrote {render.count(rows.num_rows, 'row')} to {out}")
+    files.write_rows(rows, out)
 
 
 def show_quarantine(view: str, rows: pa.Table, limit: int) -> None:
@@ -71,16 +60,6 @@ def show_quarantine(view: str, rows: pa.Table, limit: int) -> None:
     render.table(f"{view}: {rows.num_rows:,} rows set aside", columns, [[_cell(r[c]) for c in columns] for r in shown])
     if rows.num_rows > limit:
         render.console.print(f"… {rows.num_rows - limit:,} more rows (use --limit or --out)")
-
-
-def _csv_ready(rows: pa.Table) -> pa.Table:
-    """CSV holds scalars only: lists and maps are written as their JSON-like text."""
-    columns = []
-    for column in rows.columns:
-        if pa.types.is_nested(column.type):
-            column = pa.chunked_array([pa.array([None if v is None else str(v) for v in column.to_pylist()])])
-        columns.append(column)
-    return pa.table(columns, names=rows.column_names)
 
 
 def _null_share(stats: dict[str, Any]) -> str:

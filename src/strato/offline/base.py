@@ -153,7 +153,8 @@ class OfflineEngine(abc.ABC):
 
     @abc.abstractmethod
     def sql(self, query: str, tables: Sequence[TableSnapshot]) -> pa.Table:
-        """Run `query` with each snapshot visible as a table named by its `name`."""
+        """Run `query` with each snapshot visible as a table named by its `name`; a name
+        ``schema.table`` (the split is at the first dot) puts the table in that schema."""
 
     def batch_query(
         self, batch: BatchQuery, *, start: datetime | None, end: datetime | None, limit: int | None = None

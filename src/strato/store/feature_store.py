@@ -26,7 +26,7 @@ from strato.definitions.on_demand import OnDemandFeatureView
 from strato.definitions.plan import Action, Definition, ObjectKind, Plan, make_plan
 from strato.errors import ConflictError, OnlineBehindError, UserError
 from strato.intervals import Interval
-from strato.offline.base import OfflineEngine, TableSnapshot
+from strato.offline.base import OfflineEngine
 from strato.offline.pit import PitRequest
 from strato.online.base import OnlineStore
 from strato.online.expiry import expired_before_us
@@ -51,6 +51,7 @@ from strato.store.results import (
     WriteTarget,
 )
 from strato.store.spines import spine_from_history
+from strato.store.sql_tables import AsOf, sql_tables
 from strato.store.threads import history_writer
 from strato.store.training_sets import RebuildResult, SavedTrainingSet, TrainingSets
 from strato.store.upkeep import Upkeep, VacuumReport
@@ -848,17 +849,24 @@ class FeatureStore:
             )
         return TrainingSet(table, {**spine_versions, **used_versions}, tuple(output))
 
-    def sql(self, query: str, *, as_of: datetime | None = None) -> pa.Table:
-        """Run SQL over the history of every view, each visible as a table named after it."""
+    def sql(self, query: str, *, as_of: AsOf = None) -> pa.Table:
+        """Run SQL over history: each view is a table named after it, older versions are
+        ``VIEW__vN``, training sets ``training_sets.NAME`` (`strato.store.sql_tables`).
+
+        `as_of` a datetime reads every table as it was then; a mapping pins single tables
+        (by SQL name) to a table version or a time.
+        """
         self._check("read", self._project_resource)  # SQL sees every view: a project-wide read
-        tables = []
-        for fv in self._all_views():
-            if not fv.offline:
-                continue
-            snapshot = self.delta.snapshot(fv.table_name, as_of=as_of)
-            if snapshot is None:  # no data yet: an empty table, so queries still bind
-                snapshot = TableSnapshot(fv.name, "", -1, (), _history_schema(fv))
-            tables.append(dataclasses.replace(snapshot, name=fv.name))  # SQL sees the view's name
+        tables = sql_tables(
+            query,
+            as_of,
+            catalog=self.catalog,
+            registry=self.registry,
+            delta=self.delta,
+            repo_path=self.config.repo_path,
+            current_views=self._all_views(),
+            history_schema=_history_schema,
+        )
         return self.offline_engine.sql(query, tables)
 
     # ------------------------------------------------------------------ training sets

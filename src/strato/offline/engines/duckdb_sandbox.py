@@ -12,7 +12,7 @@ outside the store (``read_csv('/etc/passwd')``), or change how the process behav
    SELECT / set-operation / CTE query nodes, which catches data-changing nodes hidden inside
    a WITH (``WITH x AS (COPY ... TO ...)``, ``WITH x AS (DELETE ... RETURNING *)``);
 3. registers each snapshot as a pyarrow dataset over its exact file list (so DuckDB itself
-   never opens a file), then turns **external access off** and **locks the configuration**:
+   never opens a file; a ``schema.table`` name becomes a view in that schema), then turns **external access off** and **locks the configuration**:
    file-reading table functions (read_csv, read_text, glob, read_parquet...) fail, and SET
    cannot undo the memory limit or re-enable file access;
 4. runs the query on a worker thread while the caller waits in short slices: after
@@ -82,8 +82,16 @@ def run_user_sql(
         if user_query is not None:
             check_read_only(con, user_query)
         check_read_only(con, query)
-        for snapshot in tables:
-            con.register(snapshot.name, _dataset(snapshot))
+        for i, snapshot in enumerate(tables):
+            schema, dot, table = snapshot.name.partition(".")
+            if not dot:
+                con.register(snapshot.name, _dataset(snapshot))
+                continue
+            # ``schema.table`` (the training sets): a view in that schema over a registered name.
+            hidden = f"__strato_sql_{i}"
+            con.register(hidden, _dataset(snapshot))
+            con.execute(f"CREATE SCHEMA IF NOT EXISTS {_q(schema)}")
+            con.execute(f"CREATE VIEW {_q(schema)}.{_q(table)} AS SELECT * FROM {_q(hidden)}")
         for name, dataset in (datasets or {}).items():
             con.register(name, dataset)
         # Last, once the tables are in: from here on no file can be opened, no setting changed.
@@ -242,6 +250,10 @@ _USER_MISTAKES = (
     duckdb.IntegrityError,
     duckdb.InvalidInputException,
 )
+
+
+def _q(name: str) -> str:
+    return '"' + name.replace('"', '""') + '"'
 
 
 def _kind(statement: Any) -> str:
