@@ -130,7 +130,9 @@ class FeatureStore:
         if self._delta is None:
             from strato.offline.delta import DeltaTables
 
-            self._delta = DeltaTables(self.config.offline_path, self.config.project)
+            self._delta = DeltaTables(
+                self.config.offline_path, self.config.project, self.config.offline_storage_options
+            )
         return self._delta
 
     @property
@@ -148,7 +150,9 @@ class FeatureStore:
         if self._offline is None:
             self._check_open()
             cls: type[OfflineEngine] = plugins.load("offline", self.config.offline_engine)
-            self._offline = cls.open(self.config.offline_options)  # type: ignore[arg-type]
+            engine = cls.open(self.config.offline_options)  # type: ignore[arg-type]
+            engine.serve_storage(self.config.offline_path)
+            self._offline = engine
         return self._offline
 
     def close(self) -> None:
