@@ -75,7 +75,8 @@ def _filesystem(kind: str, bucket: str, items: tuple[tuple[str, str], ...]) -> p
     if not kind:
         return pafs.LocalFileSystem()
     if kind in S3_SCHEMES:
-        kwargs: dict[str, Any] = {}
+        # A dead endpoint fails in seconds, not after the SDK's minutes of retries.
+        kwargs: dict[str, Any] = {"connect_timeout": 5.0, "request_timeout": 60.0}
         if "AWS_ACCESS_KEY_ID" in options:
             kwargs["access_key"] = options["AWS_ACCESS_KEY_ID"]
             kwargs["secret_key"] = options.get("AWS_SECRET_ACCESS_KEY", "")
