@@ -147,10 +147,10 @@ def _offline(config: StratoConfig) -> Check:
     def run() -> tuple[list[str], str]:
         cls: type[OfflineEngine] = plugins.load("offline", config.offline_engine)
         with cls.open(config.offline_options) as engine:  # type: ignore[arg-type]
-            answer = engine.sql("SELECT 1 AS one", []).to_pylist()
-        if answer != [{"one": 1}]:
-            return [f"{config.offline_engine}: SELECT 1 answered {answer!r}"], ""
-        return [], f"{config.offline_engine} runs SQL; history at {_safe(config.offline_path)}"
+            engine.serve_storage(config.offline_path)
+            problems = engine.check()  # DuckDB: SELECT 1; Spark: session, delta-spark's jars, a job
+        what = "runs SQL" if cls.capabilities.sql else "runs jobs"
+        return problems, f"{config.offline_engine} {what}; history at {_safe(config.offline_path)}"
 
     return _attempt("offline", run)
 

@@ -601,6 +601,7 @@ class FeatureStore:
         start: datetime | None = None,
         end: datetime | None = None,
         spine_view: str | None = None,
+        engine_result: bool = False,
     ) -> TrainingSet:
         """A training set: `entity_df` plus each feature as of each row's event time (rule 3).
 
@@ -612,6 +613,9 @@ class FeatureStore:
         (`strato.store.spines`): every entity of the views at each of its event times with
         ``start <= t < end``, or, with ``spine_view="labels"``, that view's rows (labels joined
         to features).
+        ``engine_result=True`` leaves the rows in the offline engine (`TrainingSet.frame`, a Spark
+        DataFrame on engine spark) instead of collecting them here; windowed-aggregation and
+        on-demand features, computed in this process, are refused with it.
         """
         if features is None:
             raise UserError("get_historical_features: features are required (a list of 'view:feature' or a service)")
@@ -635,6 +639,11 @@ class FeatureStore:
         elif start is not None or end is not None or spine_view is not None:
             raise UserError("get_historical_features: start, end and spine_view are for calls without an entity_df")
         if self._on_demand.involves(features, full_feature_names):
+            if engine_result:
+                raise UserError(
+                    "get_historical_features: engine_result=True cannot include on-demand features "
+                    "(they are computed in this process); request their sources and compute them in the engine"
+                )
             return self._on_demand.historical(
                 self.get_historical_features,
                 entity_df,
@@ -692,6 +701,18 @@ class FeatureStore:
                 features, stored_names = [f for f, _ in stored], [n for _, n in stored]
                 types = [fv.feature(f).dtype.to_arrow() for f in features]
                 requests.append(PitRequest(snapshot, fv.join_key_names, features, stored_names, types, fv.ttl))
+        if engine_result:
+            if aggregated:
+                raise UserError(
+                    "get_historical_features: engine_result=True cannot include windowed aggregations "
+                    f"({sorted(aggregated)}): they are computed in this process"
+                )
+            rename = {frames.EVENT_TIMESTAMP: timestamp_field} if timestamp_field != frames.EVENT_TIMESTAMP else {}
+            frame = self.offline_engine.point_in_time_frame(spine, requests, rename=rename)
+            empty = _append_empty(spine.slice(0, 0), requests)
+            if rename:
+                empty = empty.rename_columns([rename.get(c, c) for c in empty.column_names])
+            return TrainingSet(empty, {**spine_versions, **used_versions}, tuple(output), frame=frame)
         table = self.offline_engine.point_in_time_join(spine, requests)
         if aggregated:
             table = pa.table(
@@ -868,3 +889,11 @@ def _whoami() -> str:
         return getpass.getuser()
     except (KeyError, OSError):
         return "unknown"
+
+
+def _append_empty(spine: pa.Table, requests: Sequence[PitRequest]) -> pa.Table:
+    """`spine` (no rows) with each request's output columns: the schema of an engine result."""
+    for request in requests:
+        for name, out_type in zip(request.output_names, request.output_types, strict=True):
+            spine = spine.append_column(name, pa.array([], out_type))
+    return spine
