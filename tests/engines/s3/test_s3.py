@@ -199,6 +199,16 @@ def test_duckdb_and_spark_read_the_same_tables_on_s3(s3_store: FeatureStore) -> 
     assert spark.point_in_time_join(_entities(), [request]).equals(
         store.offline_engine.point_in_time_join(_entities(), [request])
     )
+    # delta-spark itself reads the log on S3 too (read: delta, on the same session), pinned to the version.
+    from strato.offline.engines.spark import SparkOfflineEngine
+
+    native = SparkOfflineEngine.open(spark_harness.OPTIONS.model_copy(update={"read": "delta"}))
+    native.serve_storage(snapshot.path)
+    assert native.read(snapshot).sort_by([("created_timestamp", "ascending"), ("x", "ascending")]).equals(duck)
+    first = store.delta.snapshot("stats__v1", as_of=0)
+    assert first is not None
+    assert native.read(first).num_rows == 10  # the first write alone
+    assert "AWS_SECRET_ACCESS_KEY" not in repr(snapshot)  # the options travel with it, unprinted
 
 
 def test_concurrent_appends_to_one_table_on_s3_all_land(s3: S3Server) -> None:

@@ -121,7 +121,7 @@ def session(options: SparkOptions, *, object_store: bool = False) -> SparkSessio
         if _SESSION is not None:
             running_options, running = _SESSION
             if running.sparkContext._jsc is not None:  # not stopped
-                if running_options != options:
+                if _session_settings(running_options) != _session_settings(options):
                     raise ConfigError(
                         "offline engine spark: a SparkSession with other options "
                         f"(master {running_options.master!r}) already runs in this process; "
@@ -131,6 +131,15 @@ def session(options: SparkOptions, *, object_store: bool = False) -> SparkSessio
         started = _start(options, object_store=object_store)
         _SESSION = (options, started)
         return started
+
+
+#: Options that shape what one engine reads, not the session it runs on: engines differing only
+#: in these share the process's session.
+_ENGINE_ONLY = frozenset({"read"})
+
+
+def _session_settings(options: SparkOptions) -> dict[str, Any]:
+    return options.model_dump(exclude=set(_ENGINE_ONLY))
 
 
 def stop_session() -> None:
