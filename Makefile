@@ -34,7 +34,8 @@ engines:
 	@scripts/ensure-test-engines
 
 ## bench: measure Strato against the raw engines; writes bench/results.json
-bench: .venv/.synced
+bench: .venv/.synced engines
+	@scripts/ensure-bench-tools
 	$(RUN) python -m bench.run
 
 ## format: apply ruff's fixes and formatting

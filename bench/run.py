@@ -22,6 +22,8 @@ feature repo, then measures:
   skipped without Java and Maven).
 - ``window_agg``: `bench.window_agg` (windowed-aggregation lookups, 1 entity x 3 windows x 4
   aggregates, beside the raw LMDB read of the same tile row).
+- ``tile_cas``: `bench.tile_cas` (tile merges on Redis stored by compare-and-set, beside a
+  plain write and raw redis-py; then 4 writers with separate lock files on the same users).
 
 It prints one flat JSON object and writes it to ``bench/results.json``.
 """
@@ -261,12 +263,20 @@ def run(users: int, iterations: int, repeat: int, seed: int = 7) -> dict[str, An
     from bench import window_agg
 
     results.update(window_agg.run(200, max(iterations // 2, 2_000)))
+    _log("tile merges: write_if beside a plain write and raw redis-py, then 4 writers on the same users …")
+    from bench import tile_cas
+
+    results.update(tile_cas.run(1_000, 40, 4))
     _log(f"historical: {users:,}-row entity frame x 120 features, {repeat} runs each …")
     results.update(historical.run(users, repeat))
     _log("kafka: strato ingest beside a raw confluent-kafka consume, then freshness at 50K events/s …")
     from bench import kafka_ingest
 
     results.update(kafka_ingest.run())
+    _log("http: wrk, 64 connections, against a 2-worker strato serve (1 x 120, LMDB) and its /health …")
+    from bench import http_load
+
+    results.update(http_load.run())
     return results
 
 

@@ -57,54 +57,81 @@ def _time(fn: Callable[[], object], n: int) -> list[float]:
     return out
 
 
+def wide_repo(repo: Path, *, auth: bool) -> str | None:
+    """A repo of one view of 120 Float64 features for `USERS` users; with `auth`, access control
+    on (the server's default) and a reader token, returned."""
+    user = Entity("user", join_keys={"user_id": Int64})
+    view = FeatureView("wide", entities=[user], schema=[Field(f"f{i}", Float64) for i in range(FEATURES)])
+    write_default_config(repo, "bench")
+    now = datetime.now(UTC)
+    rng = np.random.default_rng(0)
+    with FeatureStore(repo) as store:
+        store.apply([user, view])
+        data = {"user_id": list(range(USERS)), "event_timestamp": [now] * USERS}
+        data.update({f"f{i}": rng.random(USERS).tolist() for i in range(FEATURES)})
+        store.write("wide", data)
+        if not auth:
+            return None
+        from strato.access import admin
+
+        boss = admin.enable(store.access, created_by="bench").text
+    with FeatureStore(repo, token=boss) as admin_store:
+        return admin.create_token(admin_store.access, "reader", name="bench", created_by="bench").text
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def start_serve(repo: Path, port: int, token: str | None, *extra: str) -> subprocess.Popen[bytes]:
+    """`strato serve` on `repo` (``--no-auth`` without a token); returns once it answers /health."""
+    strato = Path(sys.executable).parent / "strato"
+    proc = subprocess.Popen(
+        [
+            str(strato),
+            "serve",
+            "--repo",
+            str(repo),
+            "--port",
+            str(port),
+            *(["--no-auth"] if token is None else []),
+            *extra,
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    deadline = time.monotonic() + 60
+    while True:
+        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
+        try:
+            conn.request("GET", "/health")
+            if conn.getresponse().status == 200:
+                return proc
+        except OSError:
+            if proc.poll() is not None or time.monotonic() > deadline:
+                proc.kill()
+                raise RuntimeError(f"strato serve did not start on port {port}") from None
+            time.sleep(0.1)
+        finally:
+            conn.close()
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--iterations", type=int, default=5000)
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--no-auth", action="store_true", help="serve without tokens (default: a reader token)")
     args = parser.parse_args()
-    user = Entity("user", join_keys={"user_id": Int64})
-    view = FeatureView("wide", entities=[user], schema=[Field(f"f{i}", Float64) for i in range(FEATURES)])
     refs = [f"wide:f{i}" for i in range(FEATURES)]
     with tempfile.TemporaryDirectory() as tmp:
         repo = Path(tmp)
-        write_default_config(repo, "bench")
-        now = datetime.now(UTC)
-        rng = np.random.default_rng(0)
-        with FeatureStore(repo) as store:
-            store.apply([user, view])
-            data = {"user_id": list(range(USERS)), "event_timestamp": [now] * USERS}
-            data.update({f"f{i}": rng.random(USERS).tolist() for i in range(FEATURES)})
-            store.write("wide", data)
-            token = None
-            if not args.no_auth:  # the server's default: every request checked against a token
-                from strato.access import admin
-
-                boss = admin.enable(store.access, created_by="bench").text
-                with FeatureStore(repo, token=boss) as admin_store:
-                    token = admin.create_token(admin_store.access, "reader", name="bench", created_by="bench").text
-        with socket.socket() as s:
-            s.bind(("127.0.0.1", 0))
-            port = s.getsockname()[1]
-        strato = Path(sys.executable).parent / "strato"
-        proc = subprocess.Popen(
-            [str(strato), "serve", "--repo", str(repo), "--port", str(port), *(["--no-auth"] if token is None else [])],
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )
+        token = wide_repo(repo, auth=not args.no_auth)
+        port = free_port()
+        proc = start_serve(repo, port, token)
         try:
             conn = http.client.HTTPConnection("127.0.0.1", port)
-            deadline = time.monotonic() + 60
-            while True:
-                try:
-                    conn.request("GET", "/health")
-                    conn.getresponse().read()
-                    break
-                except OSError:
-                    conn.close()
-                    if time.monotonic() > deadline:
-                        raise
-                    time.sleep(0.1)
             body = orjson.dumps({"features": refs, "entities": {"user_id": [7]}})
             headers = {"content-type": "application/json"}
             if token is not None:

@@ -6,17 +6,45 @@ taken from `strato.access.policy`, so the tests check the code against the rules
 
 from __future__ import annotations
 
+import textwrap
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 from strato import FeatureStore
 from strato.access import admin
+from strato.cli.loader import load_definitions
 
 RANK = {"reader": 1, "writer": 2, "admin": 3}
 NEEDS = {"read": "reader", "list": "reader", "write": "writer", "apply": "admin"}
 ROLES = ("reader", "writer", "admin")
-#: (scope kind, scope name): what a token is granted on. "stats" and "svc" exist; "recent" is another view.
-SCOPES = (("project", None), ("feature_view", "stats"), ("feature_service", "svc"))
+#: (scope kind, scope name): what a token is granted on. "stats" and "svc" exist; "recent" is another view;
+#: "doubled" is an on-demand view reading "stats" (granted as a feature view: Feast counts them as views).
+SCOPES = (("project", None), ("feature_view", "stats"), ("feature_service", "svc"), ("feature_view", "doubled"))
+
+ON_DEMAND = textwrap.dedent(
+    """
+    from strato import Entity, FeatureView, Field, Float64, Int64, String, on_demand_feature_view
+
+    user = Entity("user", join_keys={"user_id": Int64})
+    stats = FeatureView("stats", entities=[user], schema=[Field("x", Int64), Field("score", Float64), Field("tag", String)])
+
+
+    @on_demand_feature_view(sources=[stats], schema=[Field("double_x", Int64)], mode="python", singleton=True)
+    def doubled(row):
+        return {"double_x": None if row["x"] is None else 2 * row["x"]}
+    """
+)
+#: What reading the on-demand view needs: read on itself and on each view it reads from.
+ON_DEMAND_NEEDS = (("feature_view", "doubled"), ("feature_view", "stats"))
+
+
+def add_on_demand(repo: Path) -> None:
+    """Apply the on-demand view "doubled" to a `make_repo` repo, from a module in the repo
+    (``doubled.py``), so a server on the repo finds its function by importing it."""
+    (repo / "doubled.py").write_text(ON_DEMAND)
+    with FeatureStore(repo) as store:
+        store.apply(load_definitions(repo))
 
 
 @dataclass(frozen=True)
@@ -40,6 +68,15 @@ def expected(grantee: Grantee, action: str, kind: str, name: str) -> bool:
     if grantee.scope_kind == "project":
         return True
     return (grantee.scope_kind, grantee.scope_name) == (kind, name)
+
+
+def first_refused(grantee: Grantee, action: str, objects: Sequence[tuple[str, str]]) -> tuple[str, str] | None:
+    """The first of `objects` `grantee` may not `action` (None: all allowed): an action on
+    several objects (an on-demand read) needs every one of them."""
+    for kind, name in objects:
+        if not expected(grantee, action, kind, name):
+            return kind, name
+    return None
 
 
 def enable_with_tokens(repo: Path) -> tuple[str, dict[str, str]]:

@@ -16,7 +16,7 @@ if TYPE_CHECKING:
     from strato.definitions.entity import Entity
     from strato.definitions.expectations import Expect
     from strato.definitions.feature_service import FeatureService
-    from strato.definitions.feature_view import FeatureView, FileSource
+    from strato.definitions.feature_view import FeatureView, FileSource, SqlSource
     from strato.definitions.field import Field
     from strato.definitions.kafka_source import KafkaSource
     from strato.definitions.on_demand import OnDemandFeatureView, RequestSource, on_demand_feature_view
@@ -39,7 +39,7 @@ if TYPE_CHECKING:
         ValidationError,
     )
     from strato.online.response import OnlineResponse
-    from strato.store import FeatureStore, MaterializeResult, TrainingSet, WriteResult
+    from strato.store import BackfillResult, FeatureStore, MaterializeResult, TrainingSet, WriteResult
     from strato.types import (
         Bool,
         Bytes,
@@ -64,7 +64,7 @@ _HOMES: dict[str, str] = {
     "Entity": "strato.definitions.entity",
     "Expect": "strato.definitions.expectations",
     "FeatureService": "strato.definitions.feature_service",
-    **dict.fromkeys(("FeatureView", "FileSource"), "strato.definitions.feature_view"),
+    **dict.fromkeys(("FeatureView", "FileSource", "SqlSource"), "strato.definitions.feature_view"),
     "Field": "strato.definitions.field",
     **dict.fromkeys(("OnDemandFeatureView", "RequestSource", "on_demand_feature_view"), "strato.definitions.on_demand"),
     "KafkaSource": "strato.definitions.kafka_source",
@@ -90,7 +90,9 @@ _HOMES: dict[str, str] = {
         "strato.errors",
     ),
     "OnlineResponse": "strato.online.response",
-    **dict.fromkeys(("FeatureStore", "MaterializeResult", "TrainingSet", "WriteResult"), "strato.store"),
+    **dict.fromkeys(
+        ("BackfillResult", "FeatureStore", "MaterializeResult", "TrainingSet", "WriteResult"), "strato.store"
+    ),
     **dict.fromkeys(
         (
             "Bool",
@@ -139,6 +141,7 @@ __all__ = [
     "BackendError",
     "BackendFailure",
     "BackendUnavailable",
+    "BackfillResult",
     "Bool",
     "BreakingChangeError",
     "Bytes",
@@ -168,6 +171,7 @@ __all__ = [
     "ReadStatus",
     "RequestSource",
     "SchemaError",
+    "SqlSource",
     "StratoConfig",
     "StratoError",
     "String",

@@ -139,6 +139,9 @@ class ServerOptions(BaseModel):
     auth: bool = True
     """Require a bearer token on every request but /health; false is refused unless bound to loopback."""
 
+    backend_timeout_s: float = PydanticField(default=5.0, gt=0)
+    """Longest a request waits on a backend call (an online read of a networked store, a write): 504 beyond it."""
+
 
 @dataclass(frozen=True)
 class StratoConfig:

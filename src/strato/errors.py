@@ -73,6 +73,12 @@ class ConflictError(UserError):
     plan (or write) again against the registry as it is now."""
 
 
+class OffsetsMovedError(ConflictError):
+    """A streamed batch's offsets moved in history after its writer read them: another
+    consumer (a new owner of the partition after a rebalance, or a zombie) wrote them first.
+    Nothing was written; read the offsets again and write only what history lacks."""
+
+
 class PluginNotFoundError(UserError):
     """No backend is registered under the requested name."""
 

@@ -103,6 +103,11 @@ def _locate_unconvertible(data: Any, types: Mapping[str, pa.DataType]) -> tuple[
     for name, values in columns.items():
         if _converts(values):
             continue
+        # Times may come as text, cast later: checked value by value against the timestamp type,
+        # every text would look bad. A column mixing kinds is what Arrow refused: name the odd one.
+        mixed = _mixed_kinds(values) if name not in types or pa.types.is_timestamp(types[name]) else None
+        if mixed is not None:
+            return f", column {name!r}, {mixed}", True
         if name in types:
             for row, value in enumerate(values):
                 if value is not None and not _converts([value], types[name]):
@@ -116,6 +121,33 @@ def _locate_unconvertible(data: Any, types: Mapping[str, pa.DataType]) -> tuple[
                 high = mid
         return f", column {name!r}, row {low - 1}: cannot convert {show(values[low - 1])}", False
     return "", False
+
+
+def _kind_of(value: Any) -> str:
+    """A value's kind for `_mixed_kinds`: ints and floats are both numbers, as Arrow reads them."""
+    if isinstance(value, bool):
+        return "bool"
+    if isinstance(value, (int, float)):
+        return "number"
+    return type(value).__name__
+
+
+def _mixed_kinds(values: list[Any]) -> str | None:
+    """``row 3: holds 5, a number, where row 0 holds a str`` for a column mixing kinds of values
+    (JSON's ``["2026-01-01", 5]``), or None."""
+    first: tuple[int, str] | None = None
+    for row, value in enumerate(values):
+        if value is None:
+            continue
+        kind = _kind_of(value)
+        if first is None:
+            first = (row, kind)
+        elif kind != first[1]:
+            return (
+                f"row {row}: holds {show(value)}, a {kind}, where row {first[0]} holds a {first[1]}; "
+                "a column holds one kind of value"
+            )
+    return None
 
 
 def _converts(values: list[Any], type: pa.DataType | None = None) -> bool:
@@ -400,6 +432,7 @@ def conform_batch(
     *,
     max_future_seconds: float | None = None,
     screen: Callable[[pa.Table], pa.Table] | None = None,
+    carry: Sequence[str] = (),
 ) -> Batch:
     """Validate a batch for `view`: join keys, event_timestamp, features (and created time).
 
@@ -408,6 +441,10 @@ def conform_batch(
     it writes nothing. `screen` (the store's data-quality pass) sees the rows once they are
     cast, before rows of one (keys, event time) are reduced to the last, and returns the
     rows to keep (or raises).
+
+    `carry` names columns of `data` that are no part of the view but must follow its rows
+    (the store's own bookkeeping, e.g. where streamed rows came from): taken as they are,
+    kept or dropped with their rows, last in `rows`; the caller takes them off.
     """
     types = {f.name: f.dtype.to_arrow() for f in (*view.join_keys, *view.schema)}
     created_name = view.created_timestamp_column
@@ -419,7 +456,7 @@ def conform_batch(
         raise SchemaError(f"{where}: duplicate column names in {table.column_names}")
     ts_name = view.timestamp_field
     expected = {*view.join_key_names, ts_name, *view.feature_names, *([created_name] if created_name else [])}
-    unknown = [c for c in table.column_names if c not in expected]
+    unknown = [c for c in table.column_names if c not in expected and c not in carry]
     if unknown:
         hint = ""
         if any(word in c.lower() for c in unknown for word in _LOOKS_LIKE_WRITE_TIME):
@@ -456,11 +493,13 @@ def conform_batch(
     identity = [*view.join_key_names, EVENT_TIMESTAMP]
     if created_name:
         columns[CREATED_TIMESTAMP] = _time_column(table, created_name, where, "created time", max_future_seconds)
+        columns.update((name, table.column(name)) for name in carry)
         out = pa.table(columns)
         if screen is not None:
             out = screen(out)
         _refuse_exact_ties(out, [*identity, CREATED_TIMESTAMP], where, created_name)
         return Batch(out)
+    columns.update((name, table.column(name)) for name in carry)
     out = pa.table(columns)
     if screen is not None:
         out = screen(out)
@@ -546,3 +585,15 @@ def conform_spine(entity_df: Any, key_fields: Sequence[Field], timestamp_field: 
         raise SchemaError(f"{where}, column {timestamp_field!r}, row {_first_null(ts)}: event time is null")
     columns[timestamp_field] = ts
     return pa.table(columns)
+
+
+def newest_time(values: Sequence[Any]) -> int | None:
+    """The latest of a written column of times (as `conform` reads them: ISO text, naive = UTC,
+    datetimes, Arrow timestamps), in µs since the epoch; None when there is none or it does
+    not parse (a caller that has already written the column has had it checked)."""
+    try:
+        column = _cast_timestamp(pa.chunked_array([pa.array(values)]), "times")
+    except (SchemaError, pa.ArrowException):
+        return None
+    newest = pc.max(column.cast(pa.int64())).as_py()
+    return None if newest is None else int(newest)

@@ -19,7 +19,7 @@ from typing import Any
 import httpx
 import pytest
 
-from access_matrix import GRANTEES, Grantee, enable_with_tokens, expected
+from access_matrix import GRANTEES, ON_DEMAND_NEEDS, Grantee, add_on_demand, enable_with_tokens, first_refused
 from server.conftest import Server, free_port, make_repo, start_server
 from strato import FeatureStore
 from strato.access import REFRESH_SECONDS, admin
@@ -37,6 +37,7 @@ class Secured:
 @pytest.fixture(scope="module")
 def secured(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Secured]:
     repo = make_repo(tmp_path_factory.mktemp("secured_http"))
+    add_on_demand(repo)
     admin_token, tokens = enable_with_tokens(repo)
     server = start_server(repo, "--workers", "2")  # no --no-auth: tokens required
     yield Secured(repo, admin_token, tokens, server)
@@ -73,6 +74,14 @@ ENDPOINTS: dict[str, tuple[str, str, dict[str, Any] | None, str, str, str]] = {
         "feature_service",
         "svc",
     ),
+    "get-online-features[doubled]": (
+        "POST",
+        "/get-online-features",
+        {"features": ["doubled:double_x"], "entities": {"user_id": [1]}},
+        "read",
+        "feature_view",
+        "doubled",
+    ),
     "push[stats]": (
         "POST",
         "/push",
@@ -91,6 +100,7 @@ ENDPOINTS: dict[str, tuple[str, str, dict[str, Any] | None, str, str, str]] = {
     ),
     "list/feature-views": ("GET", "/list/feature-views", None, "list", "project", "proj"),
     "list/entities": ("GET", "/list/entities", None, "list", "project", "proj"),
+    "list/on-demand-feature-views": ("GET", "/list/on-demand-feature-views", None, "list", "project", "proj"),
     "metrics": ("GET", "/metrics", None, "read", "project", "proj"),
 }
 
@@ -115,14 +125,21 @@ def test_matrix(grantee: Grantee, endpoint: str, secured: Secured) -> None:
     *_, action, kind, name = ENDPOINTS[endpoint]
     before = len(_denials(secured))
     r = _request(secured.server, endpoint, secured.tokens[grantee.id])
-    if expected(grantee, action, kind, name):
+    # Reading an on-demand view needs read on it and on each view it reads from, as in the SDK.
+    objects = ON_DEMAND_NEEDS if (kind, name) == ("feature_view", "doubled") else ((kind, name),)
+    refused = first_refused(grantee, action, objects)
+    if refused is None:
         assert r.status_code == 200, r.text
         assert len(_denials(secured)) == before
+        if name == "doubled":
+            assert r.json()["results"][1]["values"] == [14]
+        if endpoint == "list/on-demand-feature-views":
+            assert [v["name"] for v in r.json()["on_demand_feature_views"]] == ["doubled"]
         return
     assert r.status_code == 403, r.text
     message = r.json()["error"]
     assert action in message, message
-    assert name in message, message
+    assert f"{refused[1]}'" in message, message
     assert grantee.id in message, message
     records = _denials(secured)
     assert len(records) == before + 1

@@ -82,6 +82,20 @@ BAD = [
     ("bad full names", {**_GOOD, "full_feature_names": "yes"}, None, 400, "full_feature_names"),
     ("oversized batch", {"features": ["stats:x"], "entities": {"user_id": list(range(101))}}, None, 413, "100 rows"),
     ("oversized body", {"features": ["stats:x"], "entities": {"user_id": [1]}, "pad": "x" * 5000}, None, 413, "4096"),
+    ("empty body", b"", "application/json", 400, "malformed JSON"),
+    ("not utf-8", b"\xff\xfe{}", "application/json", 400, "malformed JSON"),
+    ("NaN literal", b'{"features": ["stats:x"], "entities": {"user_id": [NaN]}}', "application/json", 400, "malformed"),
+    ("nested too deep", b"[" * 2000, "application/json", 400, "depth"),
+    ("wrong content type text", b'{"features": ["stats:x"]}', "text/plain", 415, "text/plain"),
+    ("key column not a list", {"features": ["stats:x"], "entities": {"user_id": 1}}, None, 400, "entities.user_id"),
+    ("list key", {"features": ["stats:x"], "entities": {"user_id": [[1]]}}, None, 400, "user_id"),
+    ("no entity columns", {"features": ["stats:x"], "entities": {}}, None, 400, "no columns"),
+    ("features and service", {**_GOOD, "feature_service": "svc"}, None, 400, "not both"),
+    ("feature twice", {"features": ["stats:x", "stats:x"], "entities": {"user_id": [1]}}, None, 400, "twice"),
+    ("malformed reference", {"features": ["statsx"], "entities": {"user_id": [1]}}, None, 400, "'statsx'"),
+    ("empty reference", {"features": ["stats:"], "entities": {"user_id": [1]}}, None, 400, "'stats:'"),
+    ("unknown version", {"features": ["stats@v99:x"], "entities": {"user_id": [1]}}, None, 404, "version 99"),
+    ("service not a name", {"feature_service": 3, "entities": {"user_id": [1]}}, None, 400, "feature_service"),
 ]
 
 
@@ -99,6 +113,13 @@ def test_bad_get_requests(
     assert "Traceback" not in r.text
     # The server keeps serving.
     assert limited.post("/get-online-features", json=_GOOD).status_code == 200
+
+
+_T = "2026-01-01T00:00:00"
+
+
+def _row(user_id: object = 1, t: str = _T, x: object = 1) -> dict[str, list[object]]:
+    return {"user_id": [user_id], "event_timestamp": [t], "x": [x], "score": [1.0], "tag": ["t"]}
 
 
 BAD_WRITES = [
@@ -124,14 +145,51 @@ BAD_WRITES = [
     ),
     ("write no view name", "/write-to-online-store", {"df": {"user_id": [1]}}, 400, "feature_view_name"),
     ("write df not columns", "/write-to-online-store", {"feature_view_name": "stats", "df": [1]}, 400, "df"),
+    ("push malformed json", "/push", b'{"feature_view": ', 400, "malformed JSON"),
+    ("push wrong content type", "/push", (b"user_id=1", "application/x-www-form-urlencoded"), 415, "content type"),
+    ("push oversized batch", "/push", {"feature_view": "stats", "df": {"user_id": list(range(101))}}, 413, "100 rows"),
+    (
+        "write oversized batch",
+        "/write-to-online-store",
+        {"feature_view_name": "stats", "df": {"user_id": list(range(101))}},
+        413,
+        "100 rows",
+    ),
+    ("push oversized body", "/push", {"feature_view": "stats", "df": {"tag": ["x" * 5000]}}, 413, "4096"),
+    ("push wrong feature type", "/push", {"feature_view": "stats", "df": _row(x="abc")}, 400, "column 'x', row 0"),
+    ("push unknown column", "/push", {"feature_view": "stats", "df": {**_row(), "zzz": [1]}}, 400, "zzz"),
+    ("push unparsable time", "/push", {"feature_view": "stats", "df": _row(t="yesterday")}, 400, "'yesterday'"),
+    ("push future time", "/push", {"feature_view": "stats", "df": _row(t="2099-01-01T00:00:00")}, 400, "future"),
+    ("push null key", "/push", {"feature_view": "stats", "df": _row(user_id=None)}, 400, "join key is null"),
+    (
+        "push mixed times",
+        "/push",
+        {"feature_view": "stats", "df": {k: v * 2 for k, v in _row().items()} | {"event_timestamp": [_T, 5]}},
+        400,
+        "column 'event_timestamp', row 1: holds 5",
+    ),
+    ("push target not a name", "/push", {"feature_view": "stats", "df": _row(), "to": 5}, 400, "'to'"),
+    (
+        "write no event time",
+        "/write-to-online-store",
+        {"feature_view_name": "stats", "df": {"user_id": [1], "x": [1], "created": [None]}},
+        400,
+        "event time column 'event_timestamp'",
+    ),
 ]
 
 
 @pytest.mark.parametrize(("case", "path", "body", "status", "needle"), BAD_WRITES, ids=[b[0] for b in BAD_WRITES])
 def test_bad_writes(limited: httpx.Client, case: str, path: str, body: object, status: int, needle: str) -> None:
-    r = limited.post(path, json=body)
+    if isinstance(body, bytes):
+        body = (body, "application/json")
+    if isinstance(body, tuple):
+        r = limited.post(path, content=body[0], headers={"content-type": body[1]})
+    else:
+        r = limited.post(path, json=body)
     assert r.status_code == status, (case, r.text)
     assert needle in r.json()["error"], (case, r.text)
+    assert "Traceback" not in r.text
     assert limited.get("/health").status_code == 200
 
 
@@ -157,3 +215,16 @@ def test_unknown_route_and_method_are_json(limited: httpx.Client) -> None:
     r = limited.get("/get-online-features")
     assert r.status_code == 405
     assert "error" in r.json()
+
+
+def test_feasts_created_column_becomes_the_views_own_or_goes() -> None:
+    """Feast's remote store sends ``created`` with every write (null without a created column)."""
+    from strato.server.feast import created_column
+
+    df = {"user_id": [1, 2], "created": ["2026-01-01T00:00:00", None]}
+    assert created_column(df, None) == {"user_id": [1, 2]}  # no created column: write order breaks ties
+    assert created_column(df, "ingested_at") == {"user_id": [1, 2], "ingested_at": df["created"]}
+    assert created_column({"user_id": [1], "created": [None]}, "ingested_at") == {"user_id": [1], "ingested_at": [None]}
+    assert created_column(df, "created") is df
+    with_own = {"user_id": [1], "created": ["x"], "ingested_at": ["y"]}
+    assert created_column(with_own, "ingested_at") == {"user_id": [1], "ingested_at": ["y"]}  # the frame's own wins

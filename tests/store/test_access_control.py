@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 
-from access_matrix import GRANTEES, Grantee, enable_with_tokens, expected
+from access_matrix import GRANTEES, ON_DEMAND_NEEDS, Grantee, add_on_demand, enable_with_tokens, first_refused
 from server.conftest import NOW, RECENT, SERVICE, STATS, make_repo
 from strato import FeatureStore
 from strato.access import REFRESH_SECONDS, admin
@@ -33,6 +33,10 @@ def _rows(view: str) -> list[dict[str, Any]]:
 _SPINE = [{"user_id": 1, "event_timestamp": NOW + timedelta(seconds=1)}]
 _END = NOW + timedelta(seconds=1)
 _described = iter(range(10_000))
+
+
+def _doubled(result: dict[str, list[Any]]) -> None:
+    assert result["double_x"] == [14], result  # stats:x is 7 for user 1
 
 
 def _apply_stats(store: FeatureStore) -> Any:
@@ -58,6 +62,24 @@ VERBS: dict[str, tuple[Verb, str, str, str]] = {
         "read",
         "feature_service",
         "svc",
+    ),
+    "get_online_features[doubled]": (
+        lambda s: _doubled(s.get_online_features(["doubled:double_x"], [{"user_id": 1}]).to_dict()),
+        "read",
+        "feature_view",
+        "doubled",
+    ),
+    "get_historical_features[doubled]": (
+        lambda s: _doubled(s.get_historical_features(_SPINE, ["doubled:double_x"]).to_arrow().to_pydict()),
+        "read",
+        "feature_view",
+        "doubled",
+    ),
+    "list_on_demand_feature_views": (
+        lambda s: [v.name for v in s.list_on_demand_feature_views()] == ["doubled"] or pytest.fail("not listed"),
+        "list",
+        "project",
+        "proj",
     ),
     "get_historical_features[stats]": (
         lambda s: s.get_historical_features(_SPINE, ["stats:x"]),
@@ -97,6 +119,7 @@ VERBS: dict[str, tuple[Verb, str, str, str]] = {
 @pytest.fixture(scope="module")
 def secured(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str, dict[str, str]]:
     repo = make_repo(tmp_path_factory.mktemp("secured"))
+    add_on_demand(repo)
     admin_token, tokens = enable_with_tokens(repo)
     return repo, admin_token, tokens
 
@@ -128,7 +151,10 @@ def test_matrix(grantee: Grantee, verb: str, stores: dict[str, FeatureStore], ad
         # that did not exist when the token was made.
         kind, name = "feature_view", "a new view"
     store = stores[grantee.id]
-    if expected(grantee, action, kind, name):
+    # Reading an on-demand view needs read on it and on each view it reads from.
+    objects = ON_DEMAND_NEEDS if (kind, name) == ("feature_view", "doubled") else ((kind, name),)
+    refused = first_refused(grantee, action, objects)
+    if refused is None:
         call(store)
         return
     with pytest.raises(AccessDeniedError) as denied:
@@ -136,7 +162,7 @@ def test_matrix(grantee: Grantee, verb: str, stores: dict[str, FeatureStore], ad
     message = str(denied.value)
     assert action in message, message
     assert grantee.id in message, message
-    assert name in message or verb.startswith("apply[new"), message
+    assert f"{refused[1]}'" in message or verb.startswith("apply[new"), message
     [record] = admin.audit(admin_store.access, denied_only=True, limit=1)
     assert (record.allowed, record.action, record.via) == (False, action, "sdk")
     assert record.principal.startswith(grantee.id)
@@ -273,3 +299,23 @@ def test_online_reads_add_no_registry_round_trip(secured: tuple[Path, str, dict[
         for _ in range(200):
             store.get_online_features(features, rows)
         assert calls == []
+
+
+def test_a_service_with_an_on_demand_view_is_granted_as_the_service(
+    secured: tuple[Path, str, dict[str, str]],
+) -> None:
+    """Through a service, a token needs the service only, on-demand views in it included:
+    online and offline alike (their inputs are read for it, not checked one by one)."""
+    from strato import FeatureService
+
+    repo, admin_token, _ = secured
+    with FeatureStore(repo, token=admin_token) as boss:
+        [doubled] = boss.list_on_demand_feature_views()
+        boss.apply([FeatureService("doubling", [doubled])])
+        made = admin.create_token(boss.access, "reader", name="doubling only", created_by="t", service="doubling")
+    with FeatureStore(repo, token=made.text) as store:
+        service = store.get_feature_service("doubling")
+        assert store.get_online_features(service, [{"user_id": 1}]).to_dict()["double_x"] == [14]
+        assert store.get_historical_features(_SPINE, service).to_arrow().column("double_x").to_pylist() == [14]
+        with pytest.raises(AccessDeniedError, match="read on feature view 'doubled'"):
+            store.get_online_features(["doubled:double_x"], [{"user_id": 1}])

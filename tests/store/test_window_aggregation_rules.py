@@ -13,7 +13,21 @@ import pandas as pd
 import pyarrow as pa
 import pytest
 
-from strato import Aggregation, Entity, FeatureService, FeatureStore, FeatureView, Field, Float64, Int64, String, clock
+from strato import (
+    Aggregation,
+    Entity,
+    Expect,
+    FeatureService,
+    FeatureStore,
+    FeatureView,
+    Field,
+    Float64,
+    Int64,
+    String,
+    clock,
+)
+from strato.errors import UserError
+from strato.streaming.tiles import StreamPositions
 
 USER = Entity("user", join_keys={"user_id": Int64})
 US = 1_000_000
@@ -153,6 +167,72 @@ def test_a_write_redone_with_its_idempotency_key_is_not_counted_twice(agg: Featu
     again = agg.write("txns", rows, idempotency_key="batch-1")
     assert again.already_written
     assert _online(agg, ["txns:amount_sum_10m"], [3])["amount_sum_10m"] == [5.0]
+
+
+def _streamed(rows: list[dict[str, Any]]) -> pa.Table:
+    return pa.table(
+        {
+            "user_id": pa.array([r["user_id"] for r in rows], pa.int64()),
+            "event_timestamp": pa.array([r["event_timestamp"] for r in rows], pa.timestamp("us", tz="UTC")),
+            "amount": pa.array([r["amount"] for r in rows], pa.float64()),
+            "shop": pa.array([r["shop"] for r in rows], pa.string()),
+        }
+    )
+
+
+def test_streamed_events_replayed_online_are_not_counted_twice(agg: FeatureStore, fake: FakeClock) -> None:
+    """`strato ingest` replays online what a crash may have left half done: the tiles skip the
+    events each source already merged, by their offsets, and count the new ones."""
+    fake.at(T0)
+    first = [_row(1, T0 - timedelta(minutes=m), 1.0) for m in (3, 2, 1)] + [_row(2, T0 - timedelta(minutes=2), 10.0)]
+    agg.write(
+        "txns", _streamed(first), to="online", stream_positions=StreamPositions(["t:0"] * 3 + ["t:1"], [5, 6, 7, 0])
+    )
+    # The replay starts from older offsets, overlaps what was merged, and brings two new events.
+    replay = [*first[1:], _row(1, T0 - timedelta(seconds=30), 100.0), _row(2, T0 - timedelta(seconds=10), 1000.0)]
+    positions = StreamPositions(["t:0", "t:0", "t:1", "t:0", "t:1"], [6, 7, 0, 8, 1])
+    agg.write("txns", _streamed(replay), to="online", stream_positions=positions)
+    got = _online(agg, ["txns:amount_sum_10m", "txns:amount_count_1h"], [1, 2])
+    assert got == {"user_id": [1, 2], "amount_sum_10m": [103.0, 1010.0], "amount_count_1h": [4, 2]}
+    # Another source (partition) has marks of its own: offset 0 of "t:2" is new.
+    agg.write("txns", _streamed([_row(1, T0, 0.5)]), to="online", stream_positions=StreamPositions(["t:2"], [0]))
+    assert _online(agg, ["txns:amount_sum_10m"], [1])["amount_sum_10m"] == [103.5]
+
+
+def test_stream_positions_follow_rows_a_write_drops(store: FeatureStore, fake: FakeClock) -> None:
+    """Quarantined rows and rows superseded in the batch leave with their positions: the marks
+    are those of the events merged, so a later event of the same source still counts."""
+    store.apply([USER, txns(), _checked()])
+    fake.at(T0)
+    rows = [
+        _row(1, T0 - timedelta(minutes=3), 1.0),
+        _row(1, T0 - timedelta(minutes=2), -5.0),  # quarantined: amount must be >= 0
+        _row(1, T0 - timedelta(minutes=1), 2.0),
+        _row(1, T0 - timedelta(minutes=1), 3.0),  # same identity as the row before: supersedes it
+    ]
+    result = store.write("checked", _streamed(rows), stream_positions=StreamPositions(["t:0"] * 4, [0, 1, 2, 3]))
+    assert result.quarantined == 1
+    assert _online(store, ["checked:amount_sum_10m"], [1])["amount_sum_10m"] == [4.0]
+    quarantine = store.quarantined("checked").to_pylist()
+    assert [r["amount"] for r in quarantine] == [-5.0]
+    assert not any(c.startswith("__strato") for c in quarantine[0])
+    store.write("checked", _streamed([_row(1, T0, 10.0)]), stream_positions=StreamPositions(["t:0"], [4]))
+    assert _online(store, ["checked:amount_sum_10m"], [1])["amount_sum_10m"] == [14.0]
+
+
+def test_stream_positions_must_match_the_rows(agg: FeatureStore) -> None:
+    with pytest.raises(UserError, match="2 stream positions for 1 rows"):
+        agg.write("txns", _streamed([_row(1, T0, 1.0)]), stream_positions=StreamPositions(["t:0"] * 2, [0, 1]))
+
+
+def _checked() -> FeatureView:
+    return FeatureView(
+        "checked",
+        entities=[USER],
+        schema=[Field("amount", Float64, expect=Expect(ge=0)), Field("shop", String)],
+        aggregations=[Aggregation("amount", "sum", timedelta(minutes=10))],
+        on_invalid="quarantine",
+    )
 
 
 def test_requests_mix_features_and_aggregations_in_order(agg: FeatureStore, fake: FakeClock) -> None:

@@ -257,3 +257,22 @@ def _same(a: list[object], b: list[object]) -> bool:
         or (x is None and y is None)
         for x, y in zip(a, b, strict=True)
     )
+
+
+def test_rows_packed_before_marks_existed_read_with_no_marks() -> None:
+    tiles = EntityTiles.new(LAYOUT)
+    tiles.add_events([(10 * US, 1, [1.0, 2, "x"])], 20 * US)
+    old = tiles.to_data()[:4]  # the packing before stream marks: four items
+    again = EntityTiles.from_data(LAYOUT, old)
+    assert again.marks == {}
+    assert again.values_at(20 * US) == tiles.values_at(20 * US)
+
+
+def test_marks_skip_events_a_source_already_merged() -> None:
+    tiles = EntityTiles.new(LAYOUT)
+    sources, offsets = ["a", "a", "b", "a"], [3, 4, 0, 2]
+    assert tiles.unmerged([0, 1, 2], sources, offsets) == [0, 1, 2]
+    assert tiles.marks == {"a": 4, "b": 0}
+    assert tiles.unmerged([0, 1, 2, 3], sources, offsets) == []
+    packed = EntityTiles.from_data(LAYOUT, msgpack.unpackb(msgpack.packb(tiles.to_data()), raw=False))
+    assert packed.marks == {"a": 4, "b": 0}

@@ -54,6 +54,7 @@ _EXAMPLES: dict[str, list[str]] = {
         "strato serve --port 8080 --workers 2",
         "strato serve -r fraud-repo --max-batch-rows 1000",
         "strato serve --no-auth                  # loopback only: no tokens asked",
+        "strato serve --backend-timeout 0.5      # 504 past 0.5 s on a backend",
     ],
     "sql": [
         'strato sql "select count(*) from user_stats"',

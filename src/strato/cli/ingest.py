@@ -9,14 +9,18 @@ the batch in hand, commit it and leave the consumer group cleanly.
 from __future__ import annotations
 
 import signal
-from collections.abc import Mapping
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
 from strato.cli.options import RepoOption
 from strato.errors import UserError
+
+if TYPE_CHECKING:  # imported where used: `strato --help` stays fast
+    from strato.definitions.feature_view import FeatureView
+    from strato.store import FeatureStore
+    from strato.streaming.consumer import StreamCommit, WriteFn
 
 
 def ingest(
@@ -55,7 +59,6 @@ def ingest(
     """Consume the views' Kafka topics into the online and offline stores, until stopped."""
     from strato.cli import render
     from strato.cli.main import _open
-    from strato.definitions.feature_view import FeatureView
     from strato.definitions.kafka_source import KafkaSource
     from strato.streaming.consumer import IngestOptions, Ingestor
     from strato.streaming.metrics import IngestMetrics
@@ -74,9 +77,6 @@ def ingest(
         if batch_rows < 1 or batch_seconds <= 0 or compact_every < 0:
             raise UserError("--batch-rows and --batch-seconds must be positive, --compact-every 0 or more")
 
-        def write(view: FeatureView, rows: Any, to: str, offsets: Mapping[str, int] | None) -> None:
-            store.write(view.name, rows, to=to, stream_offsets=offsets)  # type: ignore[arg-type]
-
         metrics = IngestMetrics()
         if metrics_port is not None:
             metrics.serve(metrics_port)
@@ -90,7 +90,7 @@ def ingest(
         )
         ingestor = Ingestor(
             chosen,
-            write=write,
+            write=writer_for(store),
             delta=store.delta,
             repo=Path(store.config.repo_path),
             options=options,
@@ -137,3 +137,19 @@ def describe_freshness(store: Any, fv: Any, group: str | None = None) -> str:
         lag, note = consumer_lag(fv.source, group or f"strato.{store.project}")
         parts.append(f"consumer lag: {lag:,} ({note})" if lag is not None else f"consumer lag: unknown ({note})")
     return "   ".join(parts)
+
+
+def writer_for(store: FeatureStore) -> WriteFn:
+    """The `Ingestor`'s write: the store's own `write`, with the batch's offsets, fence and positions."""
+
+    def write(view: FeatureView, rows: Any, to: str, commit: StreamCommit) -> None:
+        store.write(
+            view.name,
+            rows,
+            to=to,  # type: ignore[arg-type]
+            stream_offsets=commit.offsets,
+            expected_offsets=commit.expected,
+            stream_positions=commit.positions,
+        )
+
+    return write

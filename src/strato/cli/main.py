@@ -19,6 +19,7 @@ import typer
 from rich.markup import escape
 
 from strato.cli import access as access_cli
+from strato.cli import backfill as backfill_cli
 from strato.cli import quality, render, training_sets, upkeep
 from strato.cli.doctor import doctor as doctor_command
 from strato.cli.help import examples, show_flags_as_flags, strato_command
@@ -128,6 +129,7 @@ app.add_typer(training_sets.app, name="training-set")
 app.command("lineage", epilog=training_sets.LINEAGE_EPILOG)(training_sets.lineage)
 app.command("compact", epilog=upkeep.COMPACT_EPILOG)(upkeep.compact)
 app.command("vacuum", epilog=upkeep.VACUUM_EPILOG)(upkeep.vacuum)
+app.command("backfill", epilog=backfill_cli.BACKFILL_EPILOG)(backfill_cli.backfill)
 
 
 @app.callback()
@@ -305,6 +307,9 @@ def _describe_data(store: FeatureStore, fv: Any) -> None:
         fv.name, store.registry.online_progress(fv.table_name), commits[-1]["version"] if commits else None
     )
     render.console.print(f"  history: {history}\n  online: {online}")
+    computed = backfill_cli.describe_computed(store, fv)
+    if computed is not None:
+        render.console.print(f"  {escape(computed)}", highlight=False)
     render.console.print(f"  freshness: {describe_freshness(store, fv)}", highlight=False, markup=False)
     quality.describe_stats(store.write_stats(fv.name), fv.feature_names)
 
@@ -437,6 +442,13 @@ def materialize(
             result = store.materialize_incremental(end_time, views=view)
         else:
             result = store.materialize(_parse_time(start, "--start"), end_time, views=view)
+    for name, done in result.computed.items():
+        if done.computed:
+            render.console.print(
+                f"computed {escape(name)} from its SqlSource: {render.count(done.rows, 'row')} "
+                f"over {backfill_cli.intervals_text(done.computed)}",
+                highlight=False,
+            )
     rows = [(name, f"{count:,}") for name, count in result.rows.items()]
     render.table(None, ["view", "rows loaded"], rows)
     total = sum(result.rows.values())

@@ -46,6 +46,14 @@ def serve(
             show_default=False,
         ),
     ] = None,
+    backend_timeout: Annotated[
+        float | None,
+        typer.Option(
+            "--backend-timeout",
+            help="Seconds a request waits on a backend call before a 504 (default: server.backend_timeout_s, 5).",
+            show_default=False,
+        ),
+    ] = None,
     no_auth: Annotated[
         bool,
         typer.Option(
@@ -72,6 +80,9 @@ def serve(
     workers = defaults.workers if workers is None else workers
     max_body_bytes = defaults.max_body_bytes if max_body_bytes is None else max_body_bytes
     max_batch_rows = defaults.max_batch_rows if max_batch_rows is None else max_batch_rows
+    backend_timeout = defaults.backend_timeout_s if backend_timeout is None else backend_timeout
+    if not backend_timeout > 0:
+        raise UserError(f"--backend-timeout: expected a positive number of seconds, got {backend_timeout}")
     if workers < 1:
         raise UserError(f"--workers: expected at least 1, got {workers}")
     if not 0 < port < 65536:
@@ -85,7 +96,11 @@ def serve(
             "or turn access control on with `strato access enable` and serve with tokens"
         )
     settings = ServerSettings(
-        repo=config.repo_path, max_body_bytes=max_body_bytes, max_batch_rows=max_batch_rows, auth=auth
+        repo=config.repo_path,
+        max_body_bytes=max_body_bytes,
+        max_batch_rows=max_batch_rows,
+        auth=auth,
+        backend_timeout_s=backend_timeout,
     )
     with FeatureStore(config=config, read_only=True) as store:  # nothing applied yet: one clear line, before any worker
         if auth and not store.access.access.enabled:

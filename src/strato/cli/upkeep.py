@@ -26,11 +26,11 @@ _UNITS["s"] = timedelta(seconds=1)
 _DURATION = re.compile(r"(?:(\d+)([wdhms]))+")
 
 
-def parse_duration(text: str) -> timedelta:
+def parse_duration(text: str, what: str = "--retain") -> timedelta:
     """``7d``, ``12h``, ``1d12h``, ``90m``, ``0s`` (w, d, h, m, s) as a timedelta."""
     cleaned = text.strip().lower()
     if not _DURATION.fullmatch(cleaned):
-        raise UserError(f"--retain: {text!r} is not a duration such as 7d, 12h, 1d12h or 0s")
+        raise UserError(f"{what}: {text!r} is not a duration such as 7d, 12h, 1d12h or 0s")
     return sum((int(n) * _UNITS[unit] for n, unit in re.findall(r"(\d+)([wdhms])", cleaned)), start=timedelta(0))
 
 

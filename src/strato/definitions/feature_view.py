@@ -10,33 +10,17 @@ from typing import Any, Literal
 
 from strato.definitions._naming import RESERVED_COLUMNS, check_name, check_tags
 from strato.definitions.aggregation import Aggregation, check_aggregations
+from strato.definitions.batch_source import FileFormat, FileSource, SqlSource
 from strato.definitions.entity import Entity
 from strato.definitions.field import Field
 from strato.definitions.kafka_source import KafkaSource
 from strato.errors import DefinitionError
 
-FileFormat = Literal["parquet", "csv", "delta"]
+__all__ = ["QUARANTINE_COLUMNS", "FeatureView", "FeatureViewProjection", "FileFormat", "FileSource", "SqlSource"]
+
 OnInvalid = Literal["reject", "quarantine"]
 QUARANTINE_COLUMNS = ("quarantine_reason", "quarantined_at")
 """The columns a quarantine table adds to the written ones: why each row was set aside, and when."""
-
-
-@dataclass(frozen=True)
-class FileSource:
-    """A batch file (Parquet, CSV or a Delta table) that a view's rows can be loaded from."""
-
-    path: str
-    format: FileFormat = "parquet"
-
-    def __post_init__(self) -> None:
-        if not isinstance(self.path, str) or not self.path:
-            raise DefinitionError(f"FileSource: path must be a non-empty string, got {self.path!r}")
-        if self.format not in ("parquet", "csv", "delta"):
-            raise DefinitionError(f"FileSource {self.path!r}: format must be parquet, csv or delta")
-
-    def to_spec(self) -> dict[str, Any]:
-        """Plain data for the registry (JSON-serializable)."""
-        return {"type": "file", "path": self.path, "format": self.format}
 
 
 @dataclass(frozen=True)
@@ -56,6 +40,11 @@ class FeatureView:
     time, every row of a batch is kept in history, and ties at equal (keys, event time) go
     to the greater created time, offline and online alike (design rule 10).
 
+    `source`: a `FileSource` (`store.ingest` reads it), a `KafkaSource` (`strato ingest`), or a
+    `SqlSource`: the view is then computed by a query over other views and named files, over
+    the event times not computed yet (`store.backfill`, `strato backfill`); it needs history
+    (offline=True), and may not read itself.
+
     Data quality: each field's `Expect` rules, and `unique_events` (each (keys, event time)
     at most once per batch), are checked on every write. A batch that breaks one is refused
     whole (`on_invalid="reject"`, the default), or its offending rows are set aside in the
@@ -74,7 +63,7 @@ class FeatureView:
     entities: tuple[Entity, ...]
     schema: tuple[Field, ...]
     ttl: timedelta | None = None
-    source: FileSource | KafkaSource | None = None
+    source: FileSource | KafkaSource | SqlSource | None = None
     timestamp_field: str = "event_timestamp"
     online: bool = True
     offline: bool = True
@@ -96,7 +85,7 @@ class FeatureView:
         entities: Sequence[Entity],
         schema: Sequence[Field],
         ttl: timedelta | None = None,
-        source: FileSource | KafkaSource | None = None,
+        source: FileSource | KafkaSource | SqlSource | None = None,
         timestamp_field: str = "event_timestamp",
         online: bool = True,
         offline: bool = True,
@@ -155,8 +144,13 @@ class FeatureView:
                 )
         if ttl is not None and (not isinstance(ttl, timedelta) or ttl <= timedelta(0)):
             raise DefinitionError(f"{where}: ttl must be a positive timedelta or None, got {ttl!r}")
-        if source is not None and not isinstance(source, (FileSource, KafkaSource)):
-            raise DefinitionError(f"{where}: source must be a FileSource, a KafkaSource or None")
+        if source is not None and not isinstance(source, (FileSource, KafkaSource, SqlSource)):
+            raise DefinitionError(f"{where}: source must be a FileSource, a KafkaSource, a SqlSource or None")
+        if isinstance(source, SqlSource):
+            if not offline:
+                raise DefinitionError(f"{where}: a SqlSource view needs offline=True: its computed rows are history")
+            if name in source.view_names:
+                raise DefinitionError(f"{where}: its SqlSource reads the view itself")
         if not (online or offline):
             raise DefinitionError(f"{where}: a view must be online, offline or both")
         if on_invalid not in ("reject", "quarantine"):
@@ -329,12 +323,14 @@ def _optional_spec(view: FeatureView) -> dict[str, Any]:
     return spec
 
 
-def _source_from_spec(spec: dict[str, Any] | None) -> FileSource | KafkaSource | None:
+def _source_from_spec(spec: dict[str, Any] | None) -> FileSource | KafkaSource | SqlSource | None:
     if not spec:
         return None
     if spec.get("type") == "kafka":
         return KafkaSource.from_spec(spec)
-    return FileSource(spec["path"], spec.get("format", "parquet"))
+    if spec.get("type") == "sql":
+        return SqlSource.from_spec(spec)
+    return FileSource.from_spec(spec)
 
 
 @dataclass(frozen=True)

@@ -18,7 +18,7 @@ from typing import Literal
 
 from strato.definitions.entity import Entity
 from strato.definitions.feature_service import FeatureService
-from strato.definitions.feature_view import FeatureView
+from strato.definitions.feature_view import FeatureView, SqlSource
 from strato.definitions.field import Field
 from strato.definitions.on_demand import OnDemandFeatureView
 from strato.errors import BreakingChangeError, DefinitionError
@@ -196,10 +196,26 @@ def _view_diff(old: FeatureView, new: FeatureView) -> tuple[list[str], list[str]
     for attr in (*attrs, *defaults):
         before, after = old_spec.get(attr, defaults.get(attr)), new_spec.get(attr, defaults.get(attr))
         if before != after:
+            if attr == "source" and isinstance(old.source, SqlSource) and isinstance(new.source, SqlSource):
+                compatible.append(_sql_source_diff(old.source, new.source))
+                continue
             compatible.append(f"{attr} {before!r} -> {after!r}")
     if old_spec["entities"] != new_spec["entities"] and not breaking:
         compatible.append(f"entities {old_spec['entities']} -> {new_spec['entities']}")
     return compatible, breaking
+
+
+def _sql_source_diff(old: SqlSource, new: SqlSource) -> str:
+    """A changed batch transformation, readably: its fingerprint, and which parts changed.
+
+    The new fingerprint has computed nothing yet: the next backfill computes its range again.
+    """
+    parts = []
+    if old.query != new.query:
+        parts.append("query")
+    if old.inputs != new.inputs:
+        parts.append(f"inputs {list(old.view_names + old.file_names)} -> {list(new.view_names + new.file_names)}")
+    return f"SqlSource {' and '.join(parts) or 'changed'} (fingerprint {old.fingerprint} -> {new.fingerprint})"
 
 
 def _on_demand_diff(old: OnDemandFeatureView, new: OnDemandFeatureView) -> list[str]:
@@ -339,6 +355,8 @@ def _check_references(objects: Mapping[tuple[ObjectKind, str], Definition]) -> N
             for entity in obj.entities:
                 if ("entity", entity.name) not in objects:
                     raise DefinitionError(f"feature view {name!r} uses entity {entity.name!r}, which is not defined")
+            if isinstance(obj.source, SqlSource):
+                _check_sql_inputs(obj, objects)
         elif isinstance(obj, OnDemandFeatureView):
             _check_on_demand_sources(obj, objects)
         elif isinstance(obj, FeatureService):
@@ -371,6 +389,37 @@ def _check_references(objects: Mapping[tuple[ObjectKind, str], Definition]) -> N
                         )
         elif kind == "entity":
             continue
+
+
+def _check_sql_inputs(view: FeatureView, objects: Mapping[tuple[ObjectKind, str], Definition]) -> None:
+    """A batch transformation reads views that exist and have history, and no view reads
+    itself through others (each backfill would wait for its own result)."""
+    where = f"feature view {view.name!r}"
+    assert isinstance(view.source, SqlSource)
+    for input_name in view.source.view_names:
+        source = objects.get(("feature_view", input_name))
+        if not isinstance(source, FeatureView):
+            raise DefinitionError(f"{where}: its SqlSource reads feature view {input_name!r}, which is not defined")
+        if not source.offline:
+            raise DefinitionError(
+                f"{where}: its SqlSource reads feature view {input_name!r}, which is online only (no history)"
+            )
+    found = _cycle_from([view.name], objects)  # depth-first; a name seen twice on one path
+    if found is not None:
+        raise DefinitionError(f"{where}: its SqlSource inputs form a cycle {' -> '.join(found)}")
+
+
+def _cycle_from(path: list[str], objects: Mapping[tuple[ObjectKind, str], Definition]) -> list[str] | None:
+    current = objects.get(("feature_view", path[-1]))
+    if not isinstance(current, FeatureView) or not isinstance(current.source, SqlSource):
+        return None
+    for name in current.source.view_names:
+        if name in path:
+            return [*path, name]
+        found = _cycle_from([*path, name], objects)
+        if found is not None:
+            return found
+    return None
 
 
 def _check_on_demand_sources(odfv: OnDemandFeatureView, objects: Mapping[tuple[ObjectKind, str], Definition]) -> None:

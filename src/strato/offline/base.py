@@ -48,6 +48,36 @@ class TableSnapshot:
 
 
 @dataclass(frozen=True)
+class ViewInput:
+    """A view a batch transformation reads: its snapshot, visible under `snapshot.name`, and
+    its join keys, so the engine can show each (keys, event time) once (its latest write)."""
+
+    snapshot: TableSnapshot
+    key_names: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class FileInput:
+    """A batch file a transformation reads, visible under `name`: a Parquet file or folder, a
+    CSV file, or a Delta table folder (its latest version). `path` is absolute."""
+
+    name: str
+    path: str
+    format: str
+
+
+@dataclass(frozen=True)
+class BatchQuery:
+    """One batch transformation: a SELECT over `views` and `files` whose result has an event
+    time column `event_column`; the engine keeps the rows with ``start <= event < end``."""
+
+    query: str
+    views: tuple[ViewInput, ...]
+    files: tuple[FileInput, ...]
+    event_column: str
+
+
+@dataclass(frozen=True)
 class Capabilities:
     #: Can run `sql` over snapshots.
     sql: bool = True
@@ -56,6 +86,8 @@ class Capabilities:
     quick_calls: bool = True
     #: `point_in_time_frame` keeps results in the engine (a Spark DataFrame) instead of Arrow.
     frames: bool = False
+    #: Can run `batch_query` (views computed by a SqlSource, `strato backfill`).
+    batch_queries: bool = False
 
 
 class OfflineEngine(abc.ABC):
@@ -125,6 +157,23 @@ class OfflineEngine(abc.ABC):
     @abc.abstractmethod
     def sql(self, query: str, tables: Sequence[TableSnapshot]) -> pa.Table:
         """Run `query` with each snapshot visible as a table named by its `name`."""
+
+    def batch_query(
+        self, batch: BatchQuery, *, start: datetime | None, end: datetime | None, limit: int | None = None
+    ) -> pa.Table:
+        """The rows of `batch.query` with ``start <= event_column < end`` (None: unbounded), at
+        most `limit` of them. ``limit=0`` gives no rows, only the result's schema, cheaply, and
+        does not apply the filter (so a mistyped event column reaches the caller's schema check
+        rather than failing as SQL). ``$start`` and ``$end`` in the query are bound to the bounds.
+
+        User SQL: an engine runs it as it runs `sql`, read-only and limited, and refuses
+        anything but one SELECT. The filter applies to the query's *result*, so a window that
+        looks back before `start` still sees its inputs.
+        """
+        raise UserError(
+            f"offline engine {self.name} does not run batch transformations (SqlSource views); "
+            "use offline engine duckdb for `strato backfill`"
+        )
 
     def point_in_time_frame(
         self, spine: pa.Table, requests: Sequence[PitRequest], *, rename: Mapping[str, str] | None = None

@@ -31,6 +31,7 @@ from strato.errors import (
     BackendUnavailable,
     ConflictError,
     NotFoundError,
+    OffsetsMovedError,
     SchemaError,
     StratoError,
     UserError,
@@ -110,6 +111,7 @@ class DeltaTables:
         idempotency_key: str | None = None,
         created_us: int | None = None,
         transactions: Mapping[str, int] | None = None,
+        expected_transactions: Mapping[str, int | None] | None = None,
     ) -> TableVersion:
         """Append `rows` in one atomic commit and return the version it created.
 
@@ -120,7 +122,10 @@ class DeltaTables:
         writer ended; `created_us` (the write time on the rows) is recorded beside it.
         `transactions` (application id → version) go into the same commit: the Kafka consumer
         records the next offset per topic-partition there, so rows and offsets land together.
-        A table `retire`d by a newer view version takes no more rows: `ConflictError`, and
+        `expected_transactions` (application id → the version the writer read, None: none) fence
+        that: if the table holds another version for one of them, `OffsetsMovedError` and
+        nothing is written; a commit racing this one on the same ids fails Delta's own
+        concurrent-transaction check (a retryable `BackendUnavailable`). A table `retire`d by a newer view version takes no more rows: `ConflictError`, and
         nothing is written.
         """
         path = self.path(table_name)
@@ -138,6 +143,7 @@ class DeltaTables:
         with _mapped_errors(table_name):
             table = _open(path, self._options)
             if table is None:
+                _check_transactions(table_name, None, expected_transactions)
                 write_deltalake(
                     path,
                     rows,
@@ -156,6 +162,7 @@ class DeltaTables:
                     )
                 return version
             _refuse_if_moved(table)
+            _check_transactions(table_name, table, expected_transactions)
             existing = pa.schema(table.schema().to_arrow())
             added = _check_schema(table_name, existing, rows.schema)
             # A table object's state moves to exactly the version its own write committed,
@@ -474,3 +481,14 @@ def _mapped_errors(table_name: str) -> Iterator[None]:
         if any(phrase in message for phrase in _BAD_INPUT):
             raise SchemaError(f"table {table_name!r}: rows cannot be stored: {message}") from exc
         raise BackendFailure(f"Delta table {table_name!r}: {message}") from exc
+
+
+def _check_transactions(table_name: str, table: DeltaTable | None, expected: Mapping[str, int | None] | None) -> None:
+    """Refuse a fenced append whose application transactions moved since the writer read them."""
+    for app_id, version in (expected or {}).items():
+        found = None if table is None else table.transaction_version(app_id)
+        if found != version:
+            raise OffsetsMovedError(
+                f"Delta table {table_name!r}: {app_id} is at {found} in history, not {version} as read; "
+                "another writer recorded it first (nothing written)"
+            )

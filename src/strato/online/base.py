@@ -5,6 +5,11 @@ pairs and back, so every backend stores the same layout and decodes nothing itse
 one piece of logic a backend owns is design rule 4: on write, keep per key the value whose
 header (event time, then write time) is newer — `codec.is_newer` decides, and the backend
 applies it atomically inside its own transaction (LMDB write txn, Redis Lua script, …).
+
+Beside it, `write_if` is a compare-and-set for callers that keep read-merge-write rows (the
+windowed-aggregation tiles): it writes a key only if its stored bytes are still exactly what
+the caller read, decided on the server, so writers on several machines never lose each
+other's merges. Backends that can offer it declare `Capabilities.compare_and_set`.
 """
 
 from __future__ import annotations
@@ -48,6 +53,13 @@ class Capabilities:
     persistent: bool = False
     #: Largest number of keys one `write` or `read` call should carry.
     max_batch_rows: int = 1_000_000
+    #: Calls cross the network, so one can hang on a slow or stopped server: the feature server
+    #: runs its reads off the event loop under `server.backend_timeout_s`. An embedded store
+    #: (LMDB, memory) answers from local memory and is read inline, the fast path.
+    remote: bool = False
+    #: `write_if` is implemented: a per-key compare-and-set decided atomically by the engine, so
+    #: read-merge-write callers on any number of machines never lose each other's updates.
+    compare_and_set: bool = False
 
 
 class OnlineStore(abc.ABC):
@@ -76,9 +88,36 @@ class OnlineStore(abc.ABC):
         plus `ttl` on the server; the others ignore it (reads check expiry either way).
         """
 
+    def write_if(
+        self, table: str, keys: Sequence[bytes], expected: Sequence[bytes | None], values: Sequence[bytes]
+    ) -> list[bool]:
+        """Per key, store `values[i]` only if the stored value is still exactly `expected[i]`.
+
+        `expected[i]` None means "the key must be absent". Each key's comparison and write are
+        one atomic step on the engine (a Lua script, a filter expression under the record lock,
+        one LMDB write transaction, the memory store's lock), so of several writers racing on a
+        key from any number of processes or machines, exactly one wins each round and the others
+        learn that they lost: the result says, per key, whether its value was written. The
+        comparison is of the whole value, byte for byte; rule 4 is not applied (the caller
+        derived `values[i]` from `expected[i]`), and nothing written here ever expires on the
+        server. Keys must be distinct (`ValueError` otherwise), and the batch is checked in full
+        (bytes keys, encoded values, lengths) before anything is sent. Backends that lack it keep
+        this default and leave `Capabilities.compare_and_set` off.
+        """
+        raise NotImplementedError(f"{type(self).__name__} has no compare-and-set (Capabilities.compare_and_set)")
+
     @abc.abstractmethod
     def read(self, table: str, keys: Sequence[bytes]) -> list[bytes | None]:
         """The stored value for each key, or None where absent; one engine round trip."""
+
+    def read_tables(self, requests: Sequence[tuple[str, Sequence[bytes]]]) -> list[list[bytes | None]]:
+        """`read` of several tables at once: per (table, keys) request, the values in order.
+
+        A lookup of features from several views asks for one entity in each: backends that can
+        answer every request in one round trip (one MGET, one pipeline per node, one batch
+        read, one snapshot) override this, so a request costs one trip, not one per view.
+        """
+        return [self.read(table, keys) for table, keys in requests]
 
     @abc.abstractmethod
     def prune(self, table: str, older_than_us: int) -> int:

@@ -84,6 +84,34 @@ def newest_per_key(keys: Sequence[bytes], values: Sequence[bytes]) -> dict[bytes
     return batch
 
 
+def check_cas_batch(
+    keys: Sequence[bytes], expected: Sequence[bytes | None], values: Sequence[bytes]
+) -> list[tuple[bytes, bytes | None, bytes]]:
+    """The (key, expected, value) items of one `OnlineStore.write_if` call, checked in full first.
+
+    Lengths must agree, keys be distinct bytes, each expected value bytes or None and each new
+    value an encoded value; so a backend that calls this before its engine sends nothing for a
+    malformed batch.
+    """
+    if not (len(keys) == len(expected) == len(values)):
+        raise ValueError(f"write_if: {len(keys)} keys, {len(expected)} expected values and {len(values)} values")
+    items = list(zip(keys, expected, values, strict=True))
+    seen: set[bytes] = set()
+    for i, (key, old, value) in enumerate(items):
+        if not isinstance(key, bytes):
+            raise TypeError(f"write_if: key {i} is not bytes: {key!r:.40}")
+        if key in seen:
+            raise ValueError(f"write_if: key {i} ({key!r:.40}) appears twice; each key may be compared once")
+        seen.add(key)
+        if old is not None and not isinstance(old, bytes):
+            raise TypeError(f"write_if: expected value {i} is neither bytes nor None: {old!r:.40}")
+        if not isinstance(value, bytes) or len(value) < HEADER_SIZE:
+            raise TypeError(
+                f"write_if: value {i} is not an encoded value (bytes of at least {HEADER_SIZE}): {value!r:.40}"
+            )
+    return items
+
+
 def header(value: bytes) -> tuple[int, int]:
     """(event_ts_us, created_us) of an encoded value."""
     event_ts, created = HEADER.unpack_from(value)

@@ -32,6 +32,7 @@ from typing import Any, ClassVar, Self
 
 from strato.definitions.plan import OBJECT_KINDS, Action, Definition, ObjectKind, Plan
 from strato.errors import NotFoundError, UserError
+from strato.intervals import Interval
 from strato.registry.access_records import AuditRow, TokenRow
 
 
@@ -293,6 +294,16 @@ class RegistryStore(abc.ABC):
         overwrite each other's claim with a wider one than either proved. Returns whether
         the record was written.
         """
+
+    @abc.abstractmethod
+    def computed_intervals(self, table: str, transform: str) -> builtins.list[Interval]:
+        """The event-time intervals of storage `table` that the batch transformation with
+        fingerprint `transform` has computed and written, normalized (`strato.intervals`)."""
+
+    @abc.abstractmethod
+    def add_computed_interval(self, table: str, transform: str, interval: Interval) -> builtins.list[Interval]:
+        """Record `interval` as computed (merged with the recorded ones, in one transaction, so
+        concurrent recorders never lose each other's intervals); returns the merged record."""
 
     @abc.abstractmethod
     def record_write_stats(self, table: str, stats: WriteStats) -> None:

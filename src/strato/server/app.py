@@ -3,19 +3,27 @@
 Every route runs inside `_endpoint`, which times it, authorizes it (`auth.authorize`, the one
 seam for access control), and turns any exception into a JSON error (`error_responses`):
 a bad request never takes the worker down and never sees a traceback.
+
+Backend calls that can hang (every write; reads of a networked online store, one that
+declares `Capabilities.remote`) run on a thread pool under `ServerSettings.backend_timeout_s`:
+past it the request gets a 504 and the event loop goes on serving, while the stuck call
+finishes (or fails) on its thread. Reads of an embedded store (LMDB) stay inline: they answer
+from memory in microseconds, and a thread hop would cost more than the read.
 """
 
 from __future__ import annotations
 
+import asyncio
+import functools
 import os
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
-from typing import Any, cast
+from typing import Any, TypeVar, cast
 
 import orjson
 from starlette.applications import Starlette
-from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import Response
@@ -27,6 +35,7 @@ from strato.errors import UserError
 from strato.server import feast
 from strato.server.auth import Authorizer, authorize
 from strato.server.error_responses import HTTPError, error_response, status_of
+from strato.server.freshness import Freshness
 from strato.server.metrics import CONTENT_TYPE, ServerMetrics
 from strato.server.settings import ServerSettings
 from strato.store import FeatureStore
@@ -34,6 +43,9 @@ from strato.store.results import WriteTarget
 
 _JSON = "application/json"
 Handler = Callable[[Request], Awaitable[Response]]
+T = TypeVar("T")
+BACKEND_THREADS = 16
+"""Backend calls one worker runs at once; more wait their turn (within the same timeout)."""
 
 
 def _json(data: Any, status: int = 200) -> Response:
@@ -51,8 +63,11 @@ class _Server:
     def __init__(self, settings: ServerSettings, store: FeatureStore | None):
         self.settings = settings
         self.metrics = ServerMetrics()
+        self.freshness = Freshness()
         self.authorizer = Authorizer(settings.auth)
         self._store = store
+        self._remote: bool | None = None  # whether online reads go through `call` (known once open)
+        self._calls = ThreadPoolExecutor(BACKEND_THREADS, thread_name_prefix="strato-backend")
         if store is not None:
             store.access.delegate()  # each request's own token is checked here, by `authorize`
 
@@ -67,10 +82,32 @@ class _Server:
             self._store = FeatureStore(self.settings.repo)
             self._store.access.delegate()
 
+    def stop_calls(self) -> None:
+        """Stop the backend pool: calls not started are dropped, stuck ones are left to end."""
+        self._calls.shutdown(wait=False, cancel_futures=True)
+
     def close(self) -> None:
         if self._store is not None:
             self._store.close()
             self._store = None
+
+    async def call(self, what: str, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+        """`fn(*args, **kwargs)` on the backend pool, answered 504 past the backend timeout."""
+        timeout = self.settings.backend_timeout_s
+        future = asyncio.get_running_loop().run_in_executor(self._calls, functools.partial(fn, *args, **kwargs))
+        try:
+            return await asyncio.wait_for(future, timeout)
+        except TimeoutError:
+            raise HTTPError(
+                504,
+                f"{what} did not finish within {timeout:g} s (server.backend_timeout_s): the backend is slow "
+                "or stopped; the server keeps serving, retry later",
+            ) from None
+
+    def remote_reads(self, store: FeatureStore) -> bool:
+        if self._remote is None:
+            self._remote = type(store.online_store).capabilities.remote
+        return self._remote
 
     def endpoint(self, name: str, fn: Handler) -> Handler:
         latency = self.metrics.latency.labels(name)
@@ -127,10 +164,20 @@ class _Server:
             wanted = store.get_feature_service(service_name)
         else:
             assert features is not None
-            authorize(request, "read", [view_resource(v) for v in sorted({f.partition(":")[0] for f in features})])
             wanted = features
+            # The store's own answer (views named, on-demand views and their sources): the SDK checks the same.
+            authorize(request, "read", store.read_resources(features))
         try:
-            response = store.get_online_features(wanted, entities, full_feature_names=full_names)
+            if self.remote_reads(store):
+                response = await self.call(
+                    f"a read of the {store.config.online_type} online store",
+                    store.get_online_features,
+                    wanted,
+                    entities,
+                    full_feature_names=full_names,
+                )
+            else:
+                response = store.get_online_features(wanted, entities, full_feature_names=full_names)
         except KeyError as exc:
             raise HTTPError(400, f"entities: missing join key {exc}") from None
         missing = [k for k in response.key_names if k not in entities]
@@ -146,17 +193,37 @@ class _Server:
             self.metrics.service_latency.labels(service_name).observe(time.perf_counter() - start)
         return answer
 
-    async def _write(self, request: Request, view: str, df: dict[str, list[Any]], n: int, to: WriteTarget) -> Response:
+    async def _write(
+        self,
+        request: Request,
+        view: str,
+        df: dict[str, list[Any]],
+        n: int,
+        to: WriteTarget,
+        *,
+        from_feast: bool = False,
+    ) -> Response:
         authorize(request, "write", [view_resource(view)])
         import pyarrow as pa
 
         try:
-            result = await run_in_threadpool(self.store.write, view, df, to=to)
+            result = await self.call(f"the write to {view!r}", self._write_now, view, df, to, from_feast)
         except pa.ArrowException as exc:  # columns Arrow cannot type (mixed values): the client's data
             raise UserError(f"df: {' '.join(str(exc).splitlines())[:300]}") from None
         self.metrics.rows_written.inc(n)
         rows = getattr(result, "rows", n)
         return _json({"status": "ok", "feature_view": view, "rows": rows, "to": to})
+
+    def _write_now(self, view: str, df: dict[str, list[Any]], to: WriteTarget, from_feast: bool) -> Any:
+        """The write, then its freshness: on the backend pool, as one call. `from_feast`: the
+        body came from Feast's remote online store, whose ``created`` column is mapped first."""
+        store = self.store
+        fv = store.get_feature_view(view)
+        if from_feast and feast.FEAST_CREATED in df and feast.FEAST_CREATED not in fv.feature_names:
+            df = feast.created_column(df, fv.created_timestamp_column)
+        result = store.write(view, df, to=to)
+        self.freshness.wrote(view, df.get(fv.timestamp_field))
+        return result
 
     async def push(self, request: Request) -> Response:
         body = await self.body(request)
@@ -173,7 +240,7 @@ class _Server:
         body = await self.body(request)
         view = feast.field(body, "feature_view_name", str, "the name of a feature view")
         df, n = feast.columns(body, "df", self.settings.max_batch_rows)
-        return await self._write(request, view, df, n, "online")
+        return await self._write(request, view, df, n, "online", from_feast=True)
 
     async def health(self, request: Request) -> Response:
         authorize(request, "health")
@@ -182,6 +249,9 @@ class _Server:
 
     async def metrics_text(self, request: Request) -> Response:
         authorize(request, "metrics")
+        store = self.store
+        views = await self.call("reading the views' freshness", self.freshness.views, store)
+        self.metrics.set_freshness(views, time.time())
         return Response(self.metrics.render(), media_type=CONTENT_TYPE)
 
     async def list_entities(self, request: Request) -> Response:
@@ -191,6 +261,11 @@ class _Server:
     async def list_feature_views(self, request: Request) -> Response:
         authorize(request, "list")
         return _listing("feature_views", [v.to_spec() for v in self.store.list_feature_views()])
+
+    async def list_on_demand_feature_views(self, request: Request) -> Response:
+        authorize(request, "list")
+        views = self.store.list_on_demand_feature_views()
+        return _listing("on_demand_feature_views", [v.to_spec() for v in views])
 
     async def list_feature_services(self, request: Request) -> Response:
         authorize(request, "list")
@@ -213,6 +288,7 @@ def create_app(settings: ServerSettings | None = None, store: FeatureStore | Non
         try:
             yield
         finally:
+            server.stop_calls()
             if own_store:
                 server.close()
 
@@ -228,6 +304,12 @@ def create_app(settings: ServerSettings | None = None, store: FeatureStore | Non
         route("/list/entities", "list-entities", server.list_entities, "GET"),
         route("/list/feature-views", "list-feature-views", server.list_feature_views, "GET"),
         route("/list/feature-services", "list-feature-services", server.list_feature_services, "GET"),
+        route(
+            "/list/on-demand-feature-views",
+            "list-on-demand-feature-views",
+            server.list_on_demand_feature_views,
+            "GET",
+        ),
     ]
 
     async def http_error(_: Request, exc: Exception) -> Response:

@@ -1,7 +1,8 @@
 """Feast's HTTP shapes: parse a get-online-features / push / write request, render the answer.
 
 The response is built from `OnlineResponse.serving_parts` (the same struct unpack per value
-as `to_dict`) into plain lists that orjson serializes in one call: no per-value encoder, and
+as `to_dict`) into plain lists that orjson serializes in one call (the status and time lists a
+view's features share pre-serialized once, as `orjson.Fragment`): no per-value encoder, and
 a float64 stays a JSON float (``8.0``), which Feast's remote client needs to rebuild types.
 Results follow ``metadata.feature_names``: join keys first, then the features in request order.
 """
@@ -11,6 +12,8 @@ from __future__ import annotations
 import time
 from collections.abc import Mapping
 from typing import Any, Final
+
+import orjson
 
 from strato.online.response import OnlineResponse
 from strato.server.error_responses import HTTPError
@@ -29,6 +32,28 @@ def _iso(us: int) -> str:
     seconds, micros = divmod(us, 1_000_000)
     text = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(seconds))
     return f"{text}.{micros:06d}Z" if micros else f"{text}Z"
+
+
+FEAST_CREATED: Final = "created"
+"""The column of created timestamps Feast's remote store sends with each write."""
+
+
+def created_column(df: dict[str, list[Any]], declared: str | None) -> dict[str, list[Any]]:
+    """`df` with Feast's ``created`` column made the view's own, or dropped.
+
+    Feast's remote online store always sends ``created`` (null where its source declares no
+    created-timestamp column). Where the view declares one, the column takes its name (so the
+    Feast source must declare one too, or the write is refused naming the null created time);
+    where not, it goes, and ties are broken by Strato's write order (design rule 10), as for
+    any write to such a view.
+    """
+    if declared == FEAST_CREATED:
+        return df
+    df = dict(df)
+    created = df.pop(FEAST_CREATED)
+    if declared is not None and declared not in df:
+        df[declared] = created  # nulls too: the write then says the view needs its created times
+    return df
 
 
 def field(body: Mapping[str, Any], name: str, kind: type | tuple[type, ...], what: str) -> Any:
@@ -58,6 +83,16 @@ def columns(body: Mapping[str, Any], name: str, max_rows: int) -> tuple[dict[str
     return data, n
 
 
+def _all_strings(items: list[Any]) -> bool:
+    """Whether every item is a str: `str.join` checks that in C, a generator of `isinstance`
+    costs a Python step per feature of every request."""
+    try:
+        "".join(items)
+    except TypeError:
+        return False
+    return True
+
+
 def feature_request(body: Mapping[str, Any]) -> tuple[list[str] | None, str | None, bool]:
     """(feature refs, feature service name, full_feature_names) of a get-online-features body."""
     features = body.get("features")
@@ -67,7 +102,7 @@ def feature_request(body: Mapping[str, Any]) -> tuple[list[str] | None, str | No
     if features is not None and service is not None:
         raise HTTPError(400, "give either 'features' or 'feature_service', not both")
     if features is not None:
-        if not isinstance(features, list) or not all(isinstance(f, str) for f in features):
+        if not isinstance(features, list) or not _all_strings(features):
             raise HTTPError(400, "field 'features': expected a list of 'view:feature' strings")
         if not features:
             raise HTTPError(400, "field 'features' is empty")
@@ -107,9 +142,19 @@ def render(response: OnlineResponse, entities: Mapping[str, list[Any]]) -> tuple
         width = len(output_names)
         for s in row_status:
             counts[s] += width
-        for name, values in zip(output_names, value_columns, strict=True):
-            names.append(name)
-            statuses = row_status
+        names.extend(output_names)
+        # One dict per feature, sharing the view's status and time lists, serialized once
+        # (`orjson.Fragment`: written as they are into the body); only columns with nulls get
+        # statuses of their own (NULL_VALUE where a present row has no value).
+        shared_status, shared_times = (
+            orjson.Fragment(orjson.dumps(row_status)),
+            orjson.Fragment(orjson.dumps(row_times)),
+        )
+        part = [
+            {"values": values, "statuses": shared_status, "event_timestamps": shared_times} for values in value_columns
+        ]
+        for result in part:
+            values = result["values"]
             if None in values:
                 statuses = [
                     NULL_VALUE if v is None and s == PRESENT else s for v, s in zip(values, row_status, strict=True)
@@ -117,5 +162,6 @@ def render(response: OnlineResponse, entities: Mapping[str, list[Any]]) -> tuple
                 nulls = statuses.count(NULL_VALUE)
                 counts[NULL_VALUE] += nulls
                 counts[PRESENT] -= nulls
-            results.append({"values": values, "statuses": statuses, "event_timestamps": row_times})
+                result["statuses"] = statuses
+        results.extend(part)
     return {"metadata": {"feature_names": names}, "results": results}, counts

@@ -30,12 +30,19 @@ class ServerSettings:
     max_batch_rows: int = 10_000
     auth: bool = True
     """Check every request's bearer token (`strato.server.auth`); off only on loopback."""
+    backend_timeout_s: float = 5.0
+    """Longest a request waits on one backend call before it is answered 504 (`app._Server.call`)."""
 
     def __post_init__(self) -> None:
         for name in ("max_body_bytes", "max_batch_rows"):
             value = getattr(self, name)
             if type(value) is not int or value < 1:
                 raise ConfigError(f"server setting {name}: expected a positive integer, got {value!r}")
+        timeout = self.backend_timeout_s
+        if isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or not timeout > 0:
+            raise ConfigError(
+                f"server setting backend_timeout_s: expected a positive number of seconds, got {timeout!r}"
+            )
 
     def to_env(self) -> str:
         data: dict[str, Any] = dataclasses.asdict(self)

@@ -10,11 +10,12 @@ offline (one Delta commit), then online (one backend transaction).
     online_reads    `get_online_features`: cached plans, engine reads, rule-6 upgrades
     catalog         views, references and codecs, as read from the registry
     repo            which feature repo a store opens (``strato.yaml`` required, or create=True)
+    backfill        batch transformations: SqlSource views computed over the gaps of a range
     results         what the verbs return
     threads         the background history writer and the offline read-ahead
 """
 
 from strato.store.feature_store import FeatureStore
-from strato.store.results import MaterializeResult, TrainingSet, WriteResult, WriteTarget
+from strato.store.results import BackfillResult, MaterializeResult, TrainingSet, WriteResult, WriteTarget
 
-__all__ = ["FeatureStore", "MaterializeResult", "TrainingSet", "WriteResult", "WriteTarget"]
+__all__ = ["BackfillResult", "FeatureStore", "MaterializeResult", "TrainingSet", "WriteResult", "WriteTarget"]

@@ -9,10 +9,14 @@ The semantics live in docs/concepts.md ("Windowed aggregations") and the math in
 has it): a codec header (event time = the newest event merged, write time) and the msgpack
 of its `EntityTiles`. A write of raw events is a read-merge-write of those rows. Rule 4 stays
 intact: each new row's header is (at least the old event time, a strictly greater write
-time), so it always replaces the row it was merged from. Merges of one repo are serialized
-by an exclusive lock (``.strato/aggregates.lock``, flock plus a thread lock), so concurrent
-writers on one machine never lose each other's events; writers on several machines sharing
-one Redis or Aerospike are not serialized (see the docs).
+time), so it always replaces the row it was merged from. Each new row is stored with
+`OnlineStore.write_if`, expecting the exact bytes it was merged from: if another writer (on
+this machine or any other sharing the Redis, Redis Cluster or Aerospike) stored the row in
+between, the CAS fails for that entity only, and its row is read and merged again, so no
+writer ever loses another's events. Merges of one repo are also ordered by an exclusive
+lock (``.strato/aggregates.lock``, flock plus a thread lock), a cheap fast path that spares
+writers on one machine lost CAS rounds; on a backend without `Capabilities.compare_and_set`
+the lock alone orders merges, so only one machine may write a view's aggregations there.
 
 **Offline.** `historical_values` reads the view's history snapshot and folds, for each spine
 row, the accepted raw events of its window with the same state functions the tiles use.
@@ -23,8 +27,10 @@ from __future__ import annotations
 import bisect
 import functools
 import os
+import random
 import struct
 import threading
+import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, Final
@@ -37,11 +43,21 @@ import pyarrow as pa
 from strato import clock
 from strato.definitions.feature_view import FeatureView
 from strato.definitions.field import Field
+from strato.errors import BackendUnavailable
 from strato.offline.base import OfflineEngine, TableSnapshot
 from strato.online.base import OnlineStore
 from strato.online.codec import HEADER, HEADER_SIZE, KeyCodec, ViewCodec
 from strato.online.response import FeatureGather, ViewResult
-from strato.streaming.tiles import EntityTiles, TileLayout, evaluate_packed, final, fold, slots_of, window_start_us
+from strato.streaming.tiles import (
+    EntityTiles,
+    ReadPlan,
+    StreamPositions,
+    TileLayout,
+    final,
+    fold,
+    slots_of,
+    window_start_us,
+)
 from strato.types import Kind
 
 try:
@@ -50,6 +66,11 @@ except ImportError:  # Windows: no flock; the thread lock still orders one proce
     fcntl = None  # type: ignore[assignment]
 
 LOCK_FILE: Final = "aggregates.lock"
+#: Rounds of read-merge-`write_if` one apply tries before giving up: each round at least one
+#: of the racing writers wins every contested row, so losing them all means a pile-up.
+CAS_ATTEMPTS: Final = 64
+_BACKOFF_S: Final = 0.000_5
+_BACKOFF_CAP_S: Final = 0.05
 _STRUCT_CODES: Final = {
     Kind.INT32: "i",
     Kind.INT64: "q",
@@ -76,16 +97,29 @@ def layout_of(view: FeatureView) -> TileLayout:
 
 
 class TileWriter:
-    """Merges written raw events into the online tiles, one repo-wide merge at a time."""
+    """Merges written raw events into the online tiles: by compare-and-set where the backend
+    has it (safe across machines), one repo-wide merge at a time on this machine."""
 
     def __init__(self, lock_path: Path):
         self._lock_path = lock_path
         self._lock = threading.Lock()
         self._fd: int | None = None
+        #: Tile rows whose `write_if` lost to another writer and were merged again (a figure of
+        #: cross-machine contention, for tests and benchmarks).
+        self.lost_races = 0
 
-    def apply(self, store: OnlineStore, view: FeatureView, rows: pa.Table, created: int | npt.NDArray[np.int64]) -> int:
+    def apply(
+        self,
+        store: OnlineStore,
+        view: FeatureView,
+        rows: pa.Table,
+        created: int | npt.NDArray[np.int64],
+        positions: StreamPositions | None = None,
+    ) -> int:
         """Merge the accepted events of validated `rows` into their entities' tiles; how many
-        events were merged. `created` is the batch's write time, or one per row."""
+        events were merged. `created` is the batch's write time, or one per row. With
+        `positions` (one per row: streamed rows), events the tiles already merged from the
+        same source are skipped, so a replay counts nothing twice."""
         layout = layout_of(view)
         n = rows.num_rows
         event_us = rows.column("event_timestamp").cast(pa.int64()).to_numpy()
@@ -101,28 +135,83 @@ class TileWriter:
         for i in np.flatnonzero(keep).tolist():
             by_key.setdefault(keys[i], []).append(i)
         table = tiles_table(view)
-        unique = list(by_key)
+        pending = list(by_key)
+        cas = store.capabilities.compare_and_set
+        merged = 0
+        rng: random.Random | None = None
+        # The lock orders this machine's merges (cheap, and no CAS round is lost to a
+        # neighbour); across machines, `write_if` alone keeps every merge.
         with self._locked():
-            now_us = clock.now_us()
-            stored = store.read(table, unique)
-            values = []
-            for key, old in zip(unique, stored, strict=True):
-                if old is None:
-                    tiles, newest, written = EntityTiles.new(layout), None, 0
-                else:
-                    newest, written = HEADER.unpack_from(old)
-                    tiles = EntityTiles.from_data(layout, msgpack.unpackb(old[HEADER_SIZE:], raw=False))
-                idx = by_key[key]
-                tiles.add_events(
-                    ((int(event_us[i]), int(created_us[i]), [col[i] for col in columns]) for i in idx), now_us
+            for attempt in range(1, CAS_ATTEMPTS + 1):
+                changed, expected, values, counts = self._merge(
+                    store.read(table, pending), pending, by_key, layout, event_us, created_us, columns, positions
                 )
-                top = max(int(event_us[i]) for i in idx)
-                newest = top if newest is None else max(newest, top)
-                header = HEADER.pack(newest, max(written + 1, now_us))
-                values.append(header + msgpack.packb(tiles.to_data(), use_bin_type=True))
-            # No native ttl: the engine's clock is not Strato's; `prune_expired` drops idle rows.
-            store.write(table, unique, values)
-        return int(keep.sum())
+                if not changed:
+                    break
+                # No native ttl: the engine's clock is not Strato's; `prune_expired` drops idle rows.
+                if not cas:
+                    store.write(table, changed, values)
+                    merged += sum(counts)
+                    break
+                won = store.write_if(table, changed, expected, values)
+                merged += sum(n for n, ok in zip(counts, won, strict=True) if ok)
+                # Another writer changed these rows since they were read: merge again into theirs.
+                pending = [key for key, ok in zip(changed, won, strict=True) if not ok]
+                self.lost_races += len(pending)
+                if not pending:
+                    break
+                if attempt == CAS_ATTEMPTS:
+                    raise BackendUnavailable(
+                        f"windowed aggregations of view {view.name!r}: {len(pending)} entities' tile rows were "
+                        f"changed by other writers in each of {CAS_ATTEMPTS} tries (too many writers on the same "
+                        f"entities); {merged} events of the other entities were merged. A streamed batch may be "
+                        "retried (its offsets skip what is merged); a batch write retried whole counts those twice"
+                    )
+                rng = rng or random.Random()
+                time.sleep(rng.random() * min(_BACKOFF_CAP_S, _BACKOFF_S * 2**attempt))
+        return merged
+
+    @staticmethod
+    def _merge(
+        stored: list[bytes | None],
+        keys: list[bytes],
+        by_key: dict[bytes, list[int]],
+        layout: TileLayout,
+        event_us: npt.NDArray[np.int64],
+        created_us: npt.NDArray[np.int64],
+        columns: list[list[Any]],
+        positions: StreamPositions | None,
+    ) -> tuple[list[bytes], list[bytes | None], list[bytes], list[int]]:
+        """Each key's new row merged from its `stored` one: (keys that change, the rows they were
+        merged from, the new rows, events merged into each)."""
+        now_us = clock.now_us()
+        changed: list[bytes] = []
+        expected: list[bytes | None] = []
+        values: list[bytes] = []
+        counts: list[int] = []
+        for key, old in zip(keys, stored, strict=True):
+            if old is None:
+                tiles, newest, written = EntityTiles.new(layout), None, 0
+            else:
+                newest, written = HEADER.unpack_from(old)
+                tiles = EntityTiles.from_data(layout, msgpack.unpackb(old[HEADER_SIZE:], raw=False))
+            idx = by_key[key]
+            if positions is not None:
+                # Against the marks of the row just read: after a lost race, another writer may
+                # have merged some of these events (a replay on another machine).
+                idx = tiles.unmerged(idx, positions.sources, positions.offsets)
+                if not idx:
+                    continue
+            tiles.add_events(((int(event_us[i]), int(created_us[i]), [col[i] for col in columns]) for i in idx), now_us)
+            top = max(int(event_us[i]) for i in idx)
+            newest = top if newest is None else max(newest, top)
+            # A strictly later write time: the new row replaces its source under rule 4 too.
+            header = HEADER.pack(newest, max(written + 1, now_us))
+            changed.append(key)
+            expected.append(old)
+            values.append(header + msgpack.packb(tiles.to_data(), use_bin_type=True))
+            counts.append(len(idx))
+        return changed, expected, values, counts
 
     def _locked(self) -> _Locked:
         if self._fd is None and fcntl is not None:
@@ -195,17 +284,17 @@ class AggregateReader:
         # per output: (slot in the fixed tuple or -1, slot in the var list or -1, null bit index)
         self._slots = [(fixed_at.get(f.name, -1), codec.var_slot.get(f.name, -1), codec.index[f.name]) for f in fields]
         self._fixed_zero = [False if f.dtype.kind is Kind.BOOL else 0 for f in codec.fixed]
-        self._outputs = [self.layout.outputs[i] for i in self.wanted]
+        self._plan = ReadPlan.of(self.layout, [self.layout.outputs[i] for i in self.wanted])
         self._empty = EntityTiles.new(self.layout).to_data()
 
     def result(self, values: list[bytes | None], now_us: int) -> ViewResult:
         """Evaluate each entity's windows at `now_us` into a view part of the response."""
         out: list[bytes | None] = []
-        layout, outputs, unpackb = self.layout, self._outputs, msgpack.unpackb
+        evaluate, unpackb = self._plan.evaluate_packed, msgpack.unpackb
         for value in values:
             data = self._empty if value is None else unpackb(value[HEADER_SIZE:], raw=False)
             # Stamped with the read time: an aggregate is the window's value as of now.
-            out.append(self._pack(now_us, evaluate_packed(layout, data, now_us, outputs)))
+            out.append(self._pack(now_us, evaluate(data, now_us)))
         return ViewResult(self.gather, self.output_names, out, None, now_us)
 
     def _pack(self, as_of_us: int, results: list[Any]) -> bytes:

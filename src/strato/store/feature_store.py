@@ -21,10 +21,11 @@ from strato.access import AccessControl, Caller, Resource
 from strato.config import StratoConfig
 from strato.definitions.entity import Entity
 from strato.definitions.feature_service import FeatureService
-from strato.definitions.feature_view import FeatureView, FileSource
+from strato.definitions.feature_view import FeatureView, FileSource, SqlSource
 from strato.definitions.on_demand import OnDemandFeatureView
 from strato.definitions.plan import Action, Definition, ObjectKind, Plan, make_plan
 from strato.errors import ConflictError, OnlineBehindError, UserError
+from strato.intervals import Interval
 from strato.offline.base import OfflineEngine, TableSnapshot
 from strato.offline.pit import PitRequest
 from strato.online.base import OnlineStore
@@ -32,6 +33,7 @@ from strato.online.expiry import expired_before_us
 from strato.online.response import OnlineResponse
 from strato.registry.base import OnlineProgress, RegistryStore, Revision, TrainingSetRecord, WriteStats, backend_name
 from strato.store.aggregations import LOCK_FILE, TileWriter, historical_values, prune_tiles
+from strato.store.backfill import Backfiller, carry_computed, in_input_order, transformation
 from strato.store.catalog import Catalog
 from strato.store.lineage import Node, lineage
 from strato.store.materialize import Materializer, check_end
@@ -40,13 +42,21 @@ from strato.store.online_limits import check_online_limits
 from strato.store.online_reads import OnlineReader
 from strato.store.quality import Screen, quarantine_schema, quarantine_table, record_stats, start_stats
 from strato.store.repo import repo_config
-from strato.store.results import MaterializeResult, TrainingSet, WriteResult, WriteTarget
+from strato.store.results import (
+    BackfillResult,
+    MaterializeResult,
+    TrainingSet,
+    ViewBackfill,
+    WriteResult,
+    WriteTarget,
+)
 from strato.store.spines import spine_from_history
 from strato.store.threads import history_writer
 from strato.store.training_sets import RebuildResult, SavedTrainingSet, TrainingSets
 from strato.store.upkeep import Upkeep, VacuumReport
 from strato.store.versions import VersionMover
 from strato.store.write_clock import CLOCK_FILE, WriteClock
+from strato.streaming.tiles import StreamPositions
 from strato.types import TIMESTAMP_ARROW, TableVersion
 
 if TYPE_CHECKING:
@@ -243,6 +253,8 @@ class FeatureStore:
                 # write that landed in between does not extend a claim that did not exist yet,
                 # so this claim is still true: every row of the copied commits is online.
                 self.registry.advance_online_progress(table, OnlineProgress(version), expected=None)
+            for old, new in mover.filled:  # the copied history keeps what its query computed
+                carry_computed(self.registry, old, new)
             self.refresh()
         return plan
 
@@ -296,6 +308,8 @@ class FeatureStore:
         to: WriteTarget | None = None,
         idempotency_key: str | None = None,
         stream_offsets: Mapping[str, int] | None = None,
+        expected_offsets: Mapping[str, int | None] | None = None,
+        stream_positions: StreamPositions | None = None,
     ) -> WriteResult:
         """Validate `data` against the view, append it to history, upsert the online store.
 
@@ -312,7 +326,11 @@ class FeatureStore:
         online step is redone, and the result says `already_written`.
 
         `stream_offsets` (application id → version; `strato ingest` gives its consumed Kafka
-        offsets) are recorded in the same Delta commit as the rows (`DeltaTables.append`).
+        offsets) are recorded in the same Delta commit as the rows (`DeltaTables.append`);
+        `expected_offsets` (application id → the version the writer read) fence them: if
+        history moved on meanwhile (another consumer wrote them), `OffsetsMovedError` and
+        nothing is written. `stream_positions` (one per row of `data`, an Arrow table) say where each streamed row
+        came from, so windowed-aggregation tiles merge each event once across replays.
         """
         self._check_writable("write")
         fv = self.catalog.current(view)
@@ -327,7 +345,19 @@ class FeatureStore:
         if idempotency_key is not None and (not isinstance(idempotency_key, str) or not idempotency_key):
             raise UserError(f"idempotency_key must be a non-empty string, got {idempotency_key!r}")
         quality = Screen(fv) if fv.has_expectations else None
-        batch = frames.conform_batch(fv, data, max_future_seconds=self.config.max_future_seconds, screen=quality)
+        carry: tuple[str, ...] = ()
+        if stream_positions is not None:
+            data, carry = _with_positions(fv, data, stream_positions)
+        batch = frames.conform_batch(
+            fv, data, max_future_seconds=self.config.max_future_seconds, screen=quality, carry=carry
+        )
+        positions = None
+        if carry:
+            rows = batch.rows
+            positions = StreamPositions(rows.column(carry[0]).to_pylist(), rows.column(carry[1]).to_pylist())
+            batch = dataclasses.replace(batch, rows=rows.drop_columns(list(carry)))
+            if quality is not None and quality.set_aside is not None:
+                quality.set_aside = quality.set_aside.drop_columns(list(carry))
         rows = batch.rows
         if quality is not None:
             quality.keep_aside(self.delta, idempotency_key)  # before the batch: if it fails, nothing is written
@@ -347,7 +377,9 @@ class FeatureStore:
                 # is not known to have finished (docs/concepts.md, "Windowed aggregations").
                 progress = self._materializer.status(fv)[0] if fv.aggregations else None
                 tiles = progress is None or progress.version < earlier_version
-                redone, _ = self._write_online(fv, rows, created, earlier_version, None, tiles=tiles)
+                redone, _ = self._write_online(
+                    fv, rows, created, earlier_version, None, tiles=tiles, positions=positions
+                )
             return WriteResult(
                 fv.name, rows.num_rows, earlier_version, redone, already_written=True, superseded=batch.superseded
             )
@@ -357,7 +389,9 @@ class FeatureStore:
         version: TableVersion | None = None
         history: Future[TableVersion] | None = None
         if "offline" in to:
-            append = functools.partial(self._append, fv, stamped, idempotency_key, created_us, stream_offsets)
+            append = functools.partial(
+                self._append, fv, stamped, idempotency_key, created_us, stream_offsets, expected_offsets
+            )
             if "online" in to and rows.num_rows >= OVERLAP_MIN_ROWS:
                 # The Delta commit (Parquet encoding, in Rust, without the GIL) runs while this
                 # thread encodes the online values; the online store is written only once the
@@ -367,7 +401,7 @@ class FeatureStore:
                 version = append()
         changed = 0
         if "online" in to:
-            changed, version = self._write_online(fv, rows, created, version, history)
+            changed, version = self._write_online(fv, rows, created, version, history, positions=positions)
         quarantined = quality.quarantined if quality else 0
         if stats is not None and version is not None:
             record_stats(self.registry, fv, version, rows.num_rows, stats, quarantined)
@@ -394,6 +428,7 @@ class FeatureStore:
         history: Future[TableVersion] | None,
         *,
         tiles: bool = True,
+        positions: StreamPositions | None = None,
     ) -> tuple[int, TableVersion | None]:
         """The online step of a write, after (or while) its history commit lands: (keys
         changed, the table version committed).
@@ -409,7 +444,7 @@ class FeatureStore:
                     version = _committed(history)
             changed = self.online_store.write(fv.table_name, keys, values, ttl=fv.ttl)
             if fv.aggregations and tiles:
-                self._tiles.apply(self.online_store, fv, rows, created)
+                self._tiles.apply(self.online_store, fv, rows, created, positions)
         except BaseException as exc:
             if version is None:
                 raise  # history untouched (or none asked for): nothing is out of step
@@ -444,6 +479,10 @@ class FeatureStore:
         types = sources.text_column_types(fv)
         if path is not None:
             rows = sources.read_file(Path(path), types=types)
+        elif isinstance(fv.source, SqlSource):
+            raise UserError(
+                f"feature view {fv.name!r} is computed by its SqlSource query: run `strato backfill START END {fv.name}`"
+            )
         elif not isinstance(fv.source, FileSource):
             if fv.source is not None:  # a KafkaSource
                 raise UserError(f"feature view {fv.name!r} reads from Kafka: run `strato ingest {fv.name}`")
@@ -502,11 +541,10 @@ class FeatureStore:
         if start_utc is not None and start_utc >= end_utc:
             raise UserError(f"materialize: start {start_utc.isoformat()} must be before end {end_utc.isoformat()}")
         check_end(end_utc, allowance_seconds=self.config.max_future_seconds)
-        loaded = {
-            fv.name: self._materializer.window(fv, start_utc, end_utc, progress)
-            for fv in self._views_to_materialize(views)
-        }
-        return MaterializeResult(loaded, start_utc, end_utc, time.perf_counter() - began)
+        chosen = self._views_to_materialize(views)
+        computed = self._compute_transformed(chosen, start_utc, end_utc, progress)
+        loaded = {fv.name: self._materializer.window(fv, start_utc, end_utc, progress) for fv in chosen}
+        return MaterializeResult(loaded, start_utc, end_utc, time.perf_counter() - began, computed)
 
     def materialize_incremental(
         self, end: datetime, *, views: Sequence[str] | None = None, progress: bool = True
@@ -521,10 +559,87 @@ class FeatureStore:
         began = time.perf_counter()
         end_utc = _utc(end, "materialize end")
         check_end(end_utc, allowance_seconds=self.config.max_future_seconds)
-        loaded = {
-            fv.name: self._materializer.incremental(fv, end_utc, progress) for fv in self._views_to_materialize(views)
+        chosen = self._views_to_materialize(views)
+        computed = self._compute_transformed(chosen, None, end_utc, progress)
+        loaded = {fv.name: self._materializer.incremental(fv, end_utc, progress) for fv in chosen}
+        return MaterializeResult(loaded, None, end_utc, time.perf_counter() - began, computed)
+
+    def backfill(
+        self,
+        start: datetime,
+        end: datetime,
+        views: Sequence[str] | None = None,
+        *,
+        step: timedelta | None = None,
+        progress: bool = True,
+        dry_run: bool = False,
+    ) -> BackfillResult:
+        """Compute views fed by a `SqlSource` over the event times ``[start, end)`` not computed yet.
+
+        Each gap's query result is written like `write` (history and online, all or nothing
+        per piece) and recorded as computed, so running it again does nothing (no query, no
+        Delta version) and an overlapping range computes only what is missing
+        (`strato.store.backfill`). `views` default to every view with a SqlSource; inputs are
+        computed before the views that read them. `step` cuts each gap into pieces of that
+        length (bounded memory, progress, and a stop loses at most one piece). `dry_run`
+        returns the gaps that would be computed, running no query and writing nothing.
+        """
+        self._check_writable("backfill")
+        began = time.perf_counter()
+        start_utc, end_utc = _utc(start, "backfill start"), _utc(end, "backfill end")
+        if start_utc >= end_utc:
+            raise UserError(f"backfill: start {start_utc.isoformat()} must be before end {end_utc.isoformat()}")
+        clock.check_not_future(end_utc, "backfill: end", allowance_seconds=self.config.max_future_seconds)
+        if step is not None and (not isinstance(step, timedelta) or step <= timedelta(0)):
+            raise UserError(f"backfill: step must be a positive duration, got {step!r}")
+        chosen = self._transformed_views(views)
+        backfiller = self._backfiller
+        done = {
+            fv.name: backfiller.run(fv, start_utc, end_utc, step=step, progress=progress, dry_run=dry_run)
+            for fv in chosen
         }
-        return MaterializeResult(loaded, None, end_utc, time.perf_counter() - began)
+        return BackfillResult(done, start_utc, end_utc, time.perf_counter() - began)
+
+    def computed_intervals(self, view: str | FeatureView) -> list[Interval]:
+        """The event-time intervals of a SqlSource view that its current query has computed."""
+        fv = self.catalog.current(view)
+        self._check("read", Resource("feature_view", fv.name))
+        return self._backfiller.computed(fv)
+
+    def _transformed_views(self, names: Sequence[str] | None) -> list[FeatureView]:
+        """The views to compute (checked: write on each, read on what its query reads)."""
+        if names is None:
+            chosen = [v for v in self._all_views() if isinstance(v.source, SqlSource)]
+        else:
+            chosen = [self.catalog.current(n) for n in names]
+            for fv in chosen:
+                transformation(fv)
+        self._check_transform_access(chosen)
+        return in_input_order(chosen)
+
+    def _check_transform_access(self, chosen: Sequence[FeatureView]) -> None:
+        self._check("write", *(Resource("feature_view", fv.name) for fv in chosen))
+        reads = [n for fv in chosen if isinstance(fv.source, SqlSource) for n in fv.source.view_names]
+        if reads:
+            self._check("read", *(Resource("feature_view", n) for n in dict.fromkeys(reads)))
+
+    def _compute_transformed(
+        self, chosen: Sequence[FeatureView], start: datetime | None, end: datetime, progress: bool
+    ) -> dict[str, ViewBackfill]:
+        """Before materializing, compute the SqlSource views among `chosen` up to `end`: from
+        `start`, or without one from where their computed intervals begin. A view never
+        computed, asked without a start, is left for `backfill` to begin."""
+        transformed = in_input_order([fv for fv in chosen if isinstance(fv.source, SqlSource)])
+        self._check_transform_access(transformed)
+        backfiller = self._backfiller
+        caught_up = {fv.name: backfiller.catch_up(fv, start, end, progress=progress) for fv in transformed}
+        return {name: done for name, done in caught_up.items() if done is not None}
+
+    @property
+    def _backfiller(self) -> Backfiller:
+        return Backfiller(
+            self.catalog, self.registry, self.delta, lambda: self.offline_engine, self.write, self.config.repo_path
+        )
 
     def online_status(self, view: str | FeatureView) -> tuple[OnlineProgress | None, TableVersion | None]:
         """(what of the view's history is known to be online, its latest table version)."""
@@ -579,6 +694,12 @@ class FeatureStore:
         request fields (`strato.store.on_demand`).
         """
         return self._on_demand.get(features, entity_rows, full_feature_names)
+
+    def read_resources(self, features: Sequence[str] | FeatureService) -> tuple[Resource, ...]:
+        """What reading `features` needs read access on: the service, or each view named and,
+        for an on-demand view, the views it reads from. The SDK's reads check exactly these,
+        and `strato serve` asks here too, so both decide alike."""
+        return self._on_demand.resources(features)
 
     def refresh(self) -> None:
         """Forget cached definitions and request plans, so the next calls follow the registry.
@@ -644,8 +765,11 @@ class FeatureStore:
                     "get_historical_features: engine_result=True cannot include on-demand features "
                     "(they are computed in this process); request their sources and compute them in the engine"
                 )
+            # Checked as a whole (the on-demand views and their sources, or the service): the
+            # joins the on-demand path makes for its inputs are then not checked again.
+            self._check("read", *self._on_demand.resources(features))
             return self._on_demand.historical(
-                self.get_historical_features,
+                functools.partial(self._join_history, check=False),
                 entity_df,
                 features,
                 full_feature_names,
@@ -653,10 +777,36 @@ class FeatureStore:
                 as_of=as_of,
                 versions=versions,
             )
+        return self._join_history(
+            entity_df,
+            features,
+            full_feature_names=full_feature_names,
+            timestamp_field=timestamp_field,
+            as_of=as_of,
+            versions=versions,
+            spine_versions=spine_versions,
+            engine_result=engine_result,
+        )
+
+    def _join_history(
+        self,
+        entity_df: Any,
+        features: Sequence[str] | FeatureService,
+        *,
+        full_feature_names: bool,
+        timestamp_field: str,
+        as_of: datetime | None,
+        versions: Mapping[str, TableVersion | None] | None,
+        spine_versions: Mapping[str, TableVersion | None] | None = None,
+        check: bool = True,
+        engine_result: bool = False,
+    ) -> TrainingSet:
+        """The point-in-time join of stored features (rule 3), `get_historical_features`' core."""
+        spine_versions = spine_versions or {}
         selections = self.catalog.select(features, full_feature_names)
-        if isinstance(features, FeatureService):
+        if check and isinstance(features, FeatureService):
             self._check("read", Resource("feature_service", features.name))
-        else:
+        elif check:
             self._check("read", *dict.fromkeys(Resource("feature_view", fv.name) for _, fv, _ in selections))
         key_fields = {k.name: k for _, fv, _ in selections for k in fv.join_keys}
         spine = frames.conform_spine(entity_df, list(key_fields.values()), timestamp_field)
@@ -839,12 +989,18 @@ class FeatureStore:
         idempotency_key: str | None,
         created_us: int,
         transactions: Mapping[str, int] | None = None,
+        expected_transactions: Mapping[str, int | None] | None = None,
     ) -> TableVersion:
         """One history commit; if a newer version of the view retired this storage meanwhile,
         the definitions are re-read at once, so the caller's next write goes to it."""
         try:
             return self.delta.append(
-                fv.table_name, rows, idempotency_key=idempotency_key, created_us=created_us, transactions=transactions
+                fv.table_name,
+                rows,
+                idempotency_key=idempotency_key,
+                created_us=created_us,
+                transactions=transactions,
+                expected_transactions=expected_transactions,
             )
         except ConflictError:
             self.catalog.invalidate()
@@ -897,3 +1053,19 @@ def _append_empty(spine: pa.Table, requests: Sequence[PitRequest]) -> pa.Table:
         for name, out_type in zip(request.output_names, request.output_types, strict=True):
             spine = spine.append_column(name, pa.array([], out_type))
     return spine
+
+
+_SOURCE_COLUMN, _OFFSET_COLUMN = "__strato_stream_source", "__strato_stream_offset"
+
+
+def _with_positions(fv: FeatureView, data: Any, positions: StreamPositions) -> tuple[pa.Table, tuple[str, str]]:
+    """`data` with its rows' stream positions as two columns `conform_batch` carries along."""
+    if not isinstance(data, pa.Table):
+        raise UserError(f"write to {fv.name!r}: stream_positions need the rows as a pyarrow Table")
+    if len(positions.sources) != data.num_rows:
+        raise UserError(f"write to {fv.name!r}: {len(positions.sources)} stream positions for {data.num_rows} rows")
+    table = data.append_column(_SOURCE_COLUMN, pa.array(positions.sources, pa.string()))
+    return table.append_column(_OFFSET_COLUMN, pa.array(positions.offsets, pa.int64())), (
+        _SOURCE_COLUMN,
+        _OFFSET_COLUMN,
+    )

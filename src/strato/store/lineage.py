@@ -7,7 +7,8 @@ its source. `lineage` turns that into a tree of `Node`s that the CLI prints.
 * from a training set: its service, then each view (definition version, storage, table
   version read), then each view's source and entities; a spine view is listed too.
 * from a service: its views and their sources, and the training sets built from it.
-* from a view: its source and entities, the services that use it, and the training sets
+* from a view: its source (for a SqlSource, the views and files its query reads) and
+  entities, the services that use it, the views computed from it, and the training sets
   that read it.
 """
 
@@ -17,7 +18,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from strato.definitions.feature_service import FeatureService
-from strato.definitions.feature_view import FeatureView, FileSource
+from strato.definitions.feature_view import FeatureView, FileSource, SqlSource
 from strato.definitions.plan import split_view_ref
 from strato.errors import NotFoundError, UserError
 from strato.registry.base import RegistryStore, TrainingSetRecord
@@ -77,9 +78,16 @@ def _by_kind(catalog: Catalog, registry: RegistryStore, kind: str, name: str, ve
     ]
     node = _view(fv)
     used_by = _training_sets_of(registry, lambda r: any(t.view == fv.name for t in r.tables))
+    computed_from = [
+        Node("feature_view", f"feature view {v.name} v{v.version}")
+        for v in registry.list("feature_view")
+        if isinstance(v, FeatureView) and isinstance(v.source, SqlSource) and fv.name in v.source.view_names
+    ]
     groups = []
     if users:
         groups.append(Node("group", "used by services", tuple(users)))
+    if computed_from:
+        groups.append(Node("group", "read by batch transformations", tuple(computed_from)))
     if used_by:
         groups.append(Node("group", "read by training sets", tuple(used_by)))
     return Node(node.kind, node.label, node.children + tuple(groups))
@@ -108,6 +116,10 @@ def _pinned_view(catalog: Catalog, ref: str) -> FeatureView:
 def _view(fv: FeatureView) -> Node:
     if isinstance(fv.source, FileSource):
         source = Node("source", f"source {fv.source.path} ({fv.source.format})")
+    elif isinstance(fv.source, SqlSource):
+        reads = [Node("feature_view", f"feature view {name}") for name in fv.source.view_names]
+        reads += [Node("source", f"file {f.name} = {f.path} ({f.format})") for f in fv.source.files]
+        source = Node("source", f"source sql transformation {fv.source.fingerprint}", tuple(reads))
     elif fv.source is not None:  # a KafkaSource
         source = Node("source", f"source kafka topic {fv.source.topic} ({fv.source.format})")
     else:

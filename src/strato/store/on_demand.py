@@ -33,6 +33,7 @@ import numpy.typing as npt
 import pyarrow as pa
 
 from strato import frames
+from strato.access import Resource
 from strato.definitions.feature_service import FeatureService
 from strato.definitions.field import Field
 from strato.definitions.on_demand import OnDemandFeatureView, ViewInput, find_function
@@ -126,6 +127,7 @@ class OnDemand:
         self._requests: dict[tuple[tuple[str, ...], bool], _Request | None] = {}
         self._last: tuple[object, bool, object, _Request | None] | None = None
         self._functions: dict[tuple[str, str, str], Callable[..., Any]] = {}
+        self._resources: dict[tuple[str, ...], tuple[Resource, ...]] = {}
 
     # ------------------------------------------------------------------ definitions
 
@@ -136,9 +138,32 @@ class OnDemand:
             listed = self._catalog.registry.list("on_demand_feature_view")
             self._views = {v.name: v for v in listed if isinstance(v, OnDemandFeatureView)}
             self._requests.clear()
+            self._resources.clear()
             self._last = None
             self._generation = generation
         return self._views
+
+    def resources(self, features: Sequence[str] | FeatureService) -> tuple[Resource, ...]:
+        """What a read of `features` must be allowed, online or offline, in the SDK and the server.
+
+        A service is granted as itself (whatever it draws from). A list of references needs
+        each view it names; an on-demand view among them needs read on itself and on every
+        view it reads from, since its output discloses their values.
+        """
+        if isinstance(features, FeatureService):
+            return (Resource("feature_service", features.name),)
+        views = self.views()
+        key = tuple(features) if not isinstance(features, str) else (features,)
+        found = self._resources.get(key)
+        if found is None:
+            needed: dict[Resource, None] = {}
+            for selection in parse_refs(features):
+                needed[Resource("feature_view", selection.view)] = None
+                odfv = views.get(selection.view)
+                if odfv is not None:
+                    needed.update(dict.fromkeys(Resource("feature_view", s.view) for s in odfv.view_inputs))
+            found = self._resources[key] = tuple(needed)
+        return found
 
     def _request(self, features: Sequence[str] | FeatureService, full_names: bool) -> _Request | None:
         """The split of `features`, or None when it names no on-demand view."""
@@ -290,9 +315,10 @@ class OnDemand:
         request = self._request(features, full_feature_names)
         if request is None:
             return self._reader.get(features, entity_rows, full_feature_names)
+        self._reader.authorize(self.resources(features))  # the request as a whole: the reads below are covered
         rows = _entity_rows(entity_rows)
         if request.plain:
-            base = self._reader.get(request.plain, rows, full_feature_names)
+            base = self._reader.get(request.plain, rows, full_feature_names, checked=True)
         else:
             base = OnlineResponse(rows, (), [], 0)
         values: dict[str, list[Any]] = {}
@@ -302,7 +328,7 @@ class OnDemand:
             base_dict = base.to_dict()
             values = {full: base_dict[name] for full, name in request.input_names.items()}
         elif request.input_refs:
-            inputs = self._reader.get(request.input_refs, rows, True)
+            inputs = self._reader.get(request.input_refs, rows, True, checked=True)
             values = inputs.to_dict()
             key_names.update(dict.fromkeys(inputs.key_names))
         outputs = []

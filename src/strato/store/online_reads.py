@@ -1,5 +1,5 @@
-"""`get_online_features`, the hot path: a cached plan per request, one engine read per view,
-values decoded only when the caller converts the response.
+"""`get_online_features`, the hot path: a cached plan per request, one engine call for all
+its views (`OnlineStore.read_tables`), values decoded only when the caller converts the response.
 
 A plan (views, codecs, output columns) is built once per feature list and reused until the
 catalog's definitions change (`Catalog.generation`), so a long-running server follows another
@@ -68,12 +68,16 @@ class OnlineReader:
         features: Sequence[str] | FeatureService,
         entity_rows: Sequence[Mapping[str, Any]] | Mapping[str, Sequence[Any]],
         full_feature_names: bool,
+        *,
+        checked: bool = False,
     ) -> OnlineResponse:
+        """The latest values; `checked`: the caller has already authorized the whole request
+        (an on-demand read, checked as a whole by `OnDemand.resources`)."""
         rows = _entity_rows(entity_rows)
         if self._catalog.fresh() != self._generation:
             self._drop_plans()
         plan = self._plan_for(features, full_feature_names)
-        if self._check is not None:
+        if self._check is not None and not checked:
             # A service is granted as itself; a list of references needs each view it reads.
             resources = (
                 (Resource("feature_service", features.name),)
@@ -85,12 +89,16 @@ class OnlineReader:
         store = self._online_store()
         parts = []
         keys_by_group: dict[int, list[bytes]] = {}
+        requests = []
         for vp in plan.views:
             # Views sharing join keys (the usual case) share one encoding of the entity rows.
             keys = keys_by_group.get(vp.key_group)
             if keys is None:
                 keys = keys_by_group[vp.key_group] = vp.codec.keys.encode_rows(rows)
-            values = store.read(vp.table_name, keys)
+            requests.append((vp.table_name, keys))
+        # Every view in one call: one round trip (or one snapshot) where the backend can.
+        answers = [store.read(*requests[0])] if len(requests) == 1 else store.read_tables(requests)
+        for vp, values in zip(plan.views, answers, strict=True):
             if vp.aggregate is not None:
                 parts.append(vp.aggregate.result(values, now_us))
                 continue
@@ -99,6 +107,11 @@ class OnlineReader:
                 self._upgrade(vp, values, stale)
             parts.append(ViewResult(vp.gather, vp.output_names, values, vp.view.ttl, now_us))
         return OnlineResponse(rows, plan.key_names, parts, plan.width)
+
+    def authorize(self, resources: tuple[Resource, ...]) -> None:
+        """Check a read of `resources` with this store's access checks (no-op without them)."""
+        if self._check is not None:
+            self._check("read", resources)
 
     def _drop_plans(self) -> None:
         self._plans.clear()

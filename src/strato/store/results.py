@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -51,6 +51,31 @@ class MaterializeResult:
 
     rows: dict[str, int]
     start: datetime | None
+    end: datetime
+    seconds: float
+    computed: dict[str, ViewBackfill] = field(default_factory=dict)
+    """Views computed by a SqlSource: what this run computed for them first (`backfill`)."""
+
+
+@dataclass(frozen=True)
+class ViewBackfill:
+    """What one backfill computed for one view: the event-time intervals it ran the query
+    over (the gaps; empty when everything asked was computed already), the rows it wrote and
+    the Delta versions it committed."""
+
+    view: str
+    computed: tuple[tuple[datetime, datetime], ...]
+    rows: int
+    table_versions: tuple[TableVersion, ...]
+
+
+@dataclass(frozen=True)
+class BackfillResult:
+    """Per view, in the order computed (inputs before the views reading them), what
+    `backfill` did over ``[start, end)``."""
+
+    views: dict[str, ViewBackfill]
+    start: datetime
     end: datetime
     seconds: float
 

@@ -102,6 +102,8 @@ class VersionMover:
         self._moves: list[_Move] = []
         self.loaded_online: dict[str, int] = {}
         """Storage → the table version whose every row this apply put online (for `OnlineProgress`)."""
+        self.filled: list[tuple[FeatureView, FeatureView]] = []
+        """(old, new) of every view whose new storage was filled from the old one's history."""
 
     @property
     def needed(self) -> bool:
@@ -138,6 +140,7 @@ class VersionMover:
                 self._delta.reopen(move.old.table_name)
             self._drop(move.new)
         self._moves.clear()
+        self.filled.clear()
 
     def _move(self, move: _Move) -> None:
         old, new = move.old, move.new
@@ -155,6 +158,8 @@ class VersionMover:
             late = tuple(f for f in after.files if f not in copied)  # committed while we copied
             if late:
                 self._copy(after, late, old, new)
+        if move.fill:
+            self.filled.append((old, new))
         target = self._delta.snapshot(new.table_name)
         if move.fill and new.online and target is not None:
             self._load_online(new, target)

@@ -29,13 +29,27 @@ import pyarrow as pa
 
 from strato.definitions.feature_view import FeatureView
 from strato.definitions.kafka_source import KafkaSource
-from strato.errors import BackendUnavailable, SchemaError, UserError
+from strato.errors import BackendUnavailable, OffsetsMovedError, SchemaError, UserError
 from strato.offline.delta import DeltaTables
 from strato.streaming.decode import DeadLetter, MessageDecoder, client_config
 from strato.streaming.metrics import IngestMetrics
+from strato.streaming.tiles import StreamPositions
 
-#: Write one view's rows: (view, rows, target, Delta app transactions or None).
-WriteFn = Callable[[FeatureView, pa.Table, str, Mapping[str, int] | None], None]
+
+@dataclass(frozen=True)
+class StreamCommit:
+    """What the write of a streamed micro-batch records and checks besides its rows."""
+
+    positions: StreamPositions
+    """Where each row came from (the tiles merge each event once)."""
+    offsets: Mapping[str, int] | None = None
+    """Delta application id → next offset (and watermark), recorded in the history commit."""
+    expected: Mapping[str, int | None] | None = None
+    """Delta application id → the offset read before choosing the rows: the fence."""
+
+
+#: Write one view's rows: (view, rows, target, what the commit records and checks).
+WriteFn = Callable[[FeatureView, pa.Table, str, StreamCommit], None]
 #: Check rows as the write would, writing nothing: `SchemaError` if it would refuse them.
 CheckFn = Callable[[FeatureView, pa.Table], None]
 
@@ -310,6 +324,13 @@ class Ingestor:
                 dead.extend(DeadLetter(kept[position], reason) for position, reason in refused)
                 keep = [i for i in range(rows.num_rows) if i not in gone]
                 rows, kept = rows.take(pa.array(keep, pa.int64())), [kept[i] for i in keep]
+            except OffsetsMovedError as exc:
+                # Another consumer wrote these partitions' offsets first: read them again, so the
+                # retry appends only what history lacks and replays the rest online only.
+                attempt += 1
+                if attempt > self.options.write_retries:
+                    raise
+                self.say(f"{view.name}: {exc}; reading the offsets again")
             except BackendUnavailable as exc:
                 attempt += 1
                 if attempt > self.options.write_retries:
@@ -347,30 +368,34 @@ class Ingestor:
         for partition, offset in zip(partitions, offsets, strict=True):
             ends[partition] = offset + 1
         target = "online_and_offline" if view.online and view.offline else "online" if view.online else "offline"
-        chosen = rows
+        sources = [f"{topic}:{partitions[i]}" for i in kept]
+        row_offsets = [offsets[i] for i in kept]
+        chosen, positions = rows, StreamPositions(sources, row_offsets)
         transactions: dict[str, int] | None = None
+        expected: dict[str, int | None] | None = None
         if view.offline:
             ids = {p: offset_app_id(group, topic, p) for p in ends}
             in_table = self.delta.transaction_versions(view.table_name, ids.values())
             below = {p: in_table[ids[p]] or 0 for p in ends}
             if any(below.values()):
                 row_partitions = np.asarray(partitions, dtype=np.int64)[kept]
-                row_offsets = np.asarray(offsets, dtype=np.int64)[kept]
                 floor = np.zeros(len(kept), dtype=np.int64)
                 for p, offset in below.items():
                     floor[row_partitions == p] = offset
-                replayed = row_offsets < floor
+                replayed = np.asarray(row_offsets, dtype=np.int64) < floor
                 if replayed.any():
                     if view.online:
-                        self.write(view, rows.filter(pa.array(replayed)), "online", None)
-                    chosen = rows.filter(pa.array(~replayed))
+                        replay = StreamCommit(positions.where(replayed))
+                        self.write(view, rows.filter(pa.array(replayed)), "online", replay)
+                    chosen, positions = rows.filter(pa.array(~replayed)), positions.where(~replayed)
             transactions = {ids[p]: ends[p] for p in ends if ends[p] > below[p]}
+            expected = {ids[p]: in_table[ids[p]] for p in ends if ends[p] > below[p]}
             for p in ends:
                 if ends[p] > below[p] and p in state.watermarks:
                     transactions[watermark_app_id(group, topic, p)] = state.watermarks[p]
         if chosen.num_rows == 0:
             return
-        self.write(view, chosen, target, transactions or None)
+        self.write(view, chosen, target, StreamCommit(positions, transactions or None, expected or None))
         state.rows += chosen.num_rows
         self.totals.rows += chosen.num_rows
         newest = int(pa.compute.max(chosen.column(view.timestamp_field)).cast(pa.int64()).as_py())

@@ -33,7 +33,8 @@ import bisect
 import functools
 import hashlib
 import math
-from collections.abc import Iterable, Sequence
+import operator
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any, Final
@@ -344,6 +345,24 @@ class TileLayout:
 # ---------------------------------------------------------------------- one entity's tiles
 
 
+@dataclass(frozen=True)
+class StreamPositions:
+    """Where each row of a streamed batch came from: its source (``topic:partition``) and its
+    offset in it, so the tiles merge every event once across replays (`EntityTiles.marks`)."""
+
+    sources: list[str]
+    offsets: list[int]
+
+    def __post_init__(self) -> None:
+        if len(self.sources) != len(self.offsets):
+            raise ValueError(f"{len(self.sources)} sources for {len(self.offsets)} offsets")
+
+    def where(self, mask: Iterable[bool]) -> StreamPositions:
+        """The positions of the rows `mask` keeps."""
+        keep = [i for i, chosen in enumerate(mask) if chosen]
+        return StreamPositions([self.sources[i] for i in keep], [self.offsets[i] for i in keep])
+
+
 class EntityTiles:
     """One entity's tiles and pending events, as kept in its online row.
 
@@ -351,20 +370,33 @@ class EntityTiles:
     `pending` holds events stamped later than the write that brought them (a producer clock
     ahead of this machine's): they join their tile once a write's clock passes them, and a
     read at ``t`` counts those with event time ``<= t``, so they never count early.
+
+    `marks` maps a stream source (``topic:partition``) to the greatest offset of it merged
+    into these tiles: a source delivers an entity's events in offset order, so an event at or
+    below its source's mark is already counted, and a replay after a crash (`strato ingest`
+    restarting from older committed offsets) skips it instead of counting it twice.
     """
 
-    __slots__ = ("groups", "layout", "pending")
+    __slots__ = ("groups", "layout", "marks", "pending")
 
-    def __init__(self, layout: TileLayout, groups: list[dict[int, list[Any]]], pending: list[list[Any]]):
+    def __init__(
+        self,
+        layout: TileLayout,
+        groups: list[dict[int, list[Any]]],
+        pending: list[list[Any]],
+        marks: dict[str, int] | None = None,
+    ):
         self.layout = layout
         self.groups = groups
         self.pending = pending
+        self.marks: dict[str, int] = {} if marks is None else marks
 
     @classmethod
     def new(cls, layout: TileLayout) -> EntityTiles:
         return cls(layout, [{} for _ in layout.groups], [])
 
-    # -- packing: [FORMAT, [[tile_us, [slot names], [[index, state, ...], ...]], ...], pending, columns]
+    # -- packing: [FORMAT, [[tile_us, [slot names], [[index, state, ...], ...]], ...], pending, columns, marks]
+    # (rows written before marks existed have no fifth item: no source has been merged)
 
     def to_data(self) -> list[Any]:
         return [
@@ -375,6 +407,7 @@ class EntityTiles:
             ],
             self.pending,
             list(self.layout.columns),
+            self.marks,
         ]
 
     @classmethod
@@ -405,7 +438,16 @@ class EntityTiles:
         if list(data[3]) != list(layout.columns):
             at = {c: i for i, c in enumerate(data[3])}
             pending = [[ts, cr, [vals[at[c]] if c in at else None for c in layout.columns]] for ts, cr, vals in pending]
-        return cls(layout, groups, pending)
+        return cls(layout, groups, pending, dict(data[4]) if len(data) > 4 else {})
+
+    def unmerged(self, indices: Sequence[int], sources: Sequence[str], offsets: Sequence[int]) -> list[int]:
+        """The `indices` (into per-event `sources` and `offsets`, in offset order per source)
+        of events not yet merged, by the marks; the marks then cover them all."""
+        marks = self.marks
+        fresh = [i for i in indices if offsets[i] > marks.get(sources[i], -1)]
+        for i in fresh:
+            marks[sources[i]] = max(marks.get(sources[i], -1), offsets[i])
+        return fresh
 
     # -- writes
 
@@ -460,70 +502,123 @@ class EntityTiles:
         layout = self.layout
         outputs = layout.outputs if wanted is None else [layout.outputs[i] for i in wanted]
         tiles = [[[i, *states] for i, states in sorted(group.items())] for group in self.groups]
-        return _evaluate(layout, tiles, self.pending, t_us, outputs)
+        return ReadPlan.of(layout, outputs).evaluate(tiles, self.pending, t_us)
 
 
-def evaluate_packed(layout: TileLayout, data: list[Any], t_us: int, outputs: Sequence[Output]) -> list[Any]:
-    """`EntityTiles.from_data(layout, data).values_at(t_us, …)` without building the object:
-    the online read path, on the unpacked row as it is when its layout is the current one."""
-    if data and data[0] == FORMAT and data[3] == layout.column_names:
-        stored = data[1]
-        if len(stored) == len(layout.groups) and all(
-            s[0] == g.tile_us and s[1] == g.slot_names for s, g in zip(stored, layout.groups, strict=True)
-        ):
-            return _evaluate(layout, [s[2] for s in stored], data[2], t_us, outputs)
-    tiles = EntityTiles.from_data(layout, data)
-    lists = [[[i, *states] for i, states in sorted(group.items())] for group in tiles.groups]
-    return _evaluate(layout, lists, tiles.pending, t_us, outputs)
+@dataclass(frozen=True)
+class ReadPlan:
+    """How to evaluate some outputs of a layout, worked out once per reader.
+
+    Each distinct window (group, length in tiles) is sliced once and each of its slots merged
+    once, however many aggregations share them (a mean shares the count and the sum of a sum
+    and a count over the same window): the read path does no planning of its own.
+    """
+
+    layout: TileLayout
+    outputs: tuple[Output, ...]
+    windows: tuple[tuple[int, int, int, tuple[tuple[int, SlotKind], ...]], ...]
+    """(group, tile size in µs, tiles, ((slot position, slot kind), ...)) per distinct window."""
+    picks: tuple[tuple[tuple[SlotKind, int], ...], ...]
+    """Per output: (slot kind, position in the flat list of merged states) of its slots."""
+    columns: tuple[int, ...]
+    """Per output: the position of its raw column in `layout.columns` (for pending events)."""
+    totals: tuple[tuple[int, int, int, tuple[tuple[int, Callable[[Sequence[Any]], Any]], ...]], ...]
+    """`windows` with each slot's merge-and-total function: the path of rows without pending
+    events, where a float sum can be rounded once for every aggregation sharing it."""
+    finishers: tuple[Callable[[list[Any]], Any], ...]
+    """Per output: its value from the flat list of totals."""
+
+    @classmethod
+    def of(cls, layout: TileLayout, outputs: Sequence[Output]) -> ReadPlan:
+        windows: dict[tuple[int, int], dict[int, SlotKind]] = {}
+        for o in outputs:
+            slots = windows.setdefault((o.group, o.tiles), {})
+            for kind, j in o.slot_index:
+                slots[j] = kind
+        flat: dict[tuple[int, int, int], int] = {}
+        for (group, tiles), slots in windows.items():
+            for j in slots:
+                flat[(group, tiles, j)] = len(flat)
+        picks = tuple(tuple((kind, flat[(o.group, o.tiles, j)]) for kind, j in o.slot_index) for o in outputs)
+        return cls(
+            layout,
+            tuple(outputs),
+            tuple(
+                (group, layout.groups[group].tile_us, tiles, tuple(slots.items()))
+                for (group, tiles), slots in windows.items()
+            ),
+            picks,
+            tuple(layout.columns.index(o.aggregation.column) for o in outputs),
+            tuple(
+                (group, layout.groups[group].tile_us, tiles, tuple((j, _TOTALS[kind]) for j, kind in slots.items()))
+                for (group, tiles), slots in windows.items()
+            ),
+            tuple(_finisher(o.aggregation, dict(p)) for o, p in zip(outputs, picks, strict=True)),
+        )
+
+    def evaluate_packed(self, data: list[Any], t_us: int) -> list[Any]:
+        """`EntityTiles.from_data(layout, data).values_at(t_us, …)` without building the object:
+        the online read path, on the unpacked row as it is when its layout is the current one."""
+        layout = self.layout
+        if data and data[0] == FORMAT and data[3] == layout.column_names:
+            stored = data[1]
+            if len(stored) == len(layout.groups) and all(
+                s[0] == g.tile_us and s[1] == g.slot_names for s, g in zip(stored, layout.groups, strict=True)
+            ):
+                return self.evaluate([s[2] for s in stored], data[2], t_us)
+        tiles = EntityTiles.from_data(layout, data)
+        lists = [[[i, *states] for i, states in sorted(group.items())] for group in tiles.groups]
+        return self.evaluate(lists, tiles.pending, t_us)
+
+    def evaluate(self, tiles: list[list[list[Any]]], pending: list[list[Any]], t_us: int) -> list[Any]:
+        """The window values at `t_us` from each group's tiles (sorted by index, ``[index, *states]``)."""
+        if pending:
+            return self._evaluate_with_pending(tiles, pending, t_us)
+        totals: list[Any] = []
+        append = totals.append
+        for group, tile_us, length, slots in self.totals:
+            current = t_us // tile_us
+            rows = tiles[group]
+            lo = bisect.bisect_left(rows, current - length + 1, key=_tile_index)
+            hi = bisect.bisect_right(rows, current, lo=lo, key=_tile_index)
+            columns = list(zip(*rows[lo:hi], strict=True)) if hi > lo else None
+            for j, total in slots:
+                append(total(columns[1 + j] if columns is not None else ()))
+        return [finish(totals) for finish in self.finishers]
+
+    def _evaluate_with_pending(self, tiles: list[list[list[Any]]], pending: list[list[Any]], t_us: int) -> list[Any]:
+        """`evaluate` when events wait in `pending`: each output's merged states take the due
+        pending events of its window before their final value is taken."""
+        merged: list[Any] = []
+        for group, tile_us, length, slots in self.windows:
+            current = t_us // tile_us
+            rows = tiles[group]
+            lo = bisect.bisect_left(rows, current - length + 1, key=_tile_index)
+            hi = bisect.bisect_right(rows, current, lo=lo, key=_tile_index)
+            if hi > lo:
+                columns = list(zip(*rows[lo:hi], strict=True))
+                merged.extend(_combine(kind, columns[1 + j]) for j, kind in slots)
+            else:
+                merged.extend(_combine(kind, ()) for _, kind in slots)
+        out = []
+        for o, picks, column in zip(self.outputs, self.picks, self.columns, strict=True):
+            states = {kind: merged[at] for kind, at in picks}
+            tile_us = self.layout.groups[o.group].tile_us
+            start = (t_us // tile_us - o.tiles + 1) * tile_us
+            for event_us, created_us, values in pending:
+                value = values[column]
+                if start <= event_us <= t_us and value is not None:
+                    for kind in states:
+                        states[kind] = add(kind, states[kind], value, event_us, created_us)
+            out.append(final(o.aggregation, states))
+        return out
 
 
 def _tile_index(tile: list[Any]) -> int:
     return tile[0]  # type: ignore[no-any-return]
 
 
-def _evaluate(
-    layout: TileLayout, tiles: list[list[list[Any]]], pending: list[list[Any]], t_us: int, outputs: Sequence[Output]
-) -> list[Any]:
-    """The window values at `t_us` from each group's tiles (sorted by index, ``[index, *states]``).
-
-    Each (group, window length, slot) is merged once and shared by the aggregations that
-    need it (a mean shares the count and the sum of a sum over the same window).
-    """
-    merged: dict[tuple[int, int, int], Any] = {}
-    out = []
-    for o in outputs:
-        g = layout.groups[o.group]
-        current = t_us // g.tile_us
-        first = current - o.tiles + 1
-        window: list[list[Any]] | None = None
-        states: dict[SlotKind, Any] = {}
-        for kind, j in o.slot_index:
-            key = (o.group, o.tiles, j)
-            state = merged.get(key, _MISSING)
-            if state is _MISSING:
-                if window is None:
-                    group = tiles[o.group]
-                    lo = bisect.bisect_left(group, first, key=_tile_index)
-                    hi = bisect.bisect_right(group, current, lo=lo, key=_tile_index)
-                    window = group[lo:hi]
-                state = merged[key] = _combine(kind, [tile[1 + j] for tile in window])
-            states[kind] = state
-        if pending:
-            start = first * g.tile_us
-            col = layout.columns.index(o.aggregation.column)
-            for event_us, created_us, values in pending:
-                value = values[col]
-                if start <= event_us <= t_us and value is not None:
-                    for kind in states:
-                        states[kind] = add(kind, states[kind], value, event_us, created_us)
-        out.append(final(o.aggregation, states))
-    return out
-
-
-_MISSING: Final = object()
-
-
-def _combine(kind: SlotKind, states: list[Any]) -> Any:
+def _combine(kind: SlotKind, states: Sequence[Any]) -> Any:
     """Many states of one slot as one, in a single pass (the read path's `merge`)."""
     if kind in ("count", "isum"):
         return sum(states)
@@ -543,3 +638,54 @@ def _combine(kind: SlotKind, states: list[Any]) -> Any:
         if _later(state, best):
             best = state
     return best
+
+
+def _fsum_total(states: Sequence[Any]) -> float:
+    return exact_sum([x for partials in states for x in partials])
+
+
+def _min_total(states: Sequence[Any]) -> Any:
+    if None in states:
+        states = [s for s in states if s is not None]
+    return min(states) if states else None
+
+
+def _max_total(states: Sequence[Any]) -> Any:
+    if None in states:
+        states = [s for s in states if s is not None]
+    return max(states) if states else None
+
+
+_TOTALS: Final[dict[SlotKind, Callable[[Sequence[Any]], Any]]] = {
+    "count": sum,
+    "isum": sum,
+    "fsum": _fsum_total,
+    "min": _min_total,
+    "max": _max_total,
+    "hll": functools.partial(_combine, "hll"),
+    "last": functools.partial(_combine, "last"),
+}
+"""Per slot kind: many tiles' states of one slot as the value `final` reads (a float sum
+rounded, the others as `_combine` gives them)."""
+
+
+def _finisher(agg: Aggregation, at: dict[SlotKind, int]) -> Callable[[list[Any]], Any]:
+    """The function taking `agg`'s value from the flat totals (`at`: slot kind → position);
+    the same results as `final` on the same states."""
+    fn = agg.function
+    if fn == "mean":
+        total, count = at["fsum"] if "fsum" in at else at["isum"], at["count"]
+
+        def mean(totals: list[Any]) -> Any:
+            n = totals[count]
+            return totals[total] / n if n else None
+
+        return mean
+    if fn == "last":
+        last = at["last"]
+        return lambda totals: None if totals[last] is None else totals[last][2]
+    if fn == "approx_count_distinct":
+        hll = at["hll"]
+        return lambda totals: hll_estimate(totals[hll])
+    (position,) = at.values()
+    return operator.itemgetter(position)

@@ -1,4 +1,4 @@
-"""Each backend behaves like a dict, under any sequence of writes, reads, drops and reopens.
+"""Each backend behaves like a dict, under any sequence of writes, compare-and-sets, reads, drops and reopens.
 
 A hypothesis state machine drives the backend and a plain-dict model side by side and
 compares every answer: `write`'s change count, `read`'s values, the whole state after each
@@ -51,9 +51,23 @@ def model_write(table: dict[bytes, bytes], items: list[tuple[bytes, bytes]]) -> 
     return len(changed)
 
 
+def model_write_if(table: dict[bytes, bytes], items: list[tuple[bytes, bytes | None, bytes]]) -> list[bool]:
+    """Compare-and-set, key by key: written only where the stored bytes (None: absent) are the expected ones."""
+    won = [table.get(key) == expected for key, expected, _ in items]
+    for (key, _, value), ok in zip(items, won, strict=True):
+        if ok:
+            table[key] = value
+    return won
+
+
+#: What a compare-and-set expects: the key's current value (a writer that read it), nothing, or any value.
+expectations = st.one_of(st.just("current"), st.none(), values)
+
+
 def test_backend_matches_a_dict_model(online_backend: Backend) -> None:
     backend = online_backend
     persistent = backend.cls.capabilities.persistent
+    cas = backend.cls.capabilities.compare_and_set
 
     class Machine(RuleBasedStateMachine):
         def __init__(self) -> None:
@@ -74,6 +88,20 @@ def test_backend_matches_a_dict_model(online_backend: Backend) -> None:
         def write(self, project: str, table: str, items: list[tuple[bytes, bytes]]) -> None:
             changed = self.store(project).write(self.names[table], [k for k, _ in items], [v for _, v in items])
             assert changed == model_write(self.model[(project, table)], items)
+
+        @precondition(lambda _: cas)
+        @rule(
+            project=st.sampled_from(PROJECTS),
+            table=st.sampled_from(TABLES),
+            items=st.lists(st.tuples(keys, expectations, values), max_size=6, unique_by=lambda item: item[0]),
+        )
+        def write_if(self, project: str, table: str, items: list[tuple[bytes, bytes | str | None, bytes]]) -> None:
+            contents = self.model[(project, table)]
+            resolved = [(k, contents.get(k) if e == "current" else e, v) for k, e, v in items]
+            won = self.store(project).write_if(
+                self.names[table], [k for k, _, _ in resolved], [e for _, e, _ in resolved], [v for _, _, v in resolved]
+            )
+            assert won == model_write_if(contents, resolved)  # type: ignore[arg-type]
 
         @rule(project=st.sampled_from(PROJECTS), table=st.sampled_from(TABLES), asked=st.lists(keys, max_size=6))
         def read(self, project: str, table: str, asked: list[bytes]) -> None:

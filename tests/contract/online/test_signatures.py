@@ -28,7 +28,19 @@ INTERFACE = public_methods(OnlineStore)
 
 
 def test_interface_has_the_documented_methods() -> None:
-    assert INTERFACE == ["check", "check_room", "close", "drop", "key_limit", "open", "prune", "read", "write"]
+    assert INTERFACE == [
+        "check",
+        "check_room",
+        "close",
+        "drop",
+        "key_limit",
+        "open",
+        "prune",
+        "read",
+        "read_tables",
+        "write",
+        "write_if",
+    ]
 
 
 @pytest.mark.parametrize("name", backend_params())

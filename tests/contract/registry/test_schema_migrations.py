@@ -280,3 +280,24 @@ def test_a_registry_from_before_training_sets_gets_their_table(cls: type[Registr
         assert registry.add_training_set(record).version == 1
         assert [r.name for r in registry.list_training_sets()] == ["ts"]
         assert [v.name for v in registry.list("feature_view")] == ["user_stats"]
+
+
+def test_a_registry_from_before_computed_intervals_gets_their_table(cls: type[RegistryStore], v1_url: str) -> None:
+    before = migrations.STEPS.index(migrations._computed_intervals) + 1
+    with _engine(v1_url) as engine, engine.begin() as conn:
+        for step in migrations.STEPS[: before - 1]:
+            step(conn, conn.dialect)
+        migrations.schema_table.create(conn)
+        conn.execute(sa.insert(migrations.schema_table).values(version=before))
+    assert "strato_computed_intervals" not in _tables(v1_url)
+    with cls.open(v1_url, project="p", create=False) as reader:  # read-only: read as is, none there
+        assert reader.computed_intervals("user_stats__v1", "f") == []
+    assert "strato_computed_intervals" not in _tables(v1_url)
+    with cls.open(v1_url, project="p") as registry:
+        assert getattr(registry, "upgraded_from", None) == before
+        assert "strato_computed_intervals" in _tables(v1_url)
+        assert registry.computed_intervals("user_stats__v1", "f") == []
+        registry.add_computed_interval("user_stats__v1", "f", (APPLIED_AT, APPLIED_AT.replace(year=2027)))
+        assert registry.computed_intervals("user_stats__v1", "f") == [(APPLIED_AT, APPLIED_AT.replace(year=2027))]
+        assert [v.name for v in registry.list("feature_view")] == ["user_stats"]
+    assert _versions(v1_url) == [migrations.LATEST]

@@ -17,6 +17,7 @@ import subprocess
 import sys
 import tempfile
 import threading
+import time
 import types
 import uuid
 from pathlib import Path
@@ -84,9 +85,28 @@ def start_server() -> Server:
     return server
 
 
-def restart(server: Server, port: str) -> None:
-    """Start a stopped server again on the same port, so clients that knew it find it back."""
-    server.start(port)
+def restart(server: Server, port: str, within_s: float = 90.0) -> None:
+    """Start a stopped server again on the same port, so clients that knew it find it back.
+
+    The stopped server closed its connections first, so its ports may sit in TIME_WAIT (or
+    one of the four may have been lent out as another connection's ephemeral port) for up
+    to a minute: `start-aerospike PORT` then refuses at once, and this tries again.
+    """
+    deadline = time.monotonic() + within_s
+    while True:
+        done = subprocess.run(
+            [str(server.folder / "start-aerospike"), str(server.workdir), port],
+            capture_output=True,
+            text=True,
+            timeout=90,
+            check=False,
+        )
+        if done.returncode == 0:
+            server.address = done.stdout.strip()
+            return
+        if "in use" not in done.stderr or time.monotonic() > deadline:
+            pytest.fail(f"restarting asd on port {port} failed ({done.returncode}): {done.stderr.strip()[-2000:]}")
+        time.sleep(2)
 
 
 def discard(server: Server) -> None:

@@ -8,6 +8,7 @@ an oracle computed from the events it produced.
 from __future__ import annotations
 
 import json
+import math
 import os
 import random
 import signal
@@ -20,10 +21,11 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import pyarrow as pa
 import pytest
 from confluent_kafka import Consumer, Producer, TopicPartition
 
-from strato import Entity, FeatureStore, FeatureView, Field, Float64, Int64, KafkaSource, String
+from strato import Aggregation, Entity, FeatureStore, FeatureView, Field, Float64, Int64, KafkaSource, String
 from strato.config import write_default_config
 from strato.offline.delta import DeltaTables
 
@@ -39,11 +41,17 @@ def strato() -> str:
     return str(beside) if beside.exists() else "strato"
 
 
-def swipes_view(topic: str, servers: str, **source: Any) -> FeatureView:
+#: Windows long enough to hold every test event (they are from 2026) at any read time.
+LONG_WINDOW = timedelta(days=1000)
+AGGREGATIONS = [Aggregation("amount", "sum", LONG_WINDOW), Aggregation("seq", "count", LONG_WINDOW)]
+
+
+def swipes_view(topic: str, servers: str, aggregations: list[Aggregation] | None = None, **source: Any) -> FeatureView:
     return FeatureView(
         "swipes",
         entities=[USER],
         schema=[Field("amount", Float64), Field("merchant", String), Field("seq", Int64)],
+        aggregations=aggregations or [],
         source=KafkaSource(
             topic,
             servers,
@@ -237,9 +245,45 @@ def test_late_events_never_regress_online_and_lateness_dead_letters(repo: Path, 
     assert online_values(repo, 2) == {1: (5, 1.0)}
 
 
+def aggregates_oracle(evs: list[dict[str, Any]]) -> dict[int, tuple[float, int]]:
+    """Per user: the exact sum of amounts and the count of events (all inside LONG_WINDOW)."""
+    amounts: dict[int, list[float]] = {}
+    for e in evs:
+        amounts.setdefault(e["uid"], []).append(e["amount"])
+    return {u: (math.fsum(a), len(a)) for u, a in amounts.items()}
+
+
+def check_aggregates(repo: Path, evs: list[dict[str, Any]], users: int) -> None:
+    """Online tiles and offline history both give the oracle's windowed sums and counts."""
+    refs = ["swipes:amount_sum_1000d", "swipes:seq_count_1000d"]
+    entities = [{"user_id": u} for u in range(users)]
+    with FeatureStore(repo, read_only=True) as store:
+        got = store.get_online_features(refs, entities).to_dict()
+        spine = pa.table(
+            {
+                "user_id": pa.array(range(users), pa.int64()),
+                "event_timestamp": pa.array([datetime.now(UTC)] * users, pa.timestamp("us", tz="UTC")),
+            }
+        )
+        offline = store.get_historical_features(spine, refs).table.to_pydict()
+    expected = aggregates_oracle(evs)
+    online = {
+        u: (s, c) for u, s, c in zip(got["user_id"], got["amount_sum_1000d"], got["seq_count_1000d"], strict=True) if c
+    }
+    assert online == expected, "online tiles counted an event twice or missed one"
+    history = {
+        u: (s, c)
+        for u, s, c in zip(offline["user_id"], offline["amount_sum_1000d"], offline["seq_count_1000d"], strict=True)
+        if c
+    }
+    assert history == expected
+
+
 def test_sigkill_at_random_points_then_restart_gives_each_event_once(repo: Path, servers: str) -> None:
+    """Also for windowed aggregations: the tiles a killed consumer had merged are not merged
+    again by the replay after the restart."""
     topic = harness.new_topic(partitions=3)
-    apply(repo, swipes_view(topic, servers))
+    apply(repo, swipes_view(topic, servers, aggregations=AGGREGATIONS))
     evs = events(30_000, users=500, seed=7)
     produce(servers, topic, [encode(e) for e in evs], partitions=3)
     rng = random.Random(11)
@@ -262,6 +306,7 @@ def test_sigkill_at_random_points_then_restart_gives_each_event_once(repo: Path,
         assert 0 < store.sql("select count(*) as n from swipes").column("n")[0].as_py() < len(evs)
     run_to_end(repo, "--batch-rows", "5000")
     check_exactly_once(repo, evs, users=500)
+    check_aggregates(repo, evs, users=500)
 
 
 def _lag(servers: str, group: str, topic: str, partitions: int) -> int:
@@ -323,15 +368,17 @@ def test_two_consumers_in_one_group_share_partitions_through_a_rebalance(
 
 def test_restart_resumes_from_the_offsets_in_the_table_not_only_the_groups(repo: Path, servers: str) -> None:
     """History holds offsets the group lost (its commit never happened): nothing is appended
-    twice, and the online store, emptied, is refilled by replaying online only."""
+    twice, and the online store, emptied, is refilled by replaying online only, while the
+    aggregation tiles, kept, count none of the replayed events again."""
     from confluent_kafka.admin import AdminClient
 
     topic = harness.new_topic(partitions=2)
-    apply(repo, swipes_view(topic, servers))
+    apply(repo, swipes_view(topic, servers, aggregations=AGGREGATIONS))
     evs = events(3000, users=50, seed=5)
     produce(servers, topic, [encode(e) for e in evs], partitions=2)
     run_to_end(repo, "--batch-rows", "400")
     check_exactly_once(repo, evs, users=50)
+    check_aggregates(repo, evs, users=50)
     with FeatureStore(repo) as store:
         version = store.delta.version("swipes__v1")
         store.online_store.drop("swipes__v1")
@@ -341,6 +388,7 @@ def test_restart_resumes_from_the_offsets_in_the_table_not_only_the_groups(repo:
         future.result(timeout=30)
     run_to_end(repo, "--batch-rows", "400")
     check_exactly_once(repo, evs, users=50)
+    check_aggregates(repo, evs, users=50)
     with FeatureStore(repo) as store:
         assert store.delta.version("swipes__v1") == version  # no append: every offset was in the table
 
@@ -390,3 +438,43 @@ def test_a_row_only_the_online_store_refuses_is_dead_lettered_alone(repo: Path, 
     headers = dict(dead[0].headers())
     assert headers["strato.source.offset"] == b"23"
     assert b"bytes encoded" in headers["strato.reason"]
+
+
+def test_a_rival_owner_writing_the_same_offsets_first_fences_the_batch(repo: Path, servers: str) -> None:
+    """Two consumers briefly owning one partition (a zombie past its session, a new owner)
+    read the same offsets from history; the one that commits second is refused whole
+    (`OffsetsMovedError`), reads the offsets again, and writes only what history lacks."""
+    from strato.cli.ingest import writer_for
+    from strato.errors import OffsetsMovedError
+    from strato.streaming.consumer import IngestOptions, Ingestor, StreamCommit
+
+    topic = harness.new_topic(partitions=2)
+    view = swipes_view(topic, servers, aggregations=AGGREGATIONS)
+    apply(repo, view)
+    evs = events(4000, users=40, seed=9)
+    produce(servers, topic, [encode(e) for e in evs], partitions=2)
+    fenced: list[str] = []
+    with FeatureStore(repo) as store:
+        ours = writer_for(store)
+
+        def write(fv: FeatureView, rows: Any, to: str, commit: StreamCommit) -> None:
+            if commit.offsets and len(fenced) < 3:
+                ours(fv, rows, to, commit)  # the rival: same rows, same offsets read, committed first
+                with pytest.raises(OffsetsMovedError, match="another writer recorded it first"):
+                    ours(fv, rows, to, commit)
+                fenced.append(fv.name)
+                raise OffsetsMovedError("fenced")  # what our own write raised: the consumer retries
+            ours(fv, rows, to, commit)
+
+        ingestor = Ingestor(
+            [store.get_feature_view("swipes")],
+            write=write,
+            delta=store.delta,
+            repo=repo,
+            options=IngestOptions(group_id="fence", batch_rows=500, batch_seconds=0.05, stop_at_end=True),
+            say=lambda line: None,
+        )
+        ingestor.run()
+    assert len(fenced) == 3
+    check_exactly_once(repo, evs, users=40)
+    check_aggregates(repo, evs, users=40)

@@ -235,3 +235,33 @@ def test_a_feature_store_with_a_postgresql_registry_applies_writes_and_reads(pg_
     with FeatureStore(tmp_path, read_only=True) as reader:
         assert [v.name for v in reader.list_feature_views()] == ["stats"]
         assert [r.version for r in reader.history("feature_view", "stats")] == [1]
+
+
+def test_a_backfill_with_a_postgresql_registry_computes_each_range_once(pg_url: str, tmp_path: Path) -> None:
+    from datetime import timedelta
+
+    from strato import SqlSource
+
+    (tmp_path / "strato.yaml").write_text(f"project: p\nregistry: {pg_url}\n")
+    raw = FeatureView("raw", entities=[USER], schema=[Field("score", Float64)])
+    doubled = FeatureView(
+        "doubled",
+        entities=[USER],
+        schema=[Field("score", Float64)],
+        source=SqlSource("SELECT user_id, event_timestamp, 2 * score AS score FROM raw", inputs=[raw]),
+    )
+    t0 = datetime.now(UTC).replace(microsecond=0) - timedelta(days=1)
+    with FeatureStore(tmp_path) as store:
+        store.apply([USER, raw, doubled])
+        store.write(
+            "raw", [{"user_id": u, "score": float(u), "event_timestamp": t0 + timedelta(hours=u)} for u in range(6)]
+        )
+        first = store.backfill(t0, t0 + timedelta(hours=3), progress=False).views["doubled"]
+        assert (first.rows, first.table_versions) == (3, (0,))
+        again = store.backfill(t0 + timedelta(hours=1), t0 + timedelta(hours=6), progress=False).views["doubled"]
+        assert again.computed == ((t0 + timedelta(hours=3), t0 + timedelta(hours=6)),)
+        assert store.computed_intervals("doubled") == [(t0, t0 + timedelta(hours=6))]
+        assert store.sql("SELECT score FROM doubled ORDER BY score").column("score").to_pylist() == [
+            2.0 * u for u in range(6)
+        ]
+    assert not (tmp_path / ".strato" / "registry.db").exists()

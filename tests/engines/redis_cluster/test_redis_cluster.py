@@ -113,3 +113,21 @@ def test_the_raw_cluster_client_sees_the_hash_tagged_layout(store: RedisClusterO
     client = redis.cluster.RedisCluster.from_url(store.options.url)
     assert client.get(f"{store.options.key_prefix}p/t\x00{{k}}".encode()) == v(5)
     client.close()
+
+
+def test_compare_and_set_after_one_node_lost_its_scripts(store: RedisClusterOnlineStore) -> None:
+    """A node that forgot the scripts (a restart, a failover) answers NOSCRIPT: only its calls are
+    sent again, so keys on the other nodes, whose compare-and-set already ran, are not reported
+    lost by a second run against their own new values."""
+    keys = [i.to_bytes(8, "big") for i in range(200)]
+    old = [HEADER.pack(1, 0) + k for k in keys]
+    new = [HEADER.pack(2, 0) + k for k in keys]
+    assert store.write_if("cas__v1", keys, [None] * len(keys), old) == [True] * len(keys)
+    client = redis.cluster.RedisCluster.from_url(store.options.url)
+    try:
+        client.get_redis_connection(client.get_primaries()[0]).script_flush()
+        assert store.write_if("cas__v1", keys, old, new) == [True] * len(keys)
+        assert store.read("cas__v1", keys) == new
+        assert store.write_if("cas__v1", keys, old, old) == [False] * len(keys)  # what it expected is gone
+    finally:
+        client.close()

@@ -40,7 +40,7 @@ from pydantic import Field
 
 from strato.errors import BackendFailure, BackendUnavailable, ConfigError, SchemaError, UserError
 from strato.offline import storage
-from strato.offline.base import Capabilities, EngineOptions, OfflineEngine, TableSnapshot
+from strato.offline.base import BatchQuery, Capabilities, EngineOptions, OfflineEngine, TableSnapshot
 from strato.offline.pit import PitRequest
 
 
@@ -106,7 +106,7 @@ class DuckDBOfflineEngine(OfflineEngine):
 
     name: ClassVar[str] = "duckdb"
     options_model: ClassVar[type[EngineOptions]] = DuckDBOptions
-    capabilities: ClassVar[Capabilities] = Capabilities(sql=True)
+    capabilities: ClassVar[Capabilities] = Capabilities(sql=True, batch_queries=True)
 
     def __init__(self, con: duckdb.DuckDBPyConnection, options: DuckDBOptions | None = None) -> None:
         self._con: duckdb.DuckDBPyConnection | None = con
@@ -245,6 +245,15 @@ class DuckDBOfflineEngine(OfflineEngine):
         from strato.offline.engines.duckdb_sandbox import run_user_sql
 
         return run_user_sql(query, tables, self._sql_limits)
+
+    def batch_query(
+        self, batch: BatchQuery, *, start: datetime | None, end: datetime | None, limit: int | None = None
+    ) -> pa.Table:
+        """A SqlSource's query in the same sandbox as `sql` (see `duckdb_batch`)."""
+        self._connection()
+        from strato.offline.engines.duckdb_batch import run_batch_query
+
+        return run_batch_query(batch, self._sql_limits, start=start, end=end, limit=limit)
 
     # ------------------------------------------------------------------ helpers
 

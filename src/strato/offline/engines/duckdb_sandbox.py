@@ -29,7 +29,7 @@ from __future__ import annotations
 import json
 import threading
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -59,23 +59,41 @@ class SandboxLimits:
     threads: int | None = None
 
 
-def run_user_sql(query: str, tables: Sequence[TableSnapshot], limits: SandboxLimits) -> pa.Table:
-    """`query` over `tables` (each visible under its `name`) on a fresh, locked-down connection."""
-    names = [t.name for t in tables]
-    if len(set(names)) != len(names):
+def run_user_sql(
+    query: str,
+    tables: Sequence[TableSnapshot],
+    limits: SandboxLimits,
+    *,
+    datasets: Mapping[str, pads.Dataset | pa.Table] | None = None,
+    user_query: str | None = None,
+    params: Mapping[str, Any] | None = None,
+) -> pa.Table:
+    """`query` over `tables` (each visible under its `name`) on a fresh, locked-down connection.
+
+    `datasets` are more tables (pyarrow datasets or tables, read by pyarrow, never by DuckDB).
+    `user_query`, when `query` wraps the user's text in SQL of Strato's own (`duckdb_batch`),
+    is checked too: it alone must already be one read-only SELECT. `params` are the values of
+    named parameters (``$start``) the query uses, bound by DuckDB, never spliced into the text.
+    """
+    names = [t.name for t in tables] + list(datasets or {})
+    if len({n.lower() for n in names}) != len(names):
         raise UserError(f"sql: two tables share a name in {names}")
     con = _connect(limits)
     try:
+        if user_query is not None:
+            check_read_only(con, user_query)
         check_read_only(con, query)
         for snapshot in tables:
             con.register(snapshot.name, _dataset(snapshot))
+        for name, dataset in (datasets or {}).items():
+            con.register(name, dataset)
         # Last, once the tables are in: from here on no file can be opened, no setting changed.
         con.execute("SET enable_external_access = false")
         con.execute("SET lock_configuration = true")
     except BaseException:
         con.close()
         raise
-    return _run_limited(con, query, limits)
+    return _run_limited(con, query, limits, params)
 
 
 def check_read_only(con: duckdb.DuckDBPyConnection, query: str) -> None:
@@ -135,7 +153,9 @@ def _dataset(snapshot: TableSnapshot) -> pads.Dataset | pa.Table:
     return storage.dataset(snapshot)  # a folder or an object store, with the snapshot's options
 
 
-def _run_limited(con: duckdb.DuckDBPyConnection, query: str, limits: SandboxLimits) -> pa.Table:
+def _run_limited(
+    con: duckdb.DuckDBPyConnection, query: str, limits: SandboxLimits, params: Mapping[str, Any] | None = None
+) -> pa.Table:
     """Run on a worker thread; interrupt it on timeout or on the caller's Ctrl-C; close `con`.
 
     The caller waits on an event in short slices, never in `Thread.join` (a Ctrl-C inside
@@ -149,7 +169,7 @@ def _run_limited(con: duckdb.DuckDBPyConnection, query: str, limits: SandboxLimi
 
     def work() -> None:
         try:
-            relation = con.sql(query)
+            relation = con.sql(query, params=dict(params)) if params else con.sql(query)
             outcome["table"] = relation.to_arrow_table() if relation is not None else pa.table({})
         except BaseException as exc:  # handed to the caller below
             outcome["error"] = exc

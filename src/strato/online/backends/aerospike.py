@@ -41,7 +41,7 @@ from pydantic import Field, field_validator
 
 from strato.errors import BackendFailure, BackendUnavailable
 from strato.online.base import Capabilities, OnlineStore, StoreOptions
-from strato.online.codec import HEADER, newest_per_key
+from strato.online.codec import HEADER, check_cas_batch, newest_per_key
 
 VALUE_BIN: Final = "v"
 EVENT_BIN: Final = "ev"
@@ -50,6 +50,7 @@ SET_NAME_MAX: Final = 63
 _PLAIN_NAME: Final = re.compile(r"[A-Za-z0-9_\-]+")
 _FILTERED_OUT: Final = 27
 _NOT_FOUND: Final = 2
+_EXISTS: Final = 5
 _CHUNK: Final = 5_000
 _MAX_TTL_S: Final = 10 * 365 * 86_400  # the server's max-ttl: ten years
 _US: Final = 1_000_000
@@ -161,7 +162,9 @@ class AerospikeOnlineStore(OnlineStore):
 
     name: ClassVar[str] = "aerospike"
     options_model: ClassVar[type[StoreOptions]] = AerospikeOptions
-    capabilities: ClassVar[Capabilities] = Capabilities(native_ttl=True, persistent=True, max_batch_rows=_CHUNK)
+    capabilities: ClassVar[Capabilities] = Capabilities(
+        native_ttl=True, persistent=True, max_batch_rows=_CHUNK, remote=True, compare_and_set=True
+    )
 
     def __init__(self, client: Any, options: AerospikeOptions, project: str):
         self.project = project
@@ -314,6 +317,51 @@ class AerospikeOnlineStore(OnlineStore):
             changed += sum(code == 0 for code in self._batch(list(chunk), f"write to {table!r}"))
         return changed
 
+    def write_if(
+        self, table: str, keys: Sequence[bytes], expected: Sequence[bytes | None], values: Sequence[bytes]
+    ) -> list[bool]:
+        """Compare-and-set decided by the server under each record's lock: "must be absent" is a
+        create-only write (``RECORD_EXISTS`` when it is there), "must equal" an update-only
+        write filtered by the blob bin equal to the expected bytes (``FILTERED_OUT`` otherwise)."""
+        items = check_cas_batch(keys, expected, values)
+        self._live()
+        namespace, set_ = self.options.namespace, self._set(table)
+        records: list[Any] = []
+        for key, old, value in items:
+            event_us, created_us = HEADER.unpack_from(value)
+            policy: dict[str, Any] = {"ttl": int(aerospike.TTL_NEVER_EXPIRE)}
+            if old is None:
+                policy["exists"] = aerospike.POLICY_EXISTS_CREATE
+            else:
+                policy["exists"] = aerospike.POLICY_EXISTS_UPDATE
+                policy["expressions"] = exp.Eq(exp.BlobBin(VALUE_BIN), bytearray(old)).compile()
+            records.append(
+                br.Write(
+                    (namespace, set_, user_key(key)),
+                    [ops.write(VALUE_BIN, value), ops.write(EVENT_BIN, event_us), ops.write(CREATED_BIN, created_us)],
+                    policy=policy,
+                )
+            )
+        won: list[bool] = []
+        action = f"compare-and-set in {table!r}"
+        for chunk in _chunks(records):
+            with self._errors(action):
+                answer = self._live().batch_write(
+                    br.BatchRecords(list(chunk)), {"total_timeout": self.options.write_timeout_ms}
+                )
+            for record in answer.batch_records:
+                code = int(record.result)
+                if code in (0, _FILTERED_OUT, _NOT_FOUND, _EXISTS) and not getattr(record, "in_doubt", False):
+                    won.append(code == 0)
+                elif code in _UNREACHABLE_CODES or getattr(record, "in_doubt", False):
+                    raise BackendUnavailable(
+                        f"{self._where}: {action} failed: {_record_error(code)}; whether it was written is "
+                        "unknown: read the key again before retrying"
+                    )
+                else:
+                    raise BackendFailure(f"{self._where}: {action} failed: {_record_error(code)}")
+        return won
+
     def read(self, table: str, keys: Sequence[bytes]) -> list[bytes | None]:
         client = self._client
         if client is None:
@@ -329,24 +377,48 @@ class AerospikeOnlineStore(OnlineStore):
                 return [bins.get(VALUE_BIN)]
             if not keys:
                 return []
-            out: list[bytes | None] = []
-            for chunk in _chunks(keys):
-                answer = client.batch_read(
-                    [(namespace, set_, user_key(key)) for key in chunk], [VALUE_BIN], self._batch_read_policy
-                )
-                for record in answer.batch_records:
-                    code = record.result
-                    if code == 0:
-                        out.append(record.record[2].get(VALUE_BIN))
-                    elif code == _NOT_FOUND:
-                        out.append(None)
-                    else:
-                        raise BackendUnavailable(
-                            f"{self._where}: read of {table!r} failed: {_record_error(int(code))}; retry"
-                        )
-            return out
+            return self._batch_read([(namespace, set_, user_key(key)) for key in keys], f"read of {table!r}")
         except aex.AerospikeError as exc:
             raise self._translate(exc, f"read of {table!r}") from exc
+
+    def read_tables(self, requests: Sequence[tuple[str, Sequence[bytes]]]) -> list[list[bytes | None]]:
+        if len(requests) == 1:
+            return [self.read(*requests[0])]
+        if self._client is None:
+            raise self._closed()
+        namespace = self.options.namespace
+        records = [
+            (namespace, self._sets.get(table) or self._set(table), user_key(key))
+            for table, keys in requests
+            for key in keys
+        ]
+        if not records:
+            return [[] for _ in requests]
+        tables = ", ".join(repr(table) for table, _ in requests)
+        try:
+            values = self._batch_read(records, f"read of {tables}")  # one batch across the sets
+        except aex.AerospikeError as exc:
+            raise self._translate(exc, f"read of {tables}") from exc
+        out, at = [], 0
+        for _, keys in requests:
+            out.append(values[at : at + len(keys)])
+            at += len(keys)
+        return out
+
+    def _batch_read(self, records: list[tuple[str, str, Any]], what: str) -> list[bytes | None]:
+        client = self._live()
+        out: list[bytes | None] = []
+        for chunk in _chunks(records):
+            answer = client.batch_read(list(chunk), [VALUE_BIN], self._batch_read_policy)
+            for record in answer.batch_records:
+                code = record.result
+                if code == 0:
+                    out.append(record.record[2].get(VALUE_BIN))
+                elif code == _NOT_FOUND:
+                    out.append(None)
+                else:
+                    raise BackendUnavailable(f"{self._where}: {what} failed: {_record_error(int(code))}; retry")
+        return out
 
     def _closed(self) -> BackendFailure:
         return BackendFailure(f"the {self._where} of project {self.project!r} is closed")

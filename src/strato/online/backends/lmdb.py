@@ -33,7 +33,7 @@ from pydantic import Field, field_validator
 
 from strato.errors import BackendFailure, BackendUnavailable, ConfigError
 from strato.online.base import Capabilities, OnlineStore, StoreOptions, table_prefix
-from strato.online.codec import HEADER, is_newer, newest_per_key
+from strato.online.codec import HEADER, check_cas_batch, is_newer, newest_per_key
 
 _GB = 1 << 30
 
@@ -209,7 +209,7 @@ class LMDBOnlineStore(OnlineStore):
 
     name: ClassVar[str] = "lmdb"
     options_model: ClassVar[type[StoreOptions]] = LMDBOptions
-    capabilities: ClassVar[Capabilities] = Capabilities(persistent=True)
+    capabilities: ClassVar[Capabilities] = Capabilities(persistent=True, compare_and_set=True)
 
     def __init__(self, env: lmdb.Environment, options: LMDBOptions, project: str):
         if "\x00" in project:
@@ -278,6 +278,24 @@ class LMDBOnlineStore(OnlineStore):
                     changed += 1
             return changed
 
+    def write_if(
+        self, table: str, keys: Sequence[bytes], expected: Sequence[bytes | None], values: Sequence[bytes]
+    ) -> list[bool]:
+        env = self._live()
+        prefix = self._prefix(table)
+        items = [(prefix + key, old, value) for key, old, value in check_cas_batch(keys, expected, values)]
+        won: list[bool] = []
+        # One write transaction: LMDB admits one writer at a time across processes, so no
+        # other write lands between a key's comparison and its put.
+        with self._errors, env.begin(write=True) as txn:
+            get, put = txn.get, txn.put
+            for key, old, value in items:
+                ok = get(key) == old
+                if ok:
+                    put(key, value)
+                won.append(ok)
+        return won
+
     def read(self, table: str, keys: Sequence[bytes]) -> list[bytes | None]:
         prefix = self._prefixes.get(table) or self._prefix(table)
         env = self._env
@@ -295,6 +313,25 @@ class LMDBOnlineStore(OnlineStore):
                     return [txn.get(prefix + keys[0])]
                 get = txn.get
                 return [get(prefix + key) for key in keys]
+            finally:
+                txn.abort()
+        except lmdb.Error as exc:
+            raise self._errors.translate(exc) from exc
+
+    def read_tables(self, requests: Sequence[tuple[str, Sequence[bytes]]]) -> list[list[bytes | None]]:
+        if len(requests) == 1:
+            return [self.read(*requests[0])]
+        env = self._env
+        if env is None:
+            raise self._closed()
+        prefixes = [self._prefixes.get(table) or self._prefix(table) for table, _ in requests]
+        try:
+            txn = env.begin()  # one snapshot for every view of the lookup
+            try:
+                get = txn.get
+                return [
+                    [get(prefix + key) for key in keys] for prefix, (_, keys) in zip(prefixes, requests, strict=True)
+                ]
             finally:
                 txn.abort()
         except lmdb.Error as exc:

@@ -14,7 +14,7 @@ from typing import ClassVar, Self
 
 from strato.errors import BackendFailure
 from strato.online.base import Capabilities, OnlineStore, StoreOptions
-from strato.online.codec import HEADER_SIZE, header, is_newer
+from strato.online.codec import HEADER_SIZE, check_cas_batch, header, is_newer
 
 
 class MemoryOptions(StoreOptions):
@@ -26,7 +26,7 @@ class MemoryOnlineStore(OnlineStore):
 
     name: ClassVar[str] = "memory"
     options_model: ClassVar[type[StoreOptions]] = MemoryOptions
-    capabilities: ClassVar[Capabilities] = Capabilities(persistent=False)
+    capabilities: ClassVar[Capabilities] = Capabilities(persistent=False, compare_and_set=True)
 
     def __init__(self, project: str):
         self.project = project
@@ -67,6 +67,18 @@ class MemoryOnlineStore(OnlineStore):
             if staged:
                 self._live().setdefault(table, {}).update(staged)
             return len(staged)
+
+    def write_if(
+        self, table: str, keys: Sequence[bytes], expected: Sequence[bytes | None], values: Sequence[bytes]
+    ) -> list[bool]:
+        items = check_cas_batch(keys, expected, values)
+        with self._lock:  # compare and set under the one lock every write takes
+            stored = self._live().setdefault(table, {})
+            won = [stored.get(key) == old for key, old, _ in items]
+            for (key, _, value), ok in zip(items, won, strict=True):
+                if ok:
+                    stored[key] = value
+            return won
 
     def read(self, table: str, keys: Sequence[bytes]) -> list[bytes | None]:
         with self._lock:

@@ -36,7 +36,7 @@ from redis.crc import key_slot
 
 from strato.errors import BackendFailure, BackendUnavailable
 from strato.online.base import Capabilities, OnlineStore, StoreOptions, table_prefix
-from strato.online.codec import HEADER, newest_per_key
+from strato.online.codec import HEADER, check_cas_batch, newest_per_key
 
 #: Lua: is the 8-byte little-endian signed integer at a[i..i+7] >= the one at b[j..j+7]?
 #: Compared byte by byte from the most significant (Lua numbers are doubles: unpacking
@@ -84,6 +84,27 @@ end
 return changed
 """
 )
+
+#: KEYS: full keys. ARGV: per key "0" (must be absent) or "1", the expected value, the new
+#: value. Per key, SET only if the stored bytes equal the expected ones (a whole-value
+#: comparison: exact, whatever the values hold); returns 1 (written) or 0 per key. Atomic, as
+#: every script is, so no other client's write falls between a comparison and its SET.
+_WRITE_IF: Final = """#!lua
+local won = {}
+for n = 1, #KEYS do
+  local present, expected = ARGV[3 * n - 2], ARGV[3 * n - 1]
+  local stored = redis.call('GET', KEYS[n])
+  local same
+  if present == '0' then same = not stored else same = (stored == expected) end
+  if same then
+    redis.call('SET', KEYS[n], ARGV[3 * n])
+    won[n] = 1
+  else
+    won[n] = 0
+  end
+end
+return won
+"""
 
 #: KEYS: full keys. ARGV[1]: the cut, 8 bytes little-endian. Deletes values with event time < cut.
 #: allow-oom: deleting is how a full server gets room back.
@@ -169,7 +190,9 @@ class RedisOnlineStore(OnlineStore):
 
     name: ClassVar[str] = "redis"
     options_model: ClassVar[type[StoreOptions]] = RedisOptions
-    capabilities: ClassVar[Capabilities] = Capabilities(native_ttl=True, persistent=True, max_batch_rows=100_000)
+    capabilities: ClassVar[Capabilities] = Capabilities(
+        native_ttl=True, persistent=True, max_batch_rows=100_000, remote=True, compare_and_set=True
+    )
 
     def __init__(self, client: Any, options: RedisOptions, project: str):
         if "\x00" in project:
@@ -181,6 +204,7 @@ class RedisOnlineStore(OnlineStore):
         self._cluster = options.cluster
         self._write_script: Script = client.register_script(_WRITE)
         self._prune_script: Script = client.register_script(_PRUNE)
+        self._write_if_script: Script = client.register_script(_WRITE_IF)
         self._prefixes: dict[str, bytes] = {}
         self._where = f"Redis {'cluster' if options.cluster else 'server'} at {_safe_url(options.url)}"
 
@@ -243,6 +267,40 @@ class RedisOnlineStore(OnlineStore):
         calls = [([k for k, _ in items], _args(items, ttl_us)) for items in by_slot.values()]
         return _run_on_cluster(client, self._write_script, calls)
 
+    def write_if(
+        self, table: str, keys: Sequence[bytes], expected: Sequence[bytes | None], values: Sequence[bytes]
+    ) -> list[bool]:
+        client = self._live()
+        prefix = self._prefix(table)
+        items = [(self._full(prefix, k), old, v) for k, old, v in check_cas_batch(keys, expected, values)]
+        if not items:
+            return []
+        script = self._write_if_script
+        with _Errors(self._where):
+            if self._cluster:
+                # One script call per hash slot (a script touches one slot), pipelined per node.
+                by_slot: defaultdict[int, list[int]] = defaultdict(list)
+                for i, item in enumerate(items):
+                    by_slot[client.keyslot(item[0])].append(i)
+                groups = list(by_slot.values())
+                calls = [([items[i][0] for i in group], _cas_args([items[i] for i in group])) for group in groups]
+                replies = _replies_on_cluster(client, script, calls)
+            else:
+                groups = [list(range(start, min(start + _CHUNK, len(items)))) for start in range(0, len(items), _CHUNK)]
+                if len(groups) == 1:
+                    replies = [script(keys=[k for k, _, _ in items], args=_cas_args(items), client=client)]
+                else:
+                    pipe = client.pipeline(transaction=True)
+                    for group in groups:
+                        chunk = [items[i] for i in group]
+                        script(keys=[k for k, _, _ in chunk], args=_cas_args(chunk), client=pipe)
+                    replies = pipe.execute()
+        won = [False] * len(items)
+        for group, reply in zip(groups, replies, strict=True):
+            for i, flag in zip(group, reply, strict=True):
+                won[i] = int(flag) == 1
+        return won
+
     def read(self, table: str, keys: Sequence[bytes]) -> list[bytes | None]:
         prefix = self._prefixes.get(table) or self._prefix(table)
         client = self._client
@@ -260,6 +318,31 @@ class RedisOnlineStore(OnlineStore):
             return list(client.mget([prefix + key for key in keys]))
         except redis.RedisError as exc:
             raise _translate(self._where, exc) from exc
+
+    def read_tables(self, requests: Sequence[tuple[str, Sequence[bytes]]]) -> list[list[bytes | None]]:
+        if len(requests) == 1:
+            return [self.read(*requests[0])]
+        client = self._client
+        if client is None:
+            raise self._closed()
+        full: list[bytes] = []
+        for table, keys in requests:
+            prefix = self._prefixes.get(table) or self._prefix(table)
+            if self._cluster:  # one entity's keys share a hash tag: one node, one round trip
+                full.extend(prefix + b"{" + key + b"}" for key in keys)
+            else:
+                full.extend(prefix + key for key in keys)
+        if not full:
+            return [[] for _ in requests]
+        try:
+            values = _read_cluster(client, full) if self._cluster else list(client.mget(full))
+        except redis.RedisError as exc:
+            raise _translate(self._where, exc) from exc
+        out, at = [], 0
+        for _, keys in requests:
+            out.append(values[at : at + len(keys)])
+            at += len(keys)
+        return out
 
     def check(self) -> list[str]:
         problems = super().check()
@@ -369,6 +452,7 @@ def _acquire(options: RedisOptions) -> Any:
                 # Every primary has both scripts before the first pipelined EVALSHA.
                 client.script_load(_WRITE)
                 client.script_load(_PRUNE)
+                client.script_load(_WRITE_IF)
             else:
                 client = redis.Redis.from_url(options.url, **common)
                 client.ping()  # fail now, naming the server, rather than on the first read
@@ -393,28 +477,33 @@ def _release(options: RedisOptions) -> None:
 def _read_cluster(client: Any, full_keys: list[bytes]) -> list[bytes | None]:
     """GET every key on a cluster: one pipeline per node, every pipeline sent before any reply is read.
 
-    So a batch costs about one round trip, not one per node. Slots are looked up in the
+    So a batch costs about one round trip, not one per node. Within a node, the keys of one
+    hash slot go in one MGET (one entity's keys in every view share a slot: a lookup of many
+    entities sends one MGET per entity, not one GET per value). Slots are looked up in the
     client's map of the cluster; when the map is out of date (a slot moved, a node failed
     over) or a node is unreachable, redis-py's own grouped MGET redoes the read, following
     redirections and refreshing the map, or raises.
     """
     nodes = client.nodes_manager
-    groups: dict[str, tuple[Any, list[int]]] = {}
+    groups: dict[str, tuple[Any, dict[int, list[int]]]] = {}
     for i, key in enumerate(full_keys):
-        node = nodes.get_node_from_slot(key_slot(key))
-        groups.setdefault(node.name, (node, []))[1].append(i)
+        slot = key_slot(key)
+        node = nodes.get_node_from_slot(slot)
+        groups.setdefault(node.name, (node, {}))[1].setdefault(slot, []).append(i)
     out: list[bytes | None] = [None] * len(full_keys)
-    taken: list[tuple[Any, Any, list[int]]] = []
+    taken: list[tuple[Any, Any, list[list[int]]]] = []
     healthy = False
     try:
-        for node, indexes in groups.values():
+        for node, slots in groups.values():
             pool = node.redis_connection.connection_pool
             conn = pool.get_connection()
-            taken.append((pool, conn, indexes))
-            conn.send_packed_command(conn.pack_commands([("GET", full_keys[i]) for i in indexes]))
-        for _, conn, indexes in taken:
-            for i in indexes:
-                out[i] = conn.read_response()
+            runs = list(slots.values())
+            taken.append((pool, conn, runs))
+            conn.send_packed_command(conn.pack_commands([("MGET", *(full_keys[i] for i in run)) for run in runs]))
+        for _, conn, runs in taken:
+            for run in runs:
+                for i, value in zip(run, conn.read_response(), strict=True):
+                    out[i] = value
         healthy = True
     except (redis.ConnectionError, redis.TimeoutError, redis.ResponseError):
         pass
@@ -429,25 +518,40 @@ def _read_cluster(client: Any, full_keys: list[bytes]) -> list[bytes | None]:
 
 
 def _run_on_cluster(client: Any, script: Script, calls: Sequence[tuple[list[bytes], list[Any]]]) -> int:
-    """Run `script` once per (keys, args) call, pipelined per node; the sum of the replies.
+    """Run `script` once per (keys, args) call, pipelined per node; the sum of the replies."""
+    return sum(int(n) for n in _replies_on_cluster(client, script, calls))
+
+
+def _replies_on_cluster(client: Any, script: Script, calls: Sequence[tuple[list[bytes], list[Any]]]) -> list[Any]:
+    """Run `script` once per (keys, args) call, pipelined per node; the replies in call order.
 
     A node that lost its script cache (a restart, a failover to a fresh replica) answers
-    NOSCRIPT: load the script everywhere and run the calls again. Rerunning is safe, since
-    a write whose header is already stored changes nothing rule 4 cares about, and a prune
-    deletes only what is still older than the cut.
+    NOSCRIPT: load the script everywhere and run again exactly the calls that answered so
+    (an EVALSHA that answers NOSCRIPT ran nothing). The calls that ran are never rerun, so a
+    compare-and-set that won is never reported as lost by its own second attempt.
     """
+    replies: list[Any] = [None] * len(calls)
+    todo = list(range(len(calls)))
     for attempt in (1, 2):
         pipe = client.pipeline()
-        for keys, args in calls:
+        for i in todo:
+            keys, args = calls[i]
             pipe.execute_command(
                 "EVALSHA", script.sha, len(keys), *keys, *args
             )  # evalsha() is blocked on a cluster pipeline
-        try:
-            return sum(int(n) for n in pipe.execute())
-        except redis.exceptions.NoScriptError:
-            if attempt == 2:
-                raise
-            client.script_load(script.script)
+        answers = pipe.execute(raise_on_error=False)
+        missing = []
+        for i, answer in zip(todo, answers, strict=True):
+            if isinstance(answer, redis.exceptions.NoScriptError) and attempt == 1:
+                missing.append(i)
+            elif isinstance(answer, Exception):
+                raise answer
+            else:
+                replies[i] = answer
+        if not missing:
+            return replies
+        client.script_load(script.script)
+        todo = missing
     raise AssertionError("unreachable")
 
 
@@ -456,6 +560,14 @@ def _args(items: Sequence[tuple[bytes, bytes]], ttl_us: int | None) -> list[byte
     for _, value in items:
         args.append(value)
         args.append(_expire_at_ms(value, ttl_us))
+    return args
+
+
+def _cas_args(items: Sequence[tuple[bytes, bytes | None, bytes]]) -> list[bytes]:
+    args: list[bytes] = []
+    for _, old, value in items:
+        args += (b"0", b"") if old is None else (b"1", old)
+        args.append(value)
     return args
 
 

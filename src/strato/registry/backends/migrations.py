@@ -176,8 +176,29 @@ def _training_sets(conn: Connection, dialect: Dialect) -> None:
     ).create(conn, checkfirst=True)
 
 
+def _computed_intervals(conn: Connection, dialect: Dialect) -> None:
+    """Add ``strato_computed_intervals``: per storage and batch transformation (its query's
+    fingerprint), the event-time intervals ``[start_at, end_at)`` already computed and written.
+
+    Purely additive: views without a SqlSource have none, and `strato backfill` on an upgraded
+    registry finds nothing computed yet.
+    """
+    del dialect  # portable DDL
+    metadata = MetaData()
+    Table("strato_projects", metadata, Column("project", String(128), primary_key=True))
+    Table(
+        "strato_computed_intervals",
+        metadata,
+        Column("project", String(128), ForeignKey("strato_projects.project"), primary_key=True),
+        Column("storage", String(256), primary_key=True),
+        Column("transform", String(64), primary_key=True),
+        Column("start_at", DateTime(timezone=True), primary_key=True),
+        Column("end_at", DateTime(timezone=True), nullable=False),
+    ).create(conn, checkfirst=True)
+
+
 #: The upgrade steps, oldest first: `STEPS[i]` takes version ``i + 1`` to ``i + 2``.
-STEPS: list[Step] = [_v2_online_progress, _access_control, _write_stats, _training_sets]
+STEPS: list[Step] = [_v2_online_progress, _access_control, _write_stats, _training_sets, _computed_intervals]
 LATEST = len(STEPS) + 1
 
 

@@ -16,6 +16,8 @@ keyed by project so projects sharing a database never see each other:
                         the audit log); `strato.access` decides what they allow.
 * ``strato_training_sets`` one row per registered training set version: its service, the
                         view and table versions it pinned, digests and statistics (JSON).
+* ``strato_computed_intervals`` per storage and batch transformation (query fingerprint),
+                        the event-time intervals already computed, normalized (disjoint).
 
 SQLite gets WAL (readers never block the writer) and enforced foreign keys, and every
 transaction is started by us: ``BEGIN IMMEDIATE`` for writes, so an apply takes the write
@@ -62,6 +64,7 @@ from sqlalchemy import (
     Text,
     and_,
     create_engine,
+    delete,
     event,
     func,
     insert,
@@ -73,6 +76,7 @@ from sqlalchemy import exc as sa_exc
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.types import TypeDecorator
 
+from strato import intervals
 from strato.definitions.entity import Entity
 from strato.definitions.feature_service import FeatureService
 from strato.definitions.feature_view import FeatureView
@@ -98,6 +102,7 @@ from strato.errors import (
     RegistryNotFoundError,
     UserError,
 )
+from strato.intervals import Interval
 from strato.registry.access_records import AuditRow, GrantRow, TokenRow
 from strato.registry.backends import migrations
 from strato.registry.base import (
@@ -113,6 +118,8 @@ from strato.registry.base import (
     not_found,
 )
 
+SQLITE_BUSY_TIMEOUT_S = 30.0
+"""How long a SQLite registry call waits for another process's write transaction."""
 _WRITE = "strato_write"  # execution option: this transaction writes, so BEGIN IMMEDIATE
 _TRANSIENT = ("database is locked", "database is busy", "could not connect", "connection refused", "server closed")
 #: PostgreSQL error codes worth a retry: connection exceptions (class 08), the server
@@ -246,6 +253,16 @@ _training_sets = Table(
     Column("created_at", _UTCDateTime, nullable=False),
 )
 
+_computed_intervals = Table(
+    "strato_computed_intervals",
+    _metadata,
+    Column("project", String(128), ForeignKey("strato_projects.project"), primary_key=True),
+    Column("storage", String(256), primary_key=True),
+    Column("transform", String(64), primary_key=True),
+    Column("start_at", _UTCDateTime, primary_key=True),
+    Column("end_at", _UTCDateTime, nullable=False),
+)
+
 
 @contextmanager
 def _mapped_errors() -> Iterator[None]:
@@ -319,6 +336,10 @@ def _create_engine(url: URL, *, create: bool = True) -> Engine:
         options["pool_pre_ping"] = True
         if url.get_driver_name() == "psycopg":
             options["connect_args"] = {"connect_timeout": 5, "application_name": "strato"}
+    elif url.get_backend_name() == "sqlite":
+        # Wait for another process's write (an apply, a schema upgrade) instead of failing
+        # with "database is locked" after sqlite3's default 5 s, which a loaded machine reaches.
+        options["connect_args"] = {"timeout": SQLITE_BUSY_TIMEOUT_S}
     try:
         engine = create_engine(url, **options)
     except sa_exc.NoSuchModuleError:
@@ -372,6 +393,7 @@ class SQLRegistry(RegistryStore):
         self._has_stats = True  # likewise for write statistics
         self._has_access = True  # likewise for the access-control tables (access is then off)
         self._has_training_sets = True  # likewise
+        self._has_intervals = True  # likewise for batch transformations' computed intervals
         #: The schema version this open upgraded the registry from; None when it upgraded nothing.
         self.upgraded_from: int | None = None
 
@@ -399,6 +421,7 @@ class SQLRegistry(RegistryStore):
                     registry._has_stats = inspect(conn).has_table(_write_stats.name)
                     registry._has_access = inspect(conn).has_table(_access.name)
                     registry._has_training_sets = inspect(conn).has_table(_training_sets.name)
+                    registry._has_intervals = inspect(conn).has_table(_computed_intervals.name)
                 return registry
             with registry._transaction(write=True) as conn:
                 if conn.dialect.name == "postgresql":
@@ -673,6 +696,42 @@ class SQLRegistry(RegistryStore):
                 else _online_progress.c.until == expected.until,
             )
             return bool(conn.execute(update(_online_progress).where(same).values(**values)).rowcount)
+
+    def computed_intervals(self, table: str, transform: str) -> builtins.list[Interval]:
+        if not self._has_intervals:
+            return []
+        with self._transaction() as conn:
+            return self._intervals(conn, table, transform)
+
+    def add_computed_interval(self, table: str, transform: str, interval: Interval) -> builtins.list[Interval]:
+        start, end = interval
+        if start.tzinfo is None or end.tzinfo is None:
+            raise UserError(f"computed interval of {table!r} must be timezone-aware, got {interval!r}")
+        with self._transaction(write=True) as conn:
+            # The project's row first (SQLite's BEGIN IMMEDIATE already did): two recorders of
+            # one storage then merge one after the other, never over each other's reads.
+            conn.execute(select(_projects.c.project).where(_projects.c.project == self._project).with_for_update())
+            merged = intervals.union(self._intervals(conn, table, transform), [interval])
+            conn.execute(delete(_computed_intervals).where(self._intervals_key(table, transform)))
+            if merged:
+                row = {"project": self._project, "storage": table, "transform": transform}
+                conn.execute(insert(_computed_intervals), [{**row, "start_at": s, "end_at": e} for s, e in merged])
+        return merged
+
+    def _intervals(self, conn: Connection, table: str, transform: str) -> builtins.list[Interval]:
+        rows = conn.execute(
+            select(_computed_intervals.c.start_at, _computed_intervals.c.end_at)
+            .where(self._intervals_key(table, transform))
+            .order_by(_computed_intervals.c.start_at)
+        ).all()
+        return intervals.normalize((r.start_at, r.end_at) for r in rows)
+
+    def _intervals_key(self, table: str, transform: str) -> Any:
+        return and_(
+            _computed_intervals.c.project == self._project,
+            _computed_intervals.c.storage == table,
+            _computed_intervals.c.transform == transform,
+        )
 
     def record_write_stats(self, table: str, stats: WriteStats) -> None:
         if not isinstance(stats, WriteStats):
