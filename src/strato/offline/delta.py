@@ -5,6 +5,10 @@ and every commit is a version that reads can be pinned to (rule 5). Engines neve
 folder, only a `TableSnapshot`: the version and its exact file list, because files a later
 commit replaced stay on disk until vacuum and a glob would read them again.
 
+The root may be an object store (``s3://bucket/prefix`` and the other URIs delta-rs
+supports), reached with the storage options `strato.config` resolved; snapshots carry them to
+the engines (`offline.storage`), so every reader sees the same files.
+
 Tables are not partitioned. A point-in-time join reads every row of a view whatever the
 spine's time range, and partitioning by event date would split each write into one small
 file per day touched; pruning by date can come later, with compaction, when tables outgrow
