@@ -35,7 +35,7 @@ import resource
 import statistics
 import tempfile
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from queue import Empty
 from typing import Any
@@ -51,26 +51,37 @@ DAY_US = 86_400_000_000
 VIEWS = {"view_a": (100, 5), "view_b": (20, 10)}  # name: (features, versions per user)
 
 
-def feature_names(view: str) -> list[str]:
-    return [f"{view[-1]}{i}" for i in range(VIEWS[view][0])]
+def feature_names(view: str, views: Mapping[str, tuple[int, int]] = VIEWS) -> list[str]:
+    return [f"{view[-1]}{i}" for i in range(views[view][0])]
 
 
-def generate(root: str, users: int, seed: int = 7, spine_rows: int | None = None) -> dict[str, Any]:
-    """Write both views through `DeltaTables` and the spine as Parquet; return their snapshots."""
+def generate(
+    root: str,
+    users: int,
+    seed: int = 7,
+    spine_rows: int | None = None,
+    views: Mapping[str, tuple[int, int]] = VIEWS,
+) -> dict[str, Any]:
+    """Write the views through `DeltaTables` and the spine as Parquet; return their snapshots.
+
+    `spine_rows` (default `users`) sizes the entity frame; `views` (name: (features, versions
+    per user)) defaults to the field workload above; `bench.spark_historical` passes a
+    narrower one for its million-user run.
+    """
     from strato.offline.delta import DeltaTables
 
     rng = np.random.default_rng(seed)
     tables = DeltaTables(root, "bench")
     ids = np.arange(users, dtype=np.int64)
     snapshots = {}
-    for view, (n_features, versions) in VIEWS.items():
+    for view, (n_features, versions) in views.items():
         for round_ in range(versions):
             # Version `round_` of every user lands somewhere in its own 6-day slot of a 60-day
             # range, so later rounds are newer; created time is the commit's time.
             event = START_US + round_ * 6 * DAY_US + rng.integers(0, 6 * DAY_US, users)
             columns: dict[str, pa.Array] = {KEY: pa.array(ids), "event_timestamp": pa.array(event).cast(TS)}
             values = rng.random((n_features, users))
-            for name, column in zip(feature_names(view), values, strict=True):
+            for name, column in zip(feature_names(view, views), values, strict=True):
                 columns[name] = pa.array(column)
             created = np.full(users, START_US + 70 * DAY_US + round_, dtype=np.int64)
             columns["created_timestamp"] = pa.array(created).cast(TS)

@@ -53,12 +53,64 @@ _TOP_KEYS = {"project", "registry", "offline", "online", "write", "server"}
 _SECTIONS = {"offline", "online", "write", "server"}  # mappings of options
 _REGISTRY_KEYS = {"url", "path"}  # `registry:` as a mapping
 _PATH_OPTIONS = {"path"}
+#: Dotted prefix of the object-store options of the offline path (`strato.offline.storage`).
+STORAGE_OPTIONS = "offline.storage_options"
+#: Environment variables read as storage options of an object-store offline path.
+_STORAGE_ENV_PREFIX = "AWS_"
 _URI = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*://")
 
 
 def is_uri(text: str) -> bool:
     """Whether `text` has a scheme (``s3://``, ``postgresql://``, ``file://``…): kept as written."""
     return _URI.match(text) is not None
+
+
+#: Option keys (upper case, delta-rs's spelling) whose values are secrets.
+SECRET_KEYS = frozenset(
+    {
+        "AWS_SECRET_ACCESS_KEY",
+        "AWS_SESSION_TOKEN",
+        "AWS_ACCESS_KEY_ID",
+        "AZURE_STORAGE_ACCOUNT_KEY",
+        "AZURE_STORAGE_SAS_KEY",
+        "AZURE_CLIENT_SECRET",
+        "GOOGLE_SERVICE_ACCOUNT_KEY",
+    }
+)
+
+
+def scheme(uri: str) -> str:
+    """``s3`` for ``s3://b/p``; empty for a local path (``file://`` counts as local)."""
+    if "://" not in uri:
+        return ""
+    found = uri.split("://", 1)[0].lower()
+    return "" if found == "file" else found
+
+
+def is_remote(uri: str) -> bool:
+    """Whether `uri` names an object store rather than this machine's file system."""
+    return scheme(uri) != ""
+
+
+def normalize_storage_options(raw: Mapping[str, Any], where: str = "offline.storage_options") -> dict[str, str]:
+    """Keys in delta-rs's upper-case spelling, values as strings (``true``, not ``True``)."""
+    out: dict[str, str] = {}
+    for key, value in raw.items():
+        if not isinstance(key, str) or not key:
+            raise ConfigError(f"{where}: option names must be strings, got {key!r}")
+        if isinstance(value, bool):
+            text = "true" if value else "false"
+        elif isinstance(value, str | int | float):
+            text = str(value)
+        else:
+            raise ConfigError(f"{where}.{key}: expected a string, number or boolean, got {type(value).__name__}")
+        out[key.upper()] = text
+    return out
+
+
+def redacted(options: Mapping[str, str]) -> dict[str, str]:
+    """`options` fit to print: secrets shown as ``***``."""
+    return {k: ("***" if k in SECRET_KEYS or "SECRET" in k or "TOKEN" in k else v) for k, v in options.items()}
 
 
 _Options = TypeVar("_Options", bound=BaseModel)
@@ -110,6 +162,10 @@ class StratoConfig:
     """The ``server:`` section, read by `strato serve`."""
     token: str | None = field(default=None, repr=False)
     """The API token from ``STRATO_TOKEN``, if set: a secret, so never in strato.yaml or `describe`."""
+    offline_storage_options: dict[str, str] = field(default_factory=dict, repr=False)
+    """How to reach an object-store ``offline.path`` (delta-rs's keys, upper case): the ``AWS_*``
+    environment variables, then ``offline.storage_options``, then ``STRATO_OFFLINE__STORAGE_OPTIONS__*``.
+    Empty for a local path. Secrets: `describe` masks them."""
 
     def describe(self) -> list[tuple[str, str, str]]:
         """(key, value, where it came from), for `strato config`."""
@@ -121,10 +177,20 @@ class StratoConfig:
             ("online.type", self.online_type),
             ("write.max_future_seconds", self.max_future_seconds),
         ]
+        rows += [(f"offline.storage_options.{k}", v) for k, v in redacted(self.offline_storage_options).items()]
         rows += [(f"online.{k}", v) for k, v in self.online_options.model_dump().items()]
         rows += [(f"offline.{k}", v) for k, v in self.offline_options.model_dump().items()]
         rows += [(f"server.{k}", v) for k, v in self.server.model_dump().items()]
-        return [(key, str(value), self.sources.get(key, "default")) for key, value in rows]
+        return [(key, str(value), self._source(key)) for key, value in rows]
+
+    def _source(self, key: str) -> str:
+        if key in self.sources:
+            return self.sources[key]
+        if key.startswith(f"{STORAGE_OPTIONS}."):  # the spelling each source used: any case
+            name = key.split(".", 2)[2]
+            found = [v for k, v in self.sources.items() if k.upper() == f"{STORAGE_OPTIONS}.{name}".upper()]
+            return found[-1] if found else "environment (AWS_*)"
+        return "default"
 
 
 def _suggest(key: object, known: Iterable[str], *, cutoff: float = 0.6) -> str:
@@ -266,6 +332,10 @@ def _normalize(layer: Mapping[str, Any], origin: Mapping[str, str]) -> dict[str,
             continue
         elif not option:
             raise ConfigError(f"{where}: {key}: must be a mapping of options, e.g. {key}.path")
+        elif key == STORAGE_OPTIONS:
+            raise ConfigError(
+                f"{where}: {key}: must be a mapping of delta-rs storage options (e.g. AWS_ENDPOINT_URL: ...)"
+            )
         elif option in ("path", "type", "engine") and not isinstance(value, str):
             raise ConfigError(f"{where}: {key}: expected a string, got {type(value).__name__} {value!r}")
         out[key] = value
@@ -307,7 +377,8 @@ def load_config(
             if key in ("online.type", "offline.engine") and values.get(key) != value:
                 # A different backend takes different options: drop those that earlier layers set
                 # for the old one (e.g. strato.yaml's LMDB path under STRATO_ONLINE__TYPE=memory).
-                for old in [k for k in values if k.startswith(f"{section}.") and k != key and k != "offline.path"]:
+                kept = ("offline.path", f"{STORAGE_OPTIONS}.")  # where the tables are is not an engine option
+                for old in [k for k in values if k.startswith(f"{section}.") and k != key and not k.startswith(kept)]:
                     if sources.get(old) != source:
                         del values[old]
                         sources.pop(old, None)
@@ -336,6 +407,10 @@ def load_config(
     online_type = values.pop("online.type")
     offline_engine = values.pop("offline.engine")
     offline_path = _location(repo, values.pop("offline.path"))
+    storage_keys = [k for k in values if k.startswith(f"{STORAGE_OPTIONS}.")]
+    storage_options = _storage_options(
+        offline_path, env, {k[len(STORAGE_OPTIONS) + 1 :]: values.pop(k) for k in storage_keys}
+    )
     max_future_seconds = _max_future_seconds(
         values.pop("write.max_future_seconds"), origins["write.max_future_seconds"]
     )
@@ -363,7 +438,24 @@ def load_config(
         max_future_seconds=max_future_seconds,
         server=server,
         token=env.get(TOKEN_ENV) or None,
+        offline_storage_options=storage_options,
     )
+
+
+def _storage_options(path: str, env: Mapping[str, str], given: Mapping[str, Any]) -> dict[str, str]:
+    """The options of an object-store `path`: ``AWS_*`` variables, overridden by those `given`.
+
+    A local path takes none: options given for it are refused rather than ignored.
+    """
+    if not is_remote(path):
+        if given:
+            raise ConfigError(
+                f"{STORAGE_OPTIONS}: given for a local offline.path ({path}); they apply only to an "
+                "object store such as s3://bucket/prefix"
+            )
+        return {}
+    ambient = {k: v for k, v in env.items() if k.startswith(_STORAGE_ENV_PREFIX) and v}
+    return {**normalize_storage_options(ambient, "environment"), **normalize_storage_options(given)}
 
 
 def _location(repo: Path, where: str) -> str:

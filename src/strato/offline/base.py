@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import abc
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, ClassVar, Self
 
@@ -42,6 +42,9 @@ class TableSnapshot:
     version: TableVersion
     files: tuple[str, ...]
     schema: pa.Schema
+    #: How to reach `files` when they are in an object store (`strato.offline.storage`);
+    #: empty for a local folder. Secrets, so never in the repr.
+    storage_options: Mapping[str, str] = field(default_factory=dict, repr=False, compare=False)
 
 
 @dataclass(frozen=True)
@@ -181,6 +184,12 @@ class OfflineEngine(abc.ABC):
             f"offline engine {self.name} returns Arrow tables only; engine_result=True needs an engine "
             "that keeps results in its own frames (offline engine spark)"
         )
+
+    def serve_storage(self, root: str) -> None:
+        """Told by the store, before its first call, where the tables live (a folder or an
+        object-store URI), so an engine that needs a connector for it can load it at start
+        (Spark's S3A jars). Storage options come with each snapshot. Default: nothing to do."""
+        return None
 
     def check(self) -> list[str]:
         """What `strato doctor` reports as wrong (empty when the engine works); runs ``SELECT 1``."""

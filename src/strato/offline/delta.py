@@ -5,6 +5,10 @@ and every commit is a version that reads can be pinned to (rule 5). Engines neve
 folder, only a `TableSnapshot`: the version and its exact file list, because files a later
 commit replaced stay on disk until vacuum and a glob would read them again.
 
+The root may be an object store (``s3://bucket/prefix`` and the other URIs delta-rs
+supports), reached with the storage options `strato.config` resolved; snapshots carry them to
+the engines (`offline.storage`), so every reader sees the same files.
+
 Tables are not partitioned. A point-in-time join reads every row of a view whatever the
 spine's time range, and partitioning by event date would split each write into one small
 file per day touched; pruning by date can come later, with compaction, when tables outgrow
@@ -36,6 +40,7 @@ from strato.errors import (
     StratoError,
     UserError,
 )
+from strato.offline import storage
 from strato.offline.base import TableSnapshot
 from strato.types import TableVersion
 
@@ -73,11 +78,27 @@ def _writer_properties(schema: pa.Schema) -> WriterProperties:
 
 
 class DeltaTables:
-    """The Delta tables of one project under `root`: ``{root}/{project}/{table_name}``."""
+    """The Delta tables of one project under `root`: ``{root}/{project}/{table_name}``.
 
-    def __init__(self, root: str, project: str) -> None:
+    `root` is a folder or any URI delta-rs supports (``s3://bucket/prefix``…), reached with
+    `storage_options` (delta-rs's keys, resolved by `strato.config`; see `offline.storage`).
+    """
+
+    def __init__(self, root: str, project: str, storage_options: Mapping[str, str] | None = None) -> None:
         self.root = str(root).rstrip("/")
         self.project = project
+        self.storage_options: dict[str, str] = dict(storage_options or {})
+
+    def __repr__(self) -> str:
+        return f"DeltaTables({self.root!r}, {self.project!r})"  # never the options: they hold secrets
+
+    def open(self, table_name: str, *, version: TableVersion | None = None) -> DeltaTable | None:
+        """The table as delta-rs sees it (at `version`), or None if it does not exist."""
+        return _open(self.path(table_name), self._options, version=version)
+
+    @property
+    def _options(self) -> dict[str, str] | None:
+        return self.storage_options or None
 
     def path(self, table_name: str) -> str:
         if not table_name or "/" in table_name or table_name in (".", ".."):
@@ -124,11 +145,18 @@ class DeltaTables:
         commit = CommitProperties(custom_metadata=metadata, app_transactions=app_transactions or None)
         properties = _writer_properties(rows.schema)
         with _mapped_errors(table_name):
-            table = _open(path)
+            table = _open(path, self._options)
             if table is None:
                 _check_transactions(table_name, None, expected_transactions)
-                write_deltalake(path, rows, mode="append", commit_properties=commit, writer_properties=properties)
-                created = DeltaTable(path)
+                write_deltalake(
+                    path,
+                    rows,
+                    mode="append",
+                    commit_properties=commit,
+                    writer_properties=properties,
+                    storage_options=self._options,
+                )
+                created = DeltaTable(path, storage_options=self._options)
                 version = _find_commit(created, write_id)
                 moved_to = _moved_to(created)
                 if moved_to:  # retired while this write created it: the rows are there, but stranded
@@ -153,7 +181,7 @@ class DeltaTables:
                     writer_properties=properties,
                 )
             except CommitFailedError:
-                fresh = _open(path)
+                fresh = _open(path, self._options)
                 if fresh is not None:
                     _refuse_if_moved(fresh)  # the conflict was the retire commit
                 raise
@@ -162,7 +190,7 @@ class DeltaTables:
     def written_as(self, table_name: str, idempotency_key: str) -> tuple[TableVersion, int | None] | None:
         """(version, write time µs) of the commit that recorded `idempotency_key`, or None."""
         with _mapped_errors(table_name):
-            table = _open(self.path(table_name))
+            table = self.open(table_name)
             if table is None or table.transaction_version(_app_id(idempotency_key)) is None:
                 return None
             for commit in table.history():
@@ -178,7 +206,7 @@ class DeltaTables:
         """The version each application id last committed to the table (None: never, or no table)."""
         ids = list(app_ids)
         with _mapped_errors(table_name):
-            table = _open(self.path(table_name))
+            table = self.open(table_name)
             if table is None:
                 return dict.fromkeys(ids)
             return {app_id: table.transaction_version(app_id) for app_id in ids}
@@ -191,7 +219,7 @@ class DeltaTables:
         Many small ingest commits would otherwise make every read open thousands of files.
         """
         with _mapped_errors(table_name):
-            table = _open(self.path(table_name))
+            table = self.open(table_name)
             if table is None or len(table.file_uris()) < 2:
                 return 0
             _refuse_if_moved(table)
@@ -207,23 +235,22 @@ class DeltaTables:
         """
         path = self.path(table_name)
         with _mapped_errors(table_name):
-            if _open(path) is None:
+            if _open(path, self._options) is None:
                 with contextlib.suppress(Exception):  # a concurrent first write may create it first
-                    write_deltalake(path, schema.empty_table(), mode="append")
+                    write_deltalake(path, schema.empty_table(), mode="append", storage_options=self._options)
             return self._set_moved_to(path, moved_to)
 
     def reopen(self, table_name: str) -> None:
         """Undo `retire` (an apply that failed before it was committed); a no-op if not retired."""
         path = self.path(table_name)
         with _mapped_errors(table_name):
-            table = _open(path)
+            table = _open(path, self._options)
             if table is not None and _moved_to(table):
                 self._set_moved_to(path, "")
 
-    @staticmethod
-    def _set_moved_to(path: str, value: str) -> TableVersion:
+    def _set_moved_to(self, path: str, value: str) -> TableVersion:
         for attempt in range(20):  # a metadata commit can lose a race to concurrent appends
-            table = DeltaTable(path)
+            table = DeltaTable(path, storage_options=self._options)
             try:
                 # Strato's own key is not a Delta property, hence not raise_if_not_exists.
                 table.alter.set_table_properties({_MOVED_TO: value}, raise_if_not_exists=False)
@@ -236,12 +263,9 @@ class DeltaTables:
     def drop(self, table_name: str) -> None:
         """Delete the table and all its history; a missing table is not an error."""
         path = self.path(table_name)
-        if "://" in path and not path.startswith("file://"):
-            from pyarrow import fs
-
-            filesystem, inner = fs.FileSystem.from_uri(path)
-            with contextlib.suppress(FileNotFoundError):
-                filesystem.delete_dir(inner)
+        if storage.is_remote(path):
+            with _mapped_errors(table_name):
+                storage.delete_tree(path, self.storage_options)
             return
         shutil.rmtree(path.removeprefix("file://"), ignore_errors=True)
 
@@ -255,14 +279,22 @@ class DeltaTables:
         """
         path = self.path(table_name)
         with _mapped_errors(table_name):
-            table = _open(path)
+            table = _open(path, self._options)
             if table is None:
                 return None
             if isinstance(as_of, datetime):
                 when = as_of if as_of.tzinfo else as_of.replace(tzinfo=UTC)
-                table.load_as_version(when)
-                if table.version() == 0 and _commit_time(path, 0) > when:
-                    return None
+                if storage.is_remote(path):
+                    # Object stores date files in whole seconds (S3's Last-Modified), which is what
+                    # delta-rs's timestamp lookup reads; the commits' own times are in ms.
+                    current = _version_at(table, when)
+                    if current is None:
+                        return None
+                    table.load_as_version(current)
+                else:
+                    table.load_as_version(when)
+                    if table.version() == 0 and _commit_time(path, 0, self._options) > when:
+                        return None
             elif as_of is not None:
                 as_of = _version_number(as_of)
                 if as_of < 0 or as_of > table.version():
@@ -278,19 +310,20 @@ class DeltaTables:
                 version=table.version(),
                 files=tuple(table.file_uris()),
                 schema=pa.schema(table.schema().to_arrow()),
+                storage_options=self.storage_options,
             )
 
     def version(self, table_name: str) -> TableVersion | None:
         """The latest committed version, or None if the table does not exist."""
         with _mapped_errors(table_name):
-            table = _open(self.path(table_name))
+            table = self.open(table_name)
             return None if table is None else table.version()
 
     def newest(self, table_name: str, column: str) -> Any:
         """The greatest value of `column` in the latest version, from the files' statistics
         (no data read); None for no table, no rows or no statistics."""
         with _mapped_errors(table_name):
-            table = _open(self.path(table_name))
+            table = self.open(table_name)
             if table is None:
                 return None
             actions = pa.table(table.get_add_actions(flatten=True))
@@ -302,7 +335,7 @@ class DeltaTables:
     def history(self, table_name: str) -> list[dict[str, Any]]:
         """The commit log, oldest first: version, timestamp (UTC), operation, rows_added."""
         with _mapped_errors(table_name):
-            table = _open(self.path(table_name))
+            table = self.open(table_name)
             if table is None:
                 return []
             return [
@@ -330,9 +363,11 @@ def _version_number(value: object) -> int:
         raise UserError(f"as_of must be a table version (int) or a datetime, got {value!r}") from None
 
 
-def _open(path: str) -> DeltaTable | None:
+def _open(
+    path: str, options: Mapping[str, str] | None = None, *, version: TableVersion | None = None
+) -> DeltaTable | None:
     try:
-        return DeltaTable(path)
+        return DeltaTable(path, version=version, storage_options=dict(options) if options else None)
     except TableNotFoundError:
         return None
 
@@ -365,9 +400,16 @@ def _find_commit(table: DeltaTable, write_id: str) -> TableVersion:
     raise BackendFailure(f"Delta table {table.table_uri}: committed write {write_id} is missing from its log")
 
 
-def _commit_time(path: str, version: TableVersion) -> datetime:
+def _version_at(table: DeltaTable, when: datetime) -> TableVersion | None:
+    """The newest version whose commit time (commitInfo, ms) is at or before `when`; None: none is."""
+    limit = when.timestamp() * 1000
+    found = [int(c["version"]) for c in table.history() if c.get("timestamp") is not None and c["timestamp"] <= limit]
+    return max(found) if found else None
+
+
+def _commit_time(path: str, version: TableVersion, options: Mapping[str, str] | None = None) -> datetime:
     # Only a table loaded at its latest version numbers its history correctly (delta-rs 1.6).
-    for commit in DeltaTable(path).history():
+    for commit in DeltaTable(path, storage_options=dict(options) if options else None).history():
         if commit["version"] == version:
             return datetime.fromtimestamp(commit["timestamp"] / 1000, tz=UTC)
     raise NotFoundError(f"Delta table at {path}: version {version} is no longer in its log")

@@ -17,7 +17,7 @@ from datetime import timedelta
 import pyarrow as pa
 from deltalake import DeltaTable
 
-from strato.offline.delta import DeltaTables, _mapped_errors, _open, _writer_properties
+from strato.offline.delta import DeltaTables, _mapped_errors, _writer_properties
 from strato.types import TableVersion
 
 
@@ -35,7 +35,7 @@ class Compaction:
 def compact(tables: DeltaTables, table_name: str, *, target_size: int | None = None) -> Compaction:
     """Rewrite the table's small files into larger ones, keeping every version readable."""
     with _mapped_errors(table_name):
-        table = _open(tables.path(table_name))
+        table = tables.open(table_name)
         if table is None:
             return Compaction(table_name, 0, 0, None)
         before = table.version()
@@ -58,7 +58,7 @@ def vacuum_candidates(
 ) -> list[str]:
     """The files (relative to the table folder) a vacuum would delete, sorted."""
     with _mapped_errors(table_name):
-        table = _open(tables.path(table_name))
+        table = tables.open(table_name)
         if table is None:
             return []
         return sorted(
@@ -76,7 +76,7 @@ def vacuum(
 ) -> list[str]:
     """Delete what `vacuum_candidates` lists (the files of `keep_versions` are kept); the files deleted."""
     with _mapped_errors(table_name):
-        table = _open(tables.path(table_name))
+        table = tables.open(table_name)
         if table is None:
             return []
         return sorted(
@@ -92,13 +92,13 @@ def vacuum(
 def files_at(tables: DeltaTables, table_name: str, versions: Iterable[TableVersion]) -> dict[TableVersion, set[str]]:
     """Per version, the files (relative to the table folder) it reads; versions whose log is
     gone are left out."""
-    path = tables.path(table_name)
     found: dict[TableVersion, set[str]] = {}
     with _mapped_errors(table_name):
-        if _open(path) is None:
+        if tables.open(table_name) is None:
             return found
         for version in versions:
-            table = DeltaTable(path)
+            table = tables.open(table_name)
+            assert table is not None
             try:
                 table.load_as_version(version)
             except Exception:  # its log was cleaned up: nothing left to keep

@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from strato import plugins
-from strato.config import CONFIG_FILE, StratoConfig, load_config
+from strato.config import CONFIG_FILE, StratoConfig, is_remote, load_config
 from strato.definitions.feature_view import FeatureView
 from strato.errors import ConfigError, StratoError
 from strato.offline.base import OfflineEngine
@@ -73,6 +73,8 @@ def diagnose(repo: str | Path | None = None) -> Report:
     checks.append(registry_check)
     checks.append(_online(config))
     checks.append(_offline(config))
+    if is_remote(config.offline_path):
+        checks.append(_object_store(config))
     if registry is not None:
         try:
             checks.extend(_views(config, registry))
@@ -145,12 +147,24 @@ def _offline(config: StratoConfig) -> Check:
     def run() -> tuple[list[str], str]:
         cls: type[OfflineEngine] = plugins.load("offline", config.offline_engine)
         with cls.open(config.offline_options) as engine:  # type: ignore[arg-type]
-            answer = engine.sql("SELECT 1 AS one", []).to_pylist()
-        if answer != [{"one": 1}]:
-            return [f"{config.offline_engine}: SELECT 1 answered {answer!r}"], ""
-        return [], f"{config.offline_engine} runs SQL; history at {_safe(config.offline_path)}"
+            engine.serve_storage(config.offline_path)
+            problems = engine.check()  # DuckDB: SELECT 1; Spark: session, delta-spark's jars, a job
+        what = "runs SQL" if cls.capabilities.sql else "runs jobs"
+        return problems, f"{config.offline_engine} {what}; history at {_safe(config.offline_path)}"
 
     return _attempt("offline", run)
+
+
+def _object_store(config: StratoConfig) -> Check:
+    """The bucket of an object-store offline path exists and these credentials can list it."""
+
+    def run() -> tuple[list[str], str]:
+        from strato.offline.storage import check_reachable  # pyarrow's S3 client only when asked
+
+        problems = check_reachable(config.offline_path, config.offline_storage_options)
+        return problems, f"{config.offline_path} is reachable and lists"
+
+    return _attempt("object store", run)
 
 
 def _views(config: StratoConfig, registry: RegistryStore) -> list[Check]:
@@ -159,7 +173,7 @@ def _views(config: StratoConfig, registry: RegistryStore) -> list[Check]:
 
     try:
         views = [fv for fv in registry.list("feature_view") if isinstance(fv, FeatureView)]
-        delta = DeltaTables(config.offline_path, config.project)
+        delta = DeltaTables(config.offline_path, config.project, config.offline_storage_options)
     except StratoError as exc:
         return [Check("views", False, _one_line(exc))]
     return [_attempt(f"view {fv.name}", functools.partial(_view, fv, delta, registry)) for fv in views]

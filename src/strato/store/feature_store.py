@@ -141,7 +141,9 @@ class FeatureStore:
         if self._delta is None:
             from strato.offline.delta import DeltaTables
 
-            self._delta = DeltaTables(self.config.offline_path, self.config.project)
+            self._delta = DeltaTables(
+                self.config.offline_path, self.config.project, self.config.offline_storage_options
+            )
         return self._delta
 
     @property
@@ -159,7 +161,9 @@ class FeatureStore:
         if self._offline is None:
             self._check_open()
             cls: type[OfflineEngine] = plugins.load("offline", self.config.offline_engine)
-            self._offline = cls.open(self.config.offline_options)  # type: ignore[arg-type]
+            engine = cls.open(self.config.offline_options)  # type: ignore[arg-type]
+            engine.serve_storage(self.config.offline_path)
+            self._offline = engine
         return self._offline
 
     def close(self) -> None:
@@ -719,6 +723,7 @@ class FeatureStore:
         start: datetime | None = None,
         end: datetime | None = None,
         spine_view: str | None = None,
+        engine_result: bool = False,
     ) -> TrainingSet:
         """A training set: `entity_df` plus each feature as of each row's event time (rule 3).
 
@@ -730,6 +735,9 @@ class FeatureStore:
         (`strato.store.spines`): every entity of the views at each of its event times with
         ``start <= t < end``, or, with ``spine_view="labels"``, that view's rows (labels joined
         to features).
+        ``engine_result=True`` leaves the rows in the offline engine (`TrainingSet.frame`, a Spark
+        DataFrame on engine spark) instead of collecting them here; windowed-aggregation and
+        on-demand features, computed in this process, are refused with it.
         """
         if features is None:
             raise UserError("get_historical_features: features are required (a list of 'view:feature' or a service)")
@@ -753,6 +761,11 @@ class FeatureStore:
         elif start is not None or end is not None or spine_view is not None:
             raise UserError("get_historical_features: start, end and spine_view are for calls without an entity_df")
         if self._on_demand.involves(features, full_feature_names):
+            if engine_result:
+                raise UserError(
+                    "get_historical_features: engine_result=True cannot include on-demand features "
+                    "(they are computed in this process); request their sources and compute them in the engine"
+                )
             # Checked as a whole (the on-demand views and their sources, or the service): the
             # joins the on-demand path makes for its inputs are then not checked again.
             self._check("read", *self._on_demand.resources(features))
@@ -773,6 +786,7 @@ class FeatureStore:
             as_of=as_of,
             versions=versions,
             spine_versions=spine_versions,
+            engine_result=engine_result,
         )
 
     def _join_history(
@@ -786,6 +800,7 @@ class FeatureStore:
         versions: Mapping[str, TableVersion | None] | None,
         spine_versions: Mapping[str, TableVersion | None] | None = None,
         check: bool = True,
+        engine_result: bool = False,
     ) -> TrainingSet:
         """The point-in-time join of stored features (rule 3), `get_historical_features`' core."""
         spine_versions = spine_versions or {}
@@ -837,6 +852,18 @@ class FeatureStore:
                 features, stored_names = [f for f, _ in stored], [n for _, n in stored]
                 types = [fv.feature(f).dtype.to_arrow() for f in features]
                 requests.append(PitRequest(snapshot, fv.join_key_names, features, stored_names, types, fv.ttl))
+        if engine_result:
+            if aggregated:
+                raise UserError(
+                    "get_historical_features: engine_result=True cannot include windowed aggregations "
+                    f"({sorted(aggregated)}): they are computed in this process"
+                )
+            rename = {frames.EVENT_TIMESTAMP: timestamp_field} if timestamp_field != frames.EVENT_TIMESTAMP else {}
+            frame = self.offline_engine.point_in_time_frame(spine, requests, rename=rename)
+            empty = _append_empty(spine.slice(0, 0), requests)
+            if rename:
+                empty = empty.rename_columns([rename.get(c, c) for c in empty.column_names])
+            return TrainingSet(empty, {**spine_versions, **used_versions}, tuple(output), frame=frame)
         table = self.offline_engine.point_in_time_join(spine, requests)
         if aggregated:
             table = pa.table(
@@ -1026,6 +1053,14 @@ def _whoami() -> str:
         return getpass.getuser()
     except (KeyError, OSError):
         return "unknown"
+
+
+def _append_empty(spine: pa.Table, requests: Sequence[PitRequest]) -> pa.Table:
+    """`spine` (no rows) with each request's output columns: the schema of an engine result."""
+    for request in requests:
+        for name, out_type in zip(request.output_names, request.output_types, strict=True):
+            spine = spine.append_column(name, pa.array([], out_type))
+    return spine
 
 
 _SOURCE_COLUMN, _OFFSET_COLUMN = "__strato_stream_source", "__strato_stream_offset"

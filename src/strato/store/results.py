@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import pyarrow as pa
 
@@ -92,11 +92,18 @@ class TrainingSet:
     table: pa.Table
     versions: dict[str, TableVersion | None]
     feature_names: tuple[str, ...]
+    frame: Any = None
+    """With ``engine_result=True``: the rows left in the offline engine, as its own frame (a
+    Spark DataFrame), never pulled through this process; `table` is then empty, with the
+    result's columns, and `to_arrow` collects the frame."""
 
     def to_arrow(self) -> pa.Table:
-        """The training set as a pyarrow Table (no copy)."""
+        """The training set as a pyarrow Table (no copy; an engine frame is collected first)."""
+        if self.frame is not None:
+            collected: pa.Table = self.frame.toArrow()
+            return collected
         return self.table
 
     def to_df(self) -> pd.DataFrame:
         """The training set as a pandas DataFrame."""
-        return self.table.to_pandas()  # type: ignore[no-any-return]
+        return self.to_arrow().to_pandas()  # type: ignore[no-any-return]

@@ -2,7 +2,9 @@
 
 Each test that takes `offline_engine` runs once per engine registered under the
 ``strato.offline`` entry-point group, so a new engine (Spark) is tested by this suite as
-soon as it is registered. History tables live in a fresh `tmp_path` per test.
+soon as it is registered. History tables live in a fresh place per test, once in a local
+folder (`tmp_path`) and once in an object store: a prefix of a bucket on the session's real
+S3-compatible server (tests/engines/s3), skipped, saying why, where Java or Maven is missing.
 """
 
 from __future__ import annotations
@@ -10,6 +12,7 @@ from __future__ import annotations
 import sys
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -61,6 +64,19 @@ def sql_engine(offline_engine: OfflineEngine) -> OfflineEngine:
     return offline_engine
 
 
-@pytest.fixture
-def tables(tmp_path: Path) -> DeltaTables:
-    return DeltaTables(str(tmp_path / "offline"), "proj")
+@pytest.fixture(scope="session")
+def s3_server() -> Iterator[Any]:
+    from engines.s3 import harness
+
+    yield harness.server()
+    harness.stop()
+
+
+@pytest.fixture(params=["local", "s3"])
+def tables(request: pytest.FixtureRequest, tmp_path: Path) -> DeltaTables:
+    if request.param == "local":
+        return DeltaTables(str(tmp_path / "offline"), "proj")
+    from engines.s3 import harness
+
+    server = request.getfixturevalue("s3_server")
+    return DeltaTables(harness.new_root("contract"), "proj", server.storage_options)

@@ -8,6 +8,7 @@ applies to the result; the sandbox holds (one SELECT, no files, time limit).
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -19,7 +20,7 @@ import pytest
 
 from strato import plugins
 from strato.errors import UserError
-from strato.offline.base import BatchQuery, FileInput, OfflineEngine, TableSnapshot, ViewInput
+from strato.offline.base import BatchQuery, FileInput, OfflineEngine, ViewInput
 from strato.offline.delta import DeltaTables
 
 TS = pa.timestamp("us", tz="UTC")
@@ -52,7 +53,8 @@ def view_input(tables: DeltaTables) -> ViewInput:
     snapshot = tables.snapshot("raw__v1")
     assert snapshot is not None
     return ViewInput(
-        TableSnapshot("raw", snapshot.path, snapshot.version, snapshot.files, snapshot.schema), ("user_id",)
+        dataclasses.replace(snapshot, name="raw"),
+        ("user_id",),  # its storage options too
     )
 
 

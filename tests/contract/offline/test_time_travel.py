@@ -6,13 +6,14 @@ from __future__ import annotations
 import itertools
 import time
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 
 import pyarrow as pa
+import pyarrow.fs as pafs
 import pytest
 from deltalake import DeltaTable
 
 from strato.errors import NotFoundError
+from strato.offline import storage
 from strato.offline.base import OfflineEngine
 from strato.offline.delta import DeltaTables
 
@@ -101,8 +102,8 @@ def test_snapshot_files_are_exactly_that_versions(offline_engine: OfflineEngine,
     # Rewrite one file outside Strato (a delete, as a compaction or GDPR job would): the old file
     # stays on disk, and a glob of the folder would read its rows again.
     path = tables.path("t")
-    DeltaTable(path).delete("user_id = 0")
-    on_disk = {str(p) for p in Path(path).glob("*.parquet")}
+    DeltaTable(path, storage_options=tables.storage_options or None).delete("user_id = 0")
+    on_disk = parquet_files(tables, "t")
     latest = tables.snapshot("t")
     assert latest is not None
     assert latest.version == 4
@@ -164,3 +165,12 @@ def test_drop_removes_the_table(tables: DeltaTables) -> None:
     assert tables.version("u") == 0
     tables.drop("t")  # dropping again is fine
     assert tables.append("t", rows(2)) == 0
+
+
+def parquet_files(tables: DeltaTables, table_name: str) -> set[str]:
+    """Every Parquet file in the table's folder (a listing, not the log), as its snapshots name them."""
+    path = tables.path(table_name)
+    fs, inner = storage.filesystem(path, tables.storage_options)
+    infos = fs.get_file_info(pafs.FileSelector(inner, recursive=False))
+    names = {info.path.rsplit("/", 1)[-1] for info in infos if info.path.endswith(".parquet")}
+    return {f"{path}/{name}" for name in names}

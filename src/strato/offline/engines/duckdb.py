@@ -40,6 +40,7 @@ import pyarrow.compute as pc
 from pydantic import Field
 
 from strato.errors import BackendFailure, BackendUnavailable, ConfigError, SchemaError, UserError
+from strato.offline import storage
 from strato.offline.base import BatchQuery, Capabilities, EngineOptions, OfflineEngine, TableSnapshot
 from strato.offline.pit import PitRequest
 
@@ -173,7 +174,8 @@ class DuckDBOfflineEngine(OfflineEngine):
                 raise SchemaError(f"table {snapshot.name!r} has no column {name!r}; it has {schema.names}")
         if not snapshot.files:
             return pa.RecordBatchReader.from_batches(schema, iter(()))
-        src = _scan(snapshot.files)
+        cur = self._connection().cursor()
+        src = _source(cur, snapshot)
         low, high = (None if start is None else _micros(start)), _micros(end)
         on = " AND ".join(f"h.{_q(k)} = w.{_q(k)}" for k in key_names)
         query = f"""
@@ -184,7 +186,6 @@ class DuckDBOfflineEngine(OfflineEngine):
                 AND h.{EVENT_TS} = w.__strato_w.e AND h.{CREATED_TS} = w.__strato_w.c
             WHERE {_between("h.", low, high, inclusive=False)}
         """
-        cur = self._connection().cursor()
         with _mapped_errors():
             reader = cur.sql(query).to_arrow_reader(_BATCH_ROWS)
 
@@ -221,7 +222,7 @@ class DuckDBOfflineEngine(OfflineEngine):
             present = _file_columns(cur, snapshot)
             names = [n for n in wanted if n in present]
             query = f"""
-                SELECT {_cols(names)} FROM {_scan(snapshot.files)}
+                SELECT {_cols(names)} FROM {_source(cur, snapshot)}
                 {"WHERE " + " AND ".join(where) if where else ""}
                 QUALIFY row_number() OVER (
                     PARTITION BY {_cols([*key_names, EVENT_TS])} ORDER BY {CREATED_TS} DESC) = 1
@@ -236,7 +237,7 @@ class DuckDBOfflineEngine(OfflineEngine):
         with self._cursor() as cur, _mapped_errors():
             present = _file_columns(cur, snapshot)
             names = [n for n in snapshot.schema.names if n in present]
-            table = cur.sql(f"SELECT {_cols(names)} FROM {_scan(snapshot.files)}").to_arrow_table()
+            table = cur.sql(f"SELECT {_cols(names)} FROM {_source(cur, snapshot)}").to_arrow_table()
         return pa.Table.from_batches([_conform(b, snapshot.schema) for b in table.to_batches()], snapshot.schema)
 
     def sql(self, query: str, tables: Sequence[TableSnapshot]) -> pa.Table:
@@ -288,13 +289,12 @@ def _join_view(
     fetch = list(dict.fromkeys(f for f in request.features if f in present))
     if not fetch:
         return [pa.nulls(n, t) for t in request.output_types]
-    query = _pit_sql(snapshot.files, request, fetch, low, high, union=not same)
-    result = cur.sql(query).to_arrow_table()
+    src = _source(cur, snapshot, union=not same)
+    result = cur.sql(_pit_sql(src, request, fetch, low, high)).to_arrow_table()
     if result.num_rows != n:
         # Only when (keys, event_timestamp, created_timestamp) repeats in history (two writes
         # in one microsecond): keep one row per spine row rather than duplicating it.
-        again = _pit_sql(snapshot.files, request, fetch, low, high, unique=False, union=not same)
-        result = cur.sql(again).to_arrow_table()
+        result = cur.sql(_pit_sql(src, request, fetch, low, high, unique=False)).to_arrow_table()
     columns: list[pa.ChunkedArray | pa.Array] = []
     for feature, name, out_type in zip(request.features, request.output_names, request.output_types, strict=True):
         if feature not in present:
@@ -305,18 +305,11 @@ def _join_view(
     return columns
 
 
-def _pit_sql(
-    files: Sequence[str],
-    request: PitRequest,
-    fetch: Sequence[str],
-    low: int,
-    high: int,
-    *,
-    unique: bool = True,
-    union: bool = True,
-) -> str:
-    """Narrow dedup → ASOF JOIN → hash join back for the features → spine order (see module doc)."""
-    src = _scan(files, union=union)
+def _pit_sql(src: str, request: PitRequest, fetch: Sequence[str], low: int, high: int, *, unique: bool = True) -> str:
+    """Narrow dedup → ASOF JOIN → hash join back for the features → spine order (see module doc).
+
+    `src` is the history's table expression (`_source`).
+    """
     keys = request.join_keys
     # Rows after the last spine time (or, with a ttl, too old for the first) can never match;
     # saying so lets DuckDB skip row groups by their statistics.
@@ -391,7 +384,7 @@ def _utc_times(spine: pa.Table) -> pa.ChunkedArray:
 
 def _file_columns(cur: duckdb.DuckDBPyConnection, snapshot: TableSnapshot) -> frozenset[str]:
     """Columns present in at least one file; a column added by an empty write is in none."""
-    rows = cur.execute(f"DESCRIBE SELECT * FROM {_scan(snapshot.files)}").fetchall()
+    rows = cur.execute(f"DESCRIBE SELECT * FROM {_source(cur, snapshot)}").fetchall()
     return frozenset(str(r[0]) for r in rows)
 
 
@@ -438,6 +431,22 @@ def _scan(files: Sequence[str], *, union: bool = True) -> str:
     """A scan of exactly `files`; `union` matches columns by name across files (rule 6)."""
     listed = ", ".join(_literal(f) for f in files)
     return f"read_parquet([{listed}], union_by_name = true)" if union else f"read_parquet([{listed}])"
+
+
+def _source(cur: duckdb.DuckDBPyConnection, snapshot: TableSnapshot, *, union: bool = True) -> str:
+    """The snapshot's rows as a table expression on `cur`: DuckDB's own Parquet reader over its
+    exact files (`union`: columns matched by name across files, rule 6), or, for an object
+    store, a pyarrow dataset registered on the cursor.
+
+    DuckDB reads ``s3://`` only through its httpfs extension, which it downloads on first use
+    (not possible on machines without its extension repository); pyarrow's filesystems read
+    every store delta-rs writes, with the same options (`strato.offline.storage`).
+    """
+    if not storage.is_remote(snapshot.path):
+        return _scan(snapshot.files, union=union)
+    name = f"__strato_src_{id(snapshot):x}_{snapshot.version}"
+    cur.register(name, storage.dataset(snapshot))
+    return _q(name)
 
 
 def _between(prefix: str, low_us: int | None, high_us: int, *, inclusive: bool) -> str:

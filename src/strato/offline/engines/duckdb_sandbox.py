@@ -38,6 +38,7 @@ import pyarrow as pa
 import pyarrow.dataset as pads
 
 from strato.errors import BackendFailure, BackendUnavailable, ConfigError, UserError
+from strato.offline import storage
 from strato.offline.base import TableSnapshot
 
 #: Query-node types a read-only query is made of; anything else (COPY_QUERY_NODE,
@@ -157,7 +158,7 @@ def _dataset(snapshot: TableSnapshot) -> pads.Dataset | pa.Table:
     """
     if not snapshot.files:
         return snapshot.schema.empty_table()
-    return pads.dataset(list(snapshot.files), schema=snapshot.schema, format="parquet")
+    return storage.dataset(snapshot)  # a folder or an object store, with the snapshot's options
 
 
 def _run_limited(

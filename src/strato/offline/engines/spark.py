@@ -43,6 +43,7 @@ import pyarrow.compute as pc
 from pydantic import Field
 
 from strato.errors import BackendFailure, BackendUnavailable, ConfigError, SchemaError, UserError
+from strato.offline import storage
 from strato.offline.base import Capabilities, EngineOptions, OfflineEngine, TableSnapshot
 from strato.offline.pit import PitRequest
 from strato.offline.spine import CREATED_TS, EVENT_TS, cast, check_key_types, check_outputs, conform, utc_times
@@ -63,6 +64,8 @@ _BATCH_ROWS = 131_072
 _MICROSECOND = timedelta(microseconds=1)
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 DELTA_PACKAGE = "io.delta:delta-spark_2.13:4.0.0"
+#: Hadoop's S3A connector, of the Hadoop version pyspark 4.0 bundles (hadoop-client 3.4.1).
+HADOOP_AWS_PACKAGE = "org.apache.hadoop:hadoop-aws:3.4.1"
 
 
 class SparkOptions(EngineOptions):
@@ -83,6 +86,10 @@ class SparkOptions(EngineOptions):
     packages: str = DELTA_PACKAGE
     """Maven coordinates resolved into ``ivy_cache`` at start (``spark.jars.packages``); delta-spark at least."""
 
+    object_store_packages: str = HADOOP_AWS_PACKAGE
+    """Added to ``packages`` when ``offline.path`` is an object store (``s3://``): the S3A
+    connector and, through it, the AWS SDK bundle (about 550 MB, resolved once into ``ivy_cache``)."""
+
     ivy_cache: str = "~/.cache/strato/ivy"
     """Where resolved jars are cached (``spark.jars.ivy``), outside the repository; ``~`` is expanded."""
 
@@ -102,27 +109,37 @@ _SESSION_LOCK = threading.Lock()
 _SESSION: tuple[SparkOptions, SparkSession] | None = None
 
 
-def session(options: SparkOptions) -> SparkSession:
+def session(options: SparkOptions, *, object_store: bool = False) -> SparkSession:
     """The process's SparkSession, started on first use with `options` and then reused.
 
     A second, different set of options in the same process is refused rather than silently
-    ignored: Spark keeps one session configuration per JVM.
+    ignored: Spark keeps one session configuration per JVM. `object_store` adds
+    ``object_store_packages`` to the jars of a session it starts.
     """
     global _SESSION
     with _SESSION_LOCK:
         if _SESSION is not None:
             running_options, running = _SESSION
             if running.sparkContext._jsc is not None:  # not stopped
-                if running_options != options:
+                if _session_settings(running_options) != _session_settings(options):
                     raise ConfigError(
                         "offline engine spark: a SparkSession with other options "
                         f"(master {running_options.master!r}) already runs in this process; "
                         "use one set of offline options per process"
                     )
                 return running
-        started = _start(options)
+        started = _start(options, object_store=object_store)
         _SESSION = (options, started)
         return started
+
+
+#: Options that shape what one engine reads, not the session it runs on: engines differing only
+#: in these share the process's session.
+_ENGINE_ONLY = frozenset({"read"})
+
+
+def _session_settings(options: SparkOptions) -> dict[str, Any]:
+    return options.model_dump(exclude=set(_ENGINE_ONLY))
 
 
 def stop_session() -> None:
@@ -134,13 +151,16 @@ def stop_session() -> None:
             _SESSION = None
 
 
-def _start(options: SparkOptions) -> SparkSession:
+def _start(options: SparkOptions, *, object_store: bool = False) -> SparkSession:
     if shutil.which("java") is None and not os.environ.get("JAVA_HOME"):
         raise BackendUnavailable("offline engine spark needs Java 17 or later: no java on PATH and no JAVA_HOME")
     from pyspark.sql import SparkSession
 
+    packages = [p.strip() for p in options.packages.split(",") if p.strip()]
+    if object_store:
+        packages += [p.strip() for p in options.object_store_packages.split(",") if p.strip() not in packages]
     conf = {
-        "spark.jars.packages": options.packages,
+        "spark.jars.packages": ",".join(dict.fromkeys(p for p in packages if p)),
         "spark.jars.ivy": os.path.expanduser(options.ivy_cache),
         "spark.sql.extensions": "io.delta.sql.DeltaSparkSessionExtension",
         "spark.sql.catalog.spark_catalog": "org.apache.spark.sql.delta.catalog.DeltaCatalog",
@@ -185,6 +205,9 @@ class SparkOfflineEngine(OfflineEngine):
     def __init__(self, options: SparkOptions) -> None:
         self._options = options
         self._closed = False
+        self._object_store = False
+        #: Buckets whose S3A settings this engine set, with the options it set them from.
+        self._configured: dict[str, dict[str, str]] = {}
 
     @classmethod
     def open(cls, options: EngineOptions | None = None) -> Self:
@@ -196,12 +219,40 @@ class SparkOfflineEngine(OfflineEngine):
         """This engine refuses further calls; the process's session stays up for the next one."""
         self._closed = True
 
+    def serve_storage(self, root: str) -> None:
+        """An object-store root loads the S3A connector with the session (`object_store_packages`)."""
+        self._object_store = self._object_store or storage.is_remote(root)
+
     @property
     def spark(self) -> SparkSession:
         """The SparkSession this engine runs on (started now if it is not yet)."""
         if self._closed:
             raise BackendFailure("the spark offline engine is closed")
-        return session(self._options)
+        return session(self._options, object_store=self._object_store)
+
+    def _reach(self, snapshot: TableSnapshot) -> None:
+        """Give Hadoop the snapshot's object-store settings (per bucket) before Spark reads it."""
+        if not storage.is_remote(snapshot.path):
+            return
+        conf = storage.hadoop_conf(snapshot.path, snapshot.storage_options)
+        bucket = urlparse(snapshot.path).netloc
+        if self._configured.get(bucket) == conf:
+            return
+        spark = self.spark
+        jvm = spark.sparkContext._jvm
+        assert jvm is not None
+        from py4j.java_gateway import JavaClass  # type: ignore[import-untyped]
+
+        if not isinstance(jvm.org.apache.hadoop.fs.s3a.S3AFileSystem, JavaClass):
+            raise BackendFailure(
+                f"offline engine spark cannot read {snapshot.path}: Hadoop's S3A connector is not loaded; "
+                f"the session started without {self._options.object_store_packages} (start it with the "
+                "store's offline.path an object store, or add it to offline.packages)"
+            )
+        hadoop = spark.sparkContext._jsc.hadoopConfiguration()
+        for key, value in conf.items():
+            hadoop.set(key, value)
+        self._configured[bucket] = conf
 
     def check(self) -> list[str]:
         """The session starts, Delta's classes load, and a job runs."""
@@ -210,7 +261,7 @@ class SparkOfflineEngine(OfflineEngine):
         with _mapped_errors():
             jvm = spark.sparkContext._jvm
             assert jvm is not None
-            from py4j.java_gateway import JavaClass  # type: ignore[import-untyped]
+            from py4j.java_gateway import JavaClass
 
             # As delta-spark's own Python API reaches it; a missing class is a JavaPackage instead.
             if not isinstance(jvm.io.delta.tables.DeltaTable, JavaClass):
@@ -434,6 +485,7 @@ class SparkOfflineEngine(OfflineEngine):
         from pyspark.sql import functions as F
         from pyspark.sql.pandas.types import from_arrow_schema
 
+        self._reach(snapshot)
         if self._options.read == "files":
             try:
                 schema = from_arrow_schema(snapshot.schema)
