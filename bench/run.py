@@ -263,6 +263,13 @@ def run(users: int, iterations: int, repeat: int, seed: int = 7) -> dict[str, An
     from bench import redis_online  # imports this module's timing helpers
 
     results.update(redis_online.run(min(users, 20_000), max(iterations // 4, 1_000)))
+    _log("aerospike: 1 x 120 and 100 x 120 on the test server bundle, beside the raw client …")
+    from bench import aerospike_online
+
+    try:
+        results.update(aerospike_online.run(min(users, 20_000), max(iterations // 2, 2_000)))
+    except SystemExit as missing:  # no server bundle on this machine: say so, measure the rest
+        _log(f"aerospike: skipped ({missing})")
     _log("window aggregations: 1 entity x 3 windows x 4 aggregates, in process on LMDB …")
     from bench import window_agg
 
