@@ -24,6 +24,8 @@ jar resolution take seconds) and kept; closing an engine does not stop it, so th
 
 User SQL is not offered (`Capabilities.sql` is False): Spark SQL reads any path it is given
 (``SELECT * FROM parquet.`/etc```), and there is no sandbox for it; `strato sql` stays on DuckDB.
+Batch transformations (`batch_query`, a SqlSource's one query over its declared inputs) are
+offered: `spark_batch` checks each with Spark's parser and analyzer before it runs.
 """
 
 from __future__ import annotations

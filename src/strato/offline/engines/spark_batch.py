@@ -111,6 +111,8 @@ def check_query(spark: SparkSession, text: str, inputs: frozenset[str]) -> None:
             or _is(spark, node, "org.apache.spark.sql.catalyst.plans.logical.ParsedStatement")
         ):
             raise UserError(f"a SqlSource query is one SELECT; got {kind}")
+        if kind == "PlanWithUnresolvedIdentifier":  # IDENTIFIER('csv.`/etc`'): a name only analysis knows
+            raise UserError(_out_of_reach("a relation named by IDENTIFIER(...)", inputs))
         if kind == "UnresolvedRelation":
             parts = [str(p) for p in _seq(node.multipartIdentifier())]
             if len(parts) != 1:
