@@ -24,6 +24,8 @@ jar resolution take seconds) and kept; closing an engine does not stop it, so th
 
 User SQL is not offered (`Capabilities.sql` is False): Spark SQL reads any path it is given
 (``SELECT * FROM parquet.`/etc```), and there is no sandbox for it; `strato sql` stays on DuckDB.
+Batch transformations (`batch_query`, a SqlSource's one query over its declared inputs) are
+offered: `spark_batch` checks each with Spark's parser and analyzer before it runs.
 """
 
 from __future__ import annotations
@@ -44,7 +46,7 @@ from pydantic import Field
 
 from strato.errors import BackendFailure, BackendUnavailable, ConfigError, SchemaError, UserError
 from strato.offline import storage
-from strato.offline.base import Capabilities, EngineOptions, OfflineEngine, TableSnapshot
+from strato.offline.base import BatchQuery, Capabilities, EngineOptions, OfflineEngine, TableSnapshot
 from strato.offline.pit import PitRequest
 from strato.offline.spine import CREATED_TS, EVENT_TS, cast, check_key_types, check_outputs, conform, utc_times
 
@@ -200,7 +202,7 @@ class SparkOfflineEngine(OfflineEngine):
 
     name: ClassVar[str] = "spark"
     options_model: ClassVar[type[EngineOptions]] = SparkOptions
-    capabilities: ClassVar[Capabilities] = Capabilities(sql=False, quick_calls=False, frames=True)
+    capabilities: ClassVar[Capabilities] = Capabilities(sql=False, quick_calls=False, frames=True, batch_queries=True)
 
     def __init__(self, options: SparkOptions) -> None:
         self._options = options
@@ -477,6 +479,15 @@ class SparkOfflineEngine(OfflineEngine):
             "offline engine spark does not run `strato sql`: Spark SQL has no sandbox for user queries; "
             "use engine duckdb for SQL over the same tables, or `read_frame` for Spark jobs of your own"
         )
+
+    def batch_query(
+        self, batch: BatchQuery, *, start: datetime | None, end: datetime | None, limit: int | None = None
+    ) -> pa.Table:
+        """A SqlSource's query, parsed and analyzed by Spark and refused unless it is one query
+        over its inputs alone (`spark_batch` says how), then run on a child session."""
+        from strato.offline.engines.spark_batch import run_batch_query
+
+        return run_batch_query(self.spark, batch, start=start, end=end, limit=limit)
 
     # ------------------------------------------------------------------ helpers
 
