@@ -487,6 +487,8 @@ class SparkOfflineEngine(OfflineEngine):
         over its inputs alone (`spark_batch` says how), then run on a child session."""
         from strato.offline.engines.spark_batch import run_batch_query
 
+        for view in batch.views:  # inputs on an object store: Hadoop gets their settings first
+            self._reach(view.snapshot)
         return run_batch_query(self.spark, batch, start=start, end=end, limit=limit)
 
     # ------------------------------------------------------------------ helpers
