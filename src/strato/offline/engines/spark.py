@@ -512,7 +512,6 @@ class SparkOfflineEngine(OfflineEngine):
         # version's file list instead (`inputFiles`) costs a log replay job of its own.
         names = sorted({_local(f).rsplit("/", 1)[-1] for f in snapshot.files})
         return frame.where(F.col("_metadata.file_name").isin(names))
-        return frame
 
 
 def _unjoinable(request: PitRequest) -> bool:
