@@ -68,6 +68,11 @@ class ServerMetrics:
         self.ingest_age = Gauge(
             "strato_view_ingest_age_seconds", "Seconds since the view was last written, per view", ["view"], registry=r
         )
+        self.freshness_timeouts = Counter(
+            "strato_freshness_read_timeouts",
+            "Scrapes answered with the freshness last read, its history read being slower than the backend timeout",
+            registry=r,
+        )
 
     def set_freshness(self, views: Mapping[str, ViewFreshness], now: float) -> None:
         """Replace the freshness gauges with `views` (a dropped view's series go)."""
