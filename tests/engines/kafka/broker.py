@@ -26,6 +26,8 @@ import time
 import uuid
 from pathlib import Path
 
+from ..maven import resolve_jars  # noqa: TID252 - relative: also imported as tests.engines.* (bench, scripts)
+
 KAFKA_VERSION = "4.4.0"
 #: JVM heap of the broker: the test machine is small and shared.
 HEAP = "-Xmx512m"
@@ -69,33 +71,9 @@ def cache_dir(version: str = KAFKA_VERSION) -> Path:
 
 def jars(version: str = KAFKA_VERSION) -> Path:
     """The folder of the broker's jars, resolved with Maven on first use (cached after)."""
-    for tool in ("java", "mvn"):
-        if shutil.which(tool) is None:
-            raise BrokerUnavailable(f"{tool} not installed: the Kafka tests need Java 17+ and Maven")
-    folder = cache_dir(version)
-    lib = folder / "lib"
-    done = folder / ".complete"
-    if done.exists() and any(lib.glob("kafka_2.13-*.jar")):
-        return lib
-    folder.mkdir(parents=True, exist_ok=True)
-    (folder / "pom.xml").write_text(_POM.format(version=version))
-    command = [
-        "mvn",
-        "-q",
-        "-B",
-        "-f",
-        str(folder / "pom.xml"),
-        "dependency:copy-dependencies",
-        f"-DoutputDirectory={lib}",
-        "-DincludeScope=runtime",
-    ]
-    result = subprocess.run(command, capture_output=True, text=True, timeout=900)
-    if result.returncode != 0 or not any(lib.glob("kafka_2.13-*.jar")):
-        raise RuntimeError(
-            f"mvn could not resolve kafka_2.13:{version}:\n{result.stdout[-2000:]}{result.stderr[-2000:]}"
-        )
-    done.touch()
-    return lib
+    return resolve_jars(
+        cache_dir(version), _POM.format(version=version), "kafka_2.13-*.jar", "the Kafka tests", BrokerUnavailable
+    )
 
 
 class KafkaBroker:

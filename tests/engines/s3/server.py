@@ -28,6 +28,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from ..maven import resolve_jars  # noqa: TID252 - relative: also imported as tests.engines.* (bench, scripts)
+
 S3PROXY_VERSION = "4.0.0"
 ACCESS_KEY = "strato-test"
 SECRET_KEY = "strato-test-secret"
@@ -74,31 +76,9 @@ def cache_dir(version: str = S3PROXY_VERSION) -> Path:
 
 def jars(version: str = S3PROXY_VERSION) -> Path:
     """The folder of s3proxy's jars, resolved with Maven on first use (cached after)."""
-    for tool in ("java", "mvn"):
-        if shutil.which(tool) is None:
-            raise S3Unavailable(f"{tool} not installed: the object-storage tests need Java 17+ and Maven")
-    folder = cache_dir(version)
-    lib = folder / "lib"
-    done = folder / ".complete"
-    if done.exists() and any(lib.glob("s3proxy-*.jar")):
-        return lib
-    folder.mkdir(parents=True, exist_ok=True)
-    (folder / "pom.xml").write_text(_POM.format(version=version))
-    command = [
-        "mvn",
-        "-q",
-        "-B",
-        "-f",
-        str(folder / "pom.xml"),
-        "dependency:copy-dependencies",
-        f"-DoutputDirectory={lib}",
-        "-DincludeScope=runtime",
-    ]
-    result = subprocess.run(command, capture_output=True, text=True, timeout=900)
-    if result.returncode != 0 or not any(lib.glob("s3proxy-*.jar")):
-        raise RuntimeError(f"mvn could not resolve s3proxy {version}:\n{result.stdout[-2000:]}{result.stderr[-2000:]}")
-    done.touch()
-    return lib
+    return resolve_jars(
+        cache_dir(version), _POM.format(version=version), "s3proxy-*.jar", "the object-storage tests", S3Unavailable
+    )
 
 
 class S3Server:
