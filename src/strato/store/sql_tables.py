@@ -31,6 +31,7 @@ import re
 from collections.abc import Callable, Iterable, Mapping
 from datetime import datetime
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -39,11 +40,13 @@ from strato import clock
 from strato.definitions.feature_view import FeatureView
 from strato.errors import NotFoundError, UserError
 from strato.offline.base import TableSnapshot
-from strato.offline.delta import DeltaTables
 from strato.registry.base import RegistryStore, TrainingSetRecord
 from strato.store.catalog import Catalog
 from strato.store.training_sets import ROWS_FILE
 from strato.types import TableVersion
+
+if TYPE_CHECKING:  # deltalake is imported on first use: a lookup never needs it
+    from strato.offline.delta import DeltaTables
 
 TRAINING_SETS = "training_sets"
 """The SQL schema that holds the training sets."""
