@@ -516,15 +516,14 @@ class ReadPlan:
 
     layout: TileLayout
     outputs: tuple[Output, ...]
-    windows: tuple[tuple[int, int, int, tuple[tuple[int, SlotKind], ...]], ...]
-    """(group, tile size in µs, tiles, ((slot position, slot kind), ...)) per distinct window."""
+    windows: tuple[tuple[int, int, int, tuple[tuple[int, SlotKind, Callable[[Sequence[Any]], Any]], ...]], ...]
+    """(group, tile size in µs, tiles, ((slot position, slot kind, merge-and-total), ...)) per
+    distinct window; the total (a float sum rounded once for every aggregation sharing it) is
+    what the path of rows without pending events reads."""
     picks: tuple[tuple[tuple[SlotKind, int], ...], ...]
     """Per output: (slot kind, position in the flat list of merged states) of its slots."""
     columns: tuple[int, ...]
     """Per output: the position of its raw column in `layout.columns` (for pending events)."""
-    totals: tuple[tuple[int, int, int, tuple[tuple[int, Callable[[Sequence[Any]], Any]], ...]], ...]
-    """`windows` with each slot's merge-and-total function: the path of rows without pending
-    events, where a float sum can be rounded once for every aggregation sharing it."""
     finishers: tuple[Callable[[list[Any]], Any], ...]
     """Per output: its value from the flat list of totals."""
 
@@ -544,15 +543,11 @@ class ReadPlan:
             layout,
             tuple(outputs),
             tuple(
-                (group, layout.groups[group].tile_us, tiles, tuple(slots.items()))
+                (group, layout.groups[group].tile_us, tiles, tuple((j, k, _TOTALS[k]) for j, k in slots.items()))
                 for (group, tiles), slots in windows.items()
             ),
             picks,
             tuple(layout.columns.index(o.aggregation.column) for o in outputs),
-            tuple(
-                (group, layout.groups[group].tile_us, tiles, tuple((j, _TOTALS[kind]) for j, kind in slots.items()))
-                for (group, tiles), slots in windows.items()
-            ),
             tuple(_finisher(o.aggregation, dict(p)) for o, p in zip(outputs, picks, strict=True)),
         )
 
@@ -576,13 +571,9 @@ class ReadPlan:
             return self._evaluate_with_pending(tiles, pending, t_us)
         totals: list[Any] = []
         append = totals.append
-        for group, tile_us, length, slots in self.totals:
-            current = t_us // tile_us
-            rows = tiles[group]
-            lo = bisect.bisect_left(rows, current - length + 1, key=_tile_index)
-            hi = bisect.bisect_right(rows, current, lo=lo, key=_tile_index)
-            columns = list(zip(*rows[lo:hi], strict=True)) if hi > lo else None
-            for j, total in slots:
+        for group, tile_us, length, slots in self.windows:
+            columns = _window_columns(tiles[group], t_us // tile_us, length)
+            for j, _, total in slots:
                 append(total(columns[1 + j] if columns is not None else ()))
         return [finish(totals) for finish in self.finishers]
 
@@ -591,15 +582,8 @@ class ReadPlan:
         pending events of its window before their final value is taken."""
         merged: list[Any] = []
         for group, tile_us, length, slots in self.windows:
-            current = t_us // tile_us
-            rows = tiles[group]
-            lo = bisect.bisect_left(rows, current - length + 1, key=_tile_index)
-            hi = bisect.bisect_right(rows, current, lo=lo, key=_tile_index)
-            if hi > lo:
-                columns = list(zip(*rows[lo:hi], strict=True))
-                merged.extend(_combine(kind, columns[1 + j]) for j, kind in slots)
-            else:
-                merged.extend(_combine(kind, ()) for _, kind in slots)
+            columns = _window_columns(tiles[group], t_us // tile_us, length)
+            merged.extend(_combine(kind, columns[1 + j] if columns is not None else ()) for j, kind, _ in slots)
         out = []
         for o, picks, column in zip(self.outputs, self.picks, self.columns, strict=True):
             states = {kind: merged[at] for kind, at in picks}
@@ -616,6 +600,14 @@ class ReadPlan:
 
 def _tile_index(tile: list[Any]) -> int:
     return tile[0]  # type: ignore[no-any-return]
+
+
+def _window_columns(rows: list[list[Any]], current: int, length: int) -> list[tuple[Any, ...]] | None:
+    """The tiles of a window of `length` tiles ending at tile `current`, transposed (index,
+    then each slot's states); None when the window holds no tile."""
+    lo = bisect.bisect_left(rows, current - length + 1, key=_tile_index)
+    hi = bisect.bisect_right(rows, current, lo=lo, key=_tile_index)
+    return list(zip(*rows[lo:hi], strict=True)) if hi > lo else None
 
 
 def _combine(kind: SlotKind, states: Sequence[Any]) -> Any:
