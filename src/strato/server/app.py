@@ -300,8 +300,12 @@ def create_app(settings: ServerSettings | None = None, store: FeatureStore | Non
     def route(path: str, name: str, fn: Handler, method: str) -> Route:
         return Route(path, server.endpoint(name, fn), methods=[method])
 
+    # Served by `HotPath`; also listed here, so Starlette answers other methods on it with 405.
+    lookup = Route(
+        "/get-online-features", server.endpoint("get-online-features", server.get_online_features), methods=["POST"]
+    )
     routes = [
-        route("/get-online-features", "get-online-features", server.get_online_features, "POST"),
+        lookup,
         route("/push", "push", server.push, "POST"),
         route("/write-to-online-store", "write-to-online-store", server.write_to_online_store, "POST"),
         route("/health", "health", server.health, "GET"),
@@ -323,9 +327,7 @@ def create_app(settings: ServerSettings | None = None, store: FeatureStore | Non
 
     app = Starlette(routes=routes, lifespan=lifespan, exception_handlers={HTTPException: http_error})
     app.state.server = server
-    return HotPath(
-        app, "/get-online-features", "POST", server.endpoint("get-online-features", server.get_online_features)
-    )
+    return HotPath(app, lookup.path, "POST", cast("Handler", lookup.endpoint))
 
 
 class HotPath:
