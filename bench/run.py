@@ -37,6 +37,7 @@ from __future__ import annotations
 import argparse
 import gc
 import json
+import shutil
 import sys
 import tempfile
 import time
@@ -297,6 +298,14 @@ def run(users: int, iterations: int, repeat: int, seed: int = 7) -> dict[str, An
     from bench import http_load
 
     results.update(http_load.run())
+    _log("spark: point-in-time join beside DuckDB at 100K and 1M entity rows (30 features; minutes) …")
+    if shutil.which("java") is None:
+        _log("spark: skipped (no java on PATH: Spark needs Java 17+)")
+    else:
+        from bench import spark_historical
+
+        sizes = (users, 10 * users) if users < 100_000 else (100_000, 1_000_000)
+        results.update(spark_historical.run(sizes))
     return results
 
 
