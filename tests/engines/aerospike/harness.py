@@ -77,12 +77,33 @@ class Server:
         subprocess.run([str(self.folder / "stop-aerospike"), str(self.workdir)], capture_output=True, timeout=60)
 
 
-def start_server() -> Server:
-    """A new server of its own, in a new temporary folder; the caller stops it (`stop` or `discard`)."""
+def start_server(*, restartable: bool = False) -> Server:
+    """A new server of its own, in a new temporary folder; the caller stops it (`stop` or `discard`).
+
+    `restartable`: on four ports below Linux's ephemeral range (32768 up), so that no client
+    connection can be handed one of them while the server is down and `restart` finds them free.
+    """
     folder = bundle()
     server = Server(folder, Path(tempfile.mkdtemp(prefix="strato-aerospike-")))
-    server.start()
+    server.start(_low_ports() if restartable else None)
     return server
+
+
+def _low_ports() -> str:
+    """A base port P in 20000-32000 with P..P+3 free on loopback."""
+    import random
+    import socket
+
+    for _ in range(200):
+        base = random.randrange(20_000, 32_000 - 4)
+        try:
+            for port in range(base, base + 4):
+                with socket.socket() as probe:
+                    probe.bind(("127.0.0.1", port))
+        except OSError:
+            continue
+        return str(base)
+    raise RuntimeError("no four free loopback ports below 32000")
 
 
 def restart(server: Server, port: str, within_s: float = 90.0) -> None:

@@ -156,7 +156,7 @@ def test_no_server_is_unavailable() -> None:
 
 def test_server_stopped_mid_run_then_back(tmp_path: Path) -> None:
     """A server of its own: stopped, every call is a clear BackendUnavailable; restarted, the same store works."""
-    server = harness.start_server()
+    server = harness.start_server(restartable=True)
     try:
         opts = AerospikeOptions(hosts=[server.address], read_timeout_ms=500, write_timeout_ms=500)
         store = AerospikeOnlineStore.open(opts, project="p")
